@@ -1,0 +1,3 @@
+from largegraph.cli import main
+
+raise SystemExit(main())
