@@ -1,0 +1,126 @@
+"""The only code that reads or writes checkpoint files.
+
+A checkpoint is ``checkpoints/step-<global step>.pt`` (tensors and plain Python values only, loadable
+with ``torch.load(weights_only=True)``) plus ``step-<global step>.json``, its manifest: SHA-256 of the
+``.pt`` file, epoch, config fingerprint and library versions. The manifest is written last, so a
+checkpoint without one is incomplete and ignored. Every file goes through write-to-temp, fsync,
+rename, directory fsync: a crash at any instant leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from largegraph.errors import CheckpointError
+
+_NAME = re.compile(r"^step-(\d{10})\.json$")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so readers only ever see the old or the complete new file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_tensors(path: Path, obj: Any) -> str:
+    """Atomically ``torch.save`` ``obj`` to ``path``; returns its SHA-256."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
+    atomic_write_bytes(path, payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def versions() -> dict[str, str]:
+    import dgl
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__}
+
+
+class CheckpointStore:
+    """Checkpoints of one run directory.
+
+    Args:
+        directory: ``<run_dir>/checkpoints``.
+        fingerprint: config fingerprint a checkpoint must carry to be resumed.
+        keep_last: how many complete checkpoints to keep.
+    """
+
+    def __init__(self, directory: Path, fingerprint: str, keep_last: int = 2):
+        self.directory = Path(directory)
+        self.fingerprint = fingerprint
+        self.keep_last = keep_last
+
+    def save(self, step: int, state: dict, meta: dict | None = None) -> Path:
+        """Write ``state`` as the checkpoint of global step ``step`` and prune old ones."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = f"step-{step:010d}"
+        digest = save_tensors(self.directory / f"{stem}.pt", state)
+        manifest = {"step": step, "sha256": digest, "fingerprint": self.fingerprint,
+                    "versions": versions(), **(meta or {})}
+        atomic_write_bytes(self.directory / f"{stem}.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        self._prune()
+        return self.directory / f"{stem}.pt"
+
+    def manifests(self) -> list[Path]:
+        """Complete checkpoints (those with a manifest), oldest first."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir() if _NAME.match(p.name))
+
+    def _prune(self) -> None:
+        for manifest in self.manifests()[:-self.keep_last]:
+            manifest.unlink(missing_ok=True)  # manifest first: a half-pruned checkpoint is simply incomplete
+            manifest.with_suffix(".pt").unlink(missing_ok=True)
+
+    def load(self, manifest_path: Path) -> tuple[dict, dict]:
+        """Verify and load one checkpoint. Raises CheckpointError if it is corrupt or foreign."""
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            payload = manifest_path.with_suffix(".pt").read_bytes()
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{manifest_path.name}: unreadable ({exc})") from None
+        if hashlib.sha256(payload).hexdigest() != manifest.get("sha256"):
+            raise CheckpointError(f"{manifest_path.with_suffix('.pt').name}: checksum mismatch (truncated or corrupt)")
+        if manifest.get("fingerprint") != self.fingerprint:
+            raise CheckpointError(f"{manifest_path.name}: written for a different model/task config "
+                                  f"({manifest.get('fingerprint')} != {self.fingerprint})")
+        try:
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        except Exception as exc:  # the unpickler refuses anything but tensors and plain values
+            raise CheckpointError(f"{manifest_path.with_suffix('.pt').name}: refused to load ({exc})") from None
+        return state, manifest
+
+    def latest(self, warn: Callable[[str], None] = print) -> tuple[dict, dict] | None:
+        """The newest checkpoint that verifies, skipping (with a warning) corrupt ones."""
+        for manifest in reversed(self.manifests()):
+            try:
+                return self.load(manifest)
+            except CheckpointError as exc:
+                warn(f"skipping checkpoint {exc}")
+        return None

@@ -1,0 +1,194 @@
+"""Typed job schema: YAML loading, dotted CLI overrides, resolved dumps.
+
+Every section rejects unknown keys, so a typo (``model.hiden``) fails loudly with its dotted path
+instead of silently training with a default. Rank, world size and device are runtime arguments,
+never config keys: one job file runs unchanged on a laptop, under torchrun or in a pod.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from largegraph.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Where the graph comes from and how it is prepared for message passing."""
+
+    name: str = Field(min_length=1, description="OGB name (ogbn-arxiv) or a dataset written by `largegraph data`")
+    root: str = Field("data", description="directory holding dataset folders (OGB's root)")
+    add_reverse_edges: Literal["auto", "true", "false"] = Field(
+        "auto", description="auto: add reverse edges unless OGB already stored both directions")
+    self_loops: bool = Field(False, description="remove then add one self-loop per node (GCN/GAT want them)")
+    feature_norm: Literal["none", "row", "standardize"] = Field(
+        "none", description="row: L1-normalise rows (bag-of-words); standardize: zero mean, unit variance per column")
+
+
+class SamplerConfig(Section):
+    """Mini-batch sampling: one fanout per GNN layer, -1 for all neighbors."""
+
+    fanouts: list[int] = Field(default_factory=lambda: [15, 10], min_length=1)
+    batch_size: int = Field(1024, gt=0)
+    eval_batch_size: int = Field(8192, gt=0, description="node chunk size for layer-wise inference")
+    num_workers: int = Field(0, ge=0, description="sampling worker processes (0: sample in the trainer)")
+    shuffle: bool = True
+    drop_last: bool = False
+
+    @model_validator(mode="after")
+    def _fanouts_valid(self) -> "SamplerConfig":
+        bad = [f for f in self.fanouts if f == 0 or f < -1]
+        if bad:
+            raise ValueError(f"fanouts must be positive or -1 (all neighbors), got {self.fanouts}")
+        return self
+
+
+class ModelConfig(Section):
+    """The encoder (message passing); task heads are built from the task section."""
+
+    arch: Literal["sage", "gat", "gcn", "mlp"] = "sage"
+    hidden: int = Field(256, gt=0)
+    num_layers: int = Field(2, ge=1, le=8)
+    aggregator: Literal["mean", "pool", "gcn"] = Field("mean", description="GraphSAGE aggregator")
+    heads: int = Field(4, ge=1, description="GAT attention heads")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    norm: Literal["none", "batch", "layer"] = "none"
+    activation: Literal["relu", "elu", "gelu"] = "relu"
+
+
+class TrainConfig(Section):
+    """Optimisation and evaluation schedule."""
+
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr_schedule: Literal["none", "cosine", "step", "plateau"] = "none"
+    lr_step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
+    lr_gamma: float = Field(0.5, gt=0, le=1)
+    grad_clip: Optional[float] = Field(None, gt=0, description="max gradient norm; null disables clipping")
+    eval_every: int = Field(1, ge=1, description="evaluate on valid/test every N epochs")
+    early_stopping_patience: Optional[int] = Field(
+        None, ge=1, description="stop after N evaluations without a better validation score")
+    restore_best: bool = Field(True, description="final model.pt/predictions come from the best validation epoch")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
+class CheckpointConfig(Section):
+    every_n_epochs: int = Field(1, ge=1)
+    keep_last: int = Field(2, ge=1)
+
+
+class JobConfig(Section):
+    """A whole training job, as written in ``configs/*.yaml``."""
+
+    name: str = Field("job", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    task: Literal["node_classification"] = "node_classification"
+    seed: int = Field(0, ge=0)
+    data: DataConfig
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+    @model_validator(mode="after")
+    def _fanouts_match_layers(self) -> "JobConfig":
+        if self.model.arch != "mlp" and len(self.sampler.fanouts) != self.model.num_layers:
+            raise ValueError(
+                f"sampler.fanouts has {len(self.sampler.fanouts)} entries but model.num_layers is "
+                f"{self.model.num_layers}; give one fanout per layer"
+            )
+        return self
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the model and the task (not epochs or paths)."""
+        keep = {"task": self.task, "model": self.model.model_dump(), "data": self.data.name}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling against configs/ or the README)"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``model.hidden=256`` -> (['model', 'hidden'], 256). Values are parsed as YAML scalars/lists."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. model.hidden=256)")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: value {raw!r} is not valid YAML") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set each dotted override into the raw (unvalidated) config dictionary."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path {path} is a directory, not a YAML file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return raw
+
+
+def build_config(raw: dict, source: str = "config") -> JobConfig:
+    try:
+        return JobConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
+    """Load a YAML job file, apply dotted overrides and validate.
+
+    Raises:
+        ConfigError: naming the dotted key that is wrong.
+    """
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    return build_config(raw, str(path))
+
+
+def dump_config(cfg: JobConfig, path: str | Path) -> None:
+    """Write the fully resolved config (defaults included) as YAML."""
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,483 @@
+"""Bring your own graph: import a node-classification dataset from plain files.
+
+``largegraph data import`` reads an edge list (CSV), node features (CSV, ``.npy`` or a SNAP/MUSAE-style
+``.json`` of active feature indices), node labels (CSV) and a split (seeded ratios or three id lists), and
+writes them through :func:`largegraph.data.ogb_layout.write_node_dataset`, so the result loads with OGB's
+own loader like any other dataset.
+
+Node ids in the files are arbitrary (integers or strings). Every id seen in the edges, features or labels
+becomes a node; nodes are numbered 0..N-1 in sorted order of their original id (numeric order when every
+id is an integer) and ``mapping/nodeidx2id.csv.gz`` keeps the original ids. Every problem with the input
+files is reported as a one-line :class:`DatasetError` naming the file (and column or line) at fault.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from largegraph.data.ogb_layout import write_node_dataset
+from largegraph.errors import DatasetError
+
+PathLike = str | os.PathLike
+SPLIT_FILES = ("train", "valid", "test")
+_INT_PATTERN = r"[+-]?\d+"
+# Cells read as missing (NaN) in feature columns, so that they are reported rather than parsed as text.
+_MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"]
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _require_file(path: PathLike, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"{what} file {path} does not exist (or is not a file); check the path")
+    return path
+
+
+def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    """Read a CSV with a header row (as strings unless told otherwise); any parse problem becomes one
+    DatasetError line."""
+    kwargs = {"dtype": str, "keep_default_na": False, **kwargs}
+    try:
+        # utf-8-sig: a byte-order mark (Excel exports) must not become part of the first column's name.
+        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", **kwargs)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{what} file {path} is empty; it needs a header row and one row per entry") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DatasetError(f"cannot read {what} file {path} as CSV: {_one_line(exc)}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _require_column(frame: pd.DataFrame, col: str, path: Path, what: str, flag: str) -> None:
+    if col not in frame.columns:
+        columns = ", ".join(map(repr, frame.columns))
+        raise DatasetError(f"{what} file {path} has no column {col!r} (columns: {columns}); "
+                           f"rename the column or pass {flag}")
+
+
+def _id_column(frame: pd.DataFrame, col: str, path: Path, what: str, flag: str) -> np.ndarray:
+    """Return a column of node ids as stripped strings; raise if it is missing or has empty cells."""
+    _require_column(frame, col, path, what, flag)
+    values = frame[col].fillna("").str.strip()
+    empty = (values == "").to_numpy()
+    if empty.any():
+        line = int(np.flatnonzero(empty)[0]) + 2  # 1-based, after the header row
+        raise DatasetError(f"{what} file {path}, line {line}: column {col!r} is empty; every row needs a node id")
+    return values.to_numpy(dtype=object)
+
+
+def _is_int(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values, dtype=str).str.fullmatch(_INT_PATTERN).to_numpy(dtype=bool)
+
+
+def _all_integers(values: np.ndarray) -> bool:
+    return bool(_is_int(values).all())
+
+
+def _to_int(values: np.ndarray, where: str) -> np.ndarray:
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64)
+    except OverflowError:
+        raise DatasetError(f"{where}: an integer does not fit in 64 bits; use smaller ids or string ids") from None
+
+
+def _first_duplicate(values: np.ndarray) -> object | None:
+    dup = pd.Series(values).duplicated().to_numpy()
+    return values[np.flatnonzero(dup)[0]] if dup.any() else None
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class _Features:
+    """Feature rows with their original (string) ids; ``ids`` is None for ``.npy``, whose row i is id i."""
+
+    fmt: str
+    ids: np.ndarray | None
+    matrix: np.ndarray
+
+
+def _read_edges(path: Path, src_col: str | None, dst_col: str | None) -> tuple[np.ndarray, np.ndarray]:
+    frame = _read_csv(path, "edges")
+    if (src_col is None or dst_col is None) and frame.shape[1] < 2:
+        raise DatasetError(f"edges file {path} has {frame.shape[1]} column; it needs a source and a destination "
+                           f"column (comma-separated, with a header row)")
+    src_col = src_col or frame.columns[0]
+    dst_col = dst_col or frame.columns[1]
+    src = _id_column(frame, src_col, path, "edges", "--src-col")
+    dst = _id_column(frame, dst_col, path, "edges", "--dst-col")
+    if len(frame) == 0:
+        raise DatasetError(f"edges file {path} has a header but no edges; add one '{src_col},{dst_col}' row per edge")
+    return src, dst
+
+
+def _read_features(path: Path, id_col: str, label_col: str) -> _Features:
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        return _read_features_npy(path)
+    if name.endswith(".json"):
+        return _read_features_json(path)
+    if name.endswith((".csv", ".csv.gz")):
+        return _read_features_csv(path, id_col, label_col)
+    raise DatasetError(f"features file {path}: unknown format; use a .csv (id + numeric columns), "
+                       f".npy (row i = node id i) or .json (node id -> list of active feature indices)")
+
+
+def _read_features_csv(path: Path, id_col: str, label_col: str) -> _Features:
+    header = _read_csv(path, "features", nrows=0)
+    _require_column(header, id_col, path, "features", "--id-col")
+    # A label column next to the features (one file for both) must never leak into the inputs.
+    cols = [c for c in header.columns if c not in (id_col, label_col)]
+    if not cols:
+        raise DatasetError(f"features file {path} has no feature columns besides {id_col!r}; add numeric columns")
+    # Ids stay exact strings; feature columns go through pandas' fast float parser.
+    frame = _read_csv(path, "features", dtype={id_col: str}, na_values={c: _MISSING for c in cols})
+    ids = _id_column(frame, id_col, path, "features", "--id-col")
+    for col in cols:
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            text = frame[col].astype(object)
+            bad = pd.to_numeric(text, errors="coerce").isna().to_numpy() & text.notna().to_numpy()
+            row = int(np.flatnonzero(bad)[0])
+            raise DatasetError(f"features file {path}, line {row + 2}: column {col!r} has non-numeric value "
+                               f"{text.iloc[row]!r}; features must be numbers")
+    return _Features("csv", ids, frame[cols].to_numpy(dtype=np.float32))
+
+
+def _read_features_npy(path: Path) -> _Features:
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DatasetError(f"cannot read features file {path} as .npy: {_one_line(exc)}") from None
+    if matrix.ndim != 2 or not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == bool):
+        raise DatasetError(f"features file {path} holds a {matrix.ndim}-d {matrix.dtype} array; it must be a "
+                           f"2-d numeric array of shape (number of ids, feature dim)")
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise DatasetError(f"features file {path} has shape {matrix.shape}; it holds no features")
+    return _Features("npy", None, matrix)
+
+
+def _read_features_json(path: Path) -> _Features:
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"cannot read features file {path} as JSON: {_one_line(exc)}") from None
+    if not isinstance(data, dict) or not data:
+        raise DatasetError(f"features file {path} must be a non-empty JSON object mapping node id -> "
+                           f"list of active feature indices")
+    for key, active in data.items():
+        if not isinstance(active, list) or not all(type(i) is int and i >= 0 for i in active):
+            raise DatasetError(f"features file {path}: node {key!r} maps to {str(active)[:60]}; each node id "
+                               f"must map to a list of non-negative integer feature indices")
+    width = max(max(active, default=-1) for active in data.values()) + 1
+    if width == 0:
+        raise DatasetError(f"features file {path} lists no active feature index for any node")
+    ids = np.array([str(k).strip() for k in data], dtype=object)
+    rows = np.repeat(np.arange(len(data)), [len(v) for v in data.values()])
+    cols = np.fromiter((i for v in data.values() for i in v), dtype=np.int64, count=len(rows))
+    matrix = np.zeros((len(data), width), dtype=np.float32)
+    matrix[rows, cols] = 1.0
+    return _Features("json", ids, matrix)
+
+
+def _read_labels(path: Path, id_col: str, label_col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (string ids, string labels); an empty label cell means the node is unlabelled."""
+    frame = _read_csv(path, "labels")
+    ids = _id_column(frame, id_col, path, "labels", "--id-col")
+    _require_column(frame, label_col, path, "labels", "--label-col")
+    values = frame[label_col].str.strip().to_numpy(dtype=object)
+    if not (values != "").any():
+        raise DatasetError(f"labels file {path} labels no node (no rows, or column {label_col!r} is empty); "
+                           f"node classification needs labelled nodes")
+    return ids, values
+
+
+def _read_split_files(split_dir: PathLike) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
+    """Return part -> (file, line numbers, ids) for the non-blank lines of train/valid/test.csv."""
+    directory = Path(split_dir).expanduser()
+    if not directory.is_dir():
+        raise DatasetError(f"split directory {directory} does not exist; it must hold train.csv, valid.csv, test.csv")
+    parts = {}
+    for part in SPLIT_FILES:
+        path = directory / f"{part}.csv"
+        if not path.is_file():
+            raise DatasetError(f"split file {path} is missing; the split directory needs train.csv, valid.csv "
+                               f"and test.csv with one node id per line")
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"cannot read split file {path}: {_one_line(exc)}") from None
+        entries = [(n, line.strip().strip('"').strip()) for n, line in enumerate(lines, 1)]
+        entries = [(n, v) for n, v in entries if v]
+        parts[part] = (path, np.array([n for n, _ in entries], dtype=np.int64),
+                       np.array([v for _, v in entries], dtype=object))
+    return parts
+
+
+# -------------------------------------------------------------------------------------------- node ids
+
+
+class _NodeIds:
+    """The sorted universe of original ids and the lookup from original id to node index."""
+
+    def __init__(self, raw_ids: list[np.ndarray], integer: bool):
+        self.integer = integer
+        if integer:
+            self.ids = np.unique(np.concatenate([_to_int(a, "node ids") for a in raw_ids]))
+        else:
+            self.ids = np.unique(np.concatenate(raw_ids).astype(str)).astype(object)
+        self._index = pd.Index(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def canonical(self, raw: np.ndarray) -> np.ndarray:
+        """Original ids as the universe holds them ("007" and "7" are one node when all ids are integers)."""
+        return _to_int(raw, "node ids") if self.integer else np.asarray(raw, dtype=object)
+
+    def lookup(self, raw: np.ndarray) -> np.ndarray:
+        """Node index of each original id, -1 where unknown."""
+        if self.integer:
+            known = _is_int(raw)
+            out = np.full(len(raw), -1, dtype=np.int64)
+            out[known] = self._index.get_indexer(_to_int(raw[known], "node ids"))
+            return out
+        return self._index.get_indexer(np.asarray(raw, dtype=object)).astype(np.int64)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"node_idx": np.arange(len(self.ids), dtype=np.int64), "id": self.ids})
+
+
+def _build_edges(nodes: _NodeIds, src: np.ndarray, dst: np.ndarray, directed: bool) -> tuple[np.ndarray, dict]:
+    u, v = nodes.lookup(src), nodes.lookup(dst)
+    loops = u == v
+    u, v = u[~loops], v[~loops]
+    if not directed:
+        u, v = np.minimum(u, v), np.maximum(u, v)  # an undirected edge once, as (smaller, larger)
+    # One int64 key per pair: a 1-d unique is far faster than np.unique(axis=0) on big edge lists.
+    n = len(nodes)
+    keys = np.unique(u * n + v)
+    stats = {"edge_rows": int(len(src)), "self_loops_dropped": int(loops.sum()),
+             "duplicate_edges_dropped": int(len(u) - len(keys))}
+    return np.stack([keys // n, keys % n], axis=1), stats
+
+
+def _check_npy_ids(nodes: _NodeIds, rows: int, path: Path) -> None:
+    if not nodes.integer:
+        raise DatasetError(f"features file {path} is a .npy, whose row i is the node with id i, but the node ids "
+                           f"are not all integers; use a features CSV with an id column instead")
+    outside = (nodes.ids < 0) | (nodes.ids >= rows)
+    if outside.any():
+        raise DatasetError(f"node id {int(nodes.ids[outside][0])} has no row in features file {path} "
+                           f"({rows} rows, so ids must lie in 0..{rows - 1}); row i of a .npy holds node id i")
+
+
+def _feature_matrix(nodes: _NodeIds, feats: _Features, path: Path) -> np.ndarray:
+    if feats.fmt == "npy":
+        # Every id is an integer in [0, rows) (checked before), so the universe is exactly 0..rows-1.
+        matrix = np.asarray(feats.matrix, dtype=np.float32)
+    else:
+        dup = _first_duplicate(nodes.canonical(feats.ids))
+        if dup is not None:
+            raise DatasetError(f"features file {path} lists node {dup!r} more than once; keep one row per node")
+        idx = nodes.lookup(feats.ids)
+        have = np.zeros(len(nodes), dtype=bool)
+        have[idx] = True
+        if not have.all():
+            missing = np.flatnonzero(~have)
+            raise DatasetError(f"{len(missing)} node(s) have no row in features file {path} (e.g. id "
+                               f"{nodes.ids[missing[0]]!r}); add feature rows for them or drop them from the "
+                               f"edges and labels")
+        matrix = np.empty((len(nodes), feats.matrix.shape[1]), dtype=np.float32)
+        matrix[idx] = feats.matrix
+    bad = ~np.isfinite(matrix).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f"features file {path}: {int(bad.sum())} node(s) have NaN, inf or empty feature values "
+                           f"(e.g. id {nodes.ids[first]!r}); clean or impute them before importing")
+    return matrix
+
+
+def _encode_labels(nodes: _NodeIds, ids: np.ndarray, values: np.ndarray,
+                   path: Path) -> tuple[np.ndarray, int, pd.DataFrame | None]:
+    """Return (labels with -1 for unlabelled, num_classes, labelidx2label table or None)."""
+    dup = _first_duplicate(nodes.canonical(ids))
+    if dup is not None:
+        raise DatasetError(f"labels file {path} lists node {dup!r} more than once; keep one label per node")
+    labelled = values != ""
+    ids, values = ids[labelled], values[labelled]
+    labels = np.full(len(nodes), -1, dtype=np.int64)
+    idx = nodes.lookup(ids)
+    if _all_integers(values):
+        numbers = _to_int(values, f"labels file {path}")
+        if numbers.min() >= 0:
+            labels[idx] = numbers
+            return labels, int(numbers.max()) + 1, None
+        classes, codes = np.unique(numbers, return_inverse=True)
+    else:
+        classes, codes = np.unique(values.astype(str), return_inverse=True)
+    labels[idx] = codes
+    table = pd.DataFrame({"label_idx": np.arange(len(classes), dtype=np.int64), "label": classes})
+    return labels, len(classes), table
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+
+def _split_by_ratios(labels: np.ndarray, ratios, seed: int) -> dict[str, np.ndarray]:
+    try:
+        ratios = tuple(float(r) for r in ratios)
+    except (TypeError, ValueError):
+        raise DatasetError(f"split ratios {ratios!r} must be three numbers, e.g. 0.8,0.1,0.1") from None
+    if len(ratios) != 3 or not all(np.isfinite(ratios)) or min(ratios) <= 0 or sum(ratios) > 1 + 1e-6:
+        raise DatasetError(f"split ratios {ratios} must be three positive numbers (train, valid, test) summing "
+                           f"to at most 1, e.g. 0.8,0.1,0.1")
+    labelled = np.flatnonzero(labels >= 0)
+    order = np.random.default_rng(seed).permutation(labelled)
+    n = len(labelled)
+    n_train, n_valid = int(round(ratios[0] * n)), int(round(ratios[1] * n))
+    n_test = n - n_train - n_valid if abs(sum(ratios) - 1) <= 1e-6 else int(round(ratios[2] * n))
+    if min(n_train, n_valid, n_test) <= 0 or n_train + n_valid + n_test > n:
+        raise DatasetError(f"split ratios {ratios} leave a split empty with {n} labelled node(s); "
+                           f"label more nodes or change the ratios")
+    train, valid, test = np.split(order[:n_train + n_valid + n_test], [n_train, n_train + n_valid])
+    return {"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}
+
+
+def _split_from_dir(nodes: _NodeIds, labels: np.ndarray, split_dir: PathLike, id_col: str) -> dict[str, np.ndarray]:
+    split = {}
+    owner = np.full(len(nodes), -1, dtype=np.int64)  # which split file (0, 1, 2) listed each node
+    for part_no, (part, (path, lines, raw)) in enumerate(_read_split_files(split_dir).items()):
+        if len(raw) and raw[0] in ("id", id_col) and nodes.lookup(raw[:1])[0] < 0:
+            lines, raw = lines[1:], raw[1:]  # optional header line
+        if len(raw) == 0:
+            raise DatasetError(f"split file {path} lists no node ids; every split needs at least one node")
+        idx = nodes.lookup(raw)
+        known = np.where(idx >= 0, idx, 0)
+        checks = [
+            (idx < 0, "unknown node id {v!r}; it appears in no edge, feature or label row"),
+            (pd.Series(idx).duplicated().to_numpy(), "node {v!r} is listed twice"),
+            ((idx >= 0) & (owner[known] >= 0), "node {v!r} is also in {other}.csv; train/valid/test must be disjoint"),
+            ((idx >= 0) & (labels[known] < 0), "node {v!r} has no label; only labelled nodes can be in a split"),
+        ]
+        for bad, message in checks:
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                other = SPLIT_FILES[owner[known[k]]] if owner[known[k]] >= 0 else part
+                raise DatasetError(f"split file {path}, line {lines[k]}: " + message.format(v=raw[k], other=other))
+        owner[idx] = part_no
+        split[part] = idx
+    return split
+
+
+# ---------------------------------------------------------------------------------------------- import
+
+
+def import_node_dataset(
+    *,
+    name: str,
+    root: PathLike,
+    edges: PathLike,
+    features: PathLike | None = None,
+    labels: PathLike | None = None,
+    src_col: str | None = None,
+    dst_col: str | None = None,
+    id_col: str = "id",
+    label_col: str = "label",
+    split_ratios: tuple[float, float, float] | None = (0.8, 0.1, 0.1),
+    split_dir: PathLike | None = None,
+    directed: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Import a node-classification dataset from user files into ``root`` in OGB's layout.
+
+    Args:
+        name: dataset name; it is written to ``root/<name with - as _>``.
+        root: directory that holds datasets.
+        edges: CSV with a header row; ``src_col``/``dst_col`` (default: its first two columns) hold node ids.
+        features: node features (required): a CSV (``id_col`` + numeric columns; a ``label_col`` column
+            there is ignored), a ``.npy`` whose row i is the node with integer id i, or a ``.json`` mapping
+            node id -> list of active feature indices (multi-hot).
+        labels: CSV with ``id_col`` and ``label_col`` (required); non-negative integer labels are kept,
+            anything else is mapped to class ids in sorted order. Nodes without a label get -1 and stay out
+            of the split.
+        src_col, dst_col: edge columns.
+        id_col, label_col: columns of the labels and features CSVs.
+        split_ratios: train/valid/test fractions of the labelled nodes, drawn with ``seed``.
+        split_dir: a directory with ``train.csv``, ``valid.csv``, ``test.csv`` (one original id per line,
+            optional ``id`` header); takes precedence over ``split_ratios``.
+        directed: keep edge directions (otherwise each unordered pair is stored once and the loader adds
+            the reverse). Self-loops are always dropped (the training config adds them back if wanted).
+        seed: seed of the random split.
+
+    Returns:
+        The dataset directory.
+
+    Raises:
+        DatasetError: a missing or malformed input, naming the file and the column or line at fault.
+    """
+    if not name or "/" in name or os.sep in name or name.startswith("."):
+        raise DatasetError(f"dataset name {name!r} must be a plain, non-empty name without '/' (e.g. my-graph)")
+    edges_path = _require_file(edges, "edges")
+    if labels is None:
+        raise DatasetError("no labels file given: node classification needs node labels; pass --labels "
+                           "(a CSV with an id and a label column)")
+    if features is None:
+        raise DatasetError("no features file given: node classification needs node features; pass --features "
+                           "(a .csv with an id column, a .npy or a .json of active feature indices)")
+    if split_dir is None and split_ratios is None:
+        raise DatasetError("no split given: pass split ratios (e.g. 0.8,0.1,0.1) or a split directory")
+    feat_path = _require_file(features, "features")
+    label_path = _require_file(labels, "labels")
+
+    src, dst = _read_edges(edges_path, src_col, dst_col)
+    feats = _read_features(feat_path, id_col, label_col)
+    label_ids, label_values = _read_labels(label_path, id_col, label_col)
+
+    raw_ids = [src, dst, label_ids] + ([feats.ids] if feats.ids is not None else [])
+    integer = all(_all_integers(a) for a in raw_ids)
+    if feats.fmt == "npy" and integer:
+        raw_ids.append(np.arange(feats.matrix.shape[0]).astype(str).astype(object))  # every row is a node
+    nodes = _NodeIds(raw_ids, integer)
+    if feats.fmt == "npy":
+        _check_npy_ids(nodes, feats.matrix.shape[0], feat_path)
+
+    edge_array, edge_stats = _build_edges(nodes, src, dst, directed)
+    feat = _feature_matrix(nodes, feats, feat_path)
+    node_labels, num_classes, label_table = _encode_labels(nodes, label_ids, label_values, label_path)
+    if split_dir is not None:
+        split = _split_from_dir(nodes, node_labels, split_dir, id_col)
+    else:
+        split = _split_by_ratios(node_labels, split_ratios, seed)
+
+    mappings = {"nodeidx2id": nodes.frame()}
+    if label_table is not None:
+        mappings["labelidx2label"] = label_table
+    info = {
+        "source": "import",
+        "edges": str(edges_path.absolute()),
+        "features": str(feat_path.absolute()),
+        "feature_format": feats.fmt,
+        "labels": str(label_path.absolute()),
+        "id_type": "int" if nodes.integer else "str",
+        "directed": bool(directed),
+        "split": ({"dir": str(Path(split_dir).expanduser().absolute())} if split_dir is not None
+                  else {"ratios": [float(r) for r in split_ratios], "seed": int(seed)}),
+        "labelled_nodes": int((node_labels >= 0).sum()),
+        **edge_stats,
+    }
+    return write_node_dataset(
+        root, name, edges=edge_array, num_nodes=len(nodes), feat=feat, labels=node_labels,
+        num_classes=num_classes, split=split, layout="auto", mappings=mappings, info=info,
+    )

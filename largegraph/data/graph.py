@@ -1,0 +1,52 @@
+"""The one in-memory shape every dataset loader returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dgl
+import torch
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class GraphData:
+    """A homogeneous graph with its node data and the node split.
+
+    Features and labels live only in ``graph.ndata['feat']`` / ``graph.ndata['label']`` (one copy,
+    shared with samplers and workers); ``feat`` is float32 ``(N, D)`` and ``label`` int64 ``(N,)``
+    with ``-1`` for unlabelled nodes.
+
+    Attributes:
+        name: dataset name as configured (``ogbn-arxiv``, ``synth-social``...).
+        graph: the message-passing graph (reverse edges / self-loops already applied).
+        num_classes: number of classes for node classification.
+        split: ``train``/``valid``/``test`` -> int64 node ids.
+        metric: OGB evaluation metric name (``acc``).
+        evaluator_name: OGB dataset whose ``Evaluator`` scores this dataset.
+        info: free-form provenance (source directory, generator settings...).
+    """
+
+    name: str
+    graph: dgl.DGLGraph
+    num_classes: int
+    split: dict[str, torch.Tensor]
+    metric: str = "acc"
+    evaluator_name: str = "ogbn-arxiv"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.graph.num_nodes()
+
+    @property
+    def feat_dim(self) -> int:
+        return int(self.graph.ndata["feat"].shape[1])
+
+    def describe(self) -> str:
+        """One line for logs: sizes of graph, features and splits."""
+        sizes = " ".join(f"{k}={len(v)}" for k, v in self.split.items())
+        return (
+            f"{self.name}: {self.num_nodes} nodes, {self.graph.num_edges()} edges, "
+            f"{self.feat_dim}-d features, {self.num_classes} classes, split {sizes}"
+        )

@@ -1,0 +1,412 @@
+"""Synthetic node-classification graphs: power-law degrees, class communities, noisy features.
+
+The generator exists so that training can be tested and benchmarked at any scale (up to
+ogbn-products size) on machines that cannot download OGB. Its graphs are built to behave like real
+citation / co-purchase graphs in the ways that matter to a GNN trainer:
+
+* **Degrees follow a power law** (Chung-Lu model): every node gets a weight drawn from a Pareto
+  distribution and edge endpoints are drawn proportionally to weight, so there are hubs that stress
+  neighbour sampling, and many low-degree nodes whose own features carry most of the information.
+* **Edges are homophilous**: a share ``homophily`` of the edges joins a node to another node of its
+  own (true) class, the rest join different classes; targets are again drawn by weight, so hubs
+  attract edges from every class. The measured edge homophily equals the parameter (up to rounding)
+  unless the graph is too dense to hold that many distinct within-class pairs.
+* **Features are only weakly informative on their own**: a class centroid scaled by
+  ``feature_signal`` plus unit Gaussian noise. A model that ignores the graph (MLP) is stuck well
+  below what a model that averages neighbours (GraphSAGE) reaches, which is the gap a GNN trainer
+  has to demonstrate.
+* **Labels carry a little noise** (``label_noise``): as in real data, no model reaches 100 %.
+
+Everything is vectorised NumPy and edges are drawn in fixed-size chunks, so ogbn-products scale
+(2.45 M nodes, ~62 M undirected edges, 100-d features) is generated in about a minute within a few
+GB of memory. Same parameters and seed give byte-identical arrays.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from largegraph.data.ogb_layout import write_node_dataset
+from largegraph.errors import DatasetError
+
+GENERATOR = "largegraph.synthetic"
+
+# Edges are drawn this many at a time. It is a constant, not a function of free memory, because the
+# chunking decides how random numbers are consumed: a machine-dependent chunk size would make the
+# graph depend on the machine. 4 Mi edges keep each chunk's temporaries around 200 MB.
+_EDGE_CHUNK = 1 << 22
+# Rows of the feature matrix handled at a time when adding class centroids (bounds the temporary).
+_FEAT_CHUNK = 1 << 18
+# How many extra rounds of edge sampling may top up edges lost to self-loops and duplicates; a graph
+# so dense that this is not enough keeps a (recorded) shortfall instead of looping for long.
+_MAX_TOPUP_ROUNDS = 8
+# Spread of class sizes: log-normal shares with this sigma give a largest/smallest class ratio of
+# about 2-4 for 8-47 classes, "mildly imbalanced" like most real benchmarks that are not long-tailed.
+_CLASS_SIZE_SIGMA = 0.35
+
+
+@dataclass
+class SynthNodeParams:
+    """Settings of a synthetic node-classification graph (CLI flag names in brackets).
+
+    Attributes:
+        num_nodes: number of nodes N (``--nodes``).
+        avg_degree: mean degree after symmetrisation; the graph has ``round(N * avg_degree / 2)``
+            undirected edges (``--avg-degree``).
+        num_classes: number of classes (``--classes``).
+        feat_dim: feature dimension (``--feat-dim``).
+        homophily: fraction of edges whose endpoints share the true class (``--homophily``).
+        feature_signal: length of the class centroid added to unit-variance Gaussian noise; the
+            default makes features alone worth roughly 50 % accuracy with 8 classes
+            (``--feature-signal``).
+        label_noise: fraction of nodes whose observed label is replaced by a different, random class;
+            the best achievable accuracy is about ``1 - label_noise`` (``--label-noise``).
+        degree_exponent: exponent gamma of the power-law degree distribution P(k) ~ k^-gamma
+            (``--degree-exponent``).
+        split_ratios: train/valid/test shares of all nodes (``--split-ratios``).
+        seed: random seed; the same parameters and seed give identical graphs (``--seed``).
+    """
+
+    num_nodes: int = 50_000
+    avg_degree: float = 20.0
+    num_classes: int = 8
+    feat_dim: int = 64
+    homophily: float = 0.8
+    feature_signal: float = 1.5
+    label_noise: float = 0.02
+    degree_exponent: float = 2.5
+    split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    seed: int = 0
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+
+
+def validate_params(params: SynthNodeParams) -> None:
+    """Reject parameters that cannot give a sensible graph.
+
+    Args:
+        params: the generator settings.
+
+    Raises:
+        DatasetError: one line naming the offending CLI flag.
+    """
+    p = params
+    if not _is_int(p.num_classes) or p.num_classes < 2:
+        raise DatasetError(f"--classes must be an integer >= 2, got {p.num_classes!r}")
+    if not _is_int(p.num_nodes) or p.num_nodes < 10 * p.num_classes:
+        raise DatasetError(f"--nodes must be an integer >= 10 x --classes ({10 * p.num_classes}), got {p.num_nodes!r}")
+    # Undirected pairs are encoded as min * N + max in int64; 2**31 nodes keeps that far from overflow.
+    if p.num_nodes >= 2**31:
+        raise DatasetError(f"--nodes must be below 2**31, got {p.num_nodes}")
+    if not _is_number(p.avg_degree) or not 0 < p.avg_degree < p.num_nodes - 1:
+        raise DatasetError(f"--avg-degree must be > 0 and < --nodes - 1 ({p.num_nodes - 1}), got {p.avg_degree!r}")
+    if round(p.num_nodes * p.avg_degree / 2) < 1:
+        raise DatasetError(f"--avg-degree {p.avg_degree} gives no edges for {p.num_nodes} nodes; raise it")
+    if not _is_int(p.feat_dim) or p.feat_dim < 1:
+        raise DatasetError(f"--feat-dim must be an integer >= 1, got {p.feat_dim!r}")
+    if not _is_number(p.homophily) or not 0 <= p.homophily <= 1:
+        raise DatasetError(f"--homophily must lie in [0, 1], got {p.homophily!r}")
+    if not _is_number(p.feature_signal) or p.feature_signal < 0:
+        raise DatasetError(f"--feature-signal must be a finite number >= 0, got {p.feature_signal!r}")
+    if not _is_number(p.label_noise) or not 0 <= p.label_noise < 1:
+        raise DatasetError(f"--label-noise must lie in [0, 1), got {p.label_noise!r}")
+    # Above 2 the power law has a finite mean, so avg_degree fixes the scale; real graphs sit at 2-3.
+    if not _is_number(p.degree_exponent) or p.degree_exponent <= 2:
+        raise DatasetError(f"--degree-exponent must be a finite number > 2, got {p.degree_exponent!r}")
+    ratios = tuple(p.split_ratios) if isinstance(p.split_ratios, (tuple, list)) else ()
+    if len(ratios) != 3 or not all(_is_number(r) and r > 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+        raise DatasetError(f"--split-ratios must be three positive numbers (train, valid, test) summing to 1, "
+                           f"got {p.split_ratios!r}")
+    if min(ratios) * p.num_nodes < 1:
+        raise DatasetError(f"--split-ratios {ratios} leave an empty split for {p.num_nodes} nodes")
+    if not _is_int(p.seed) or p.seed < 0:
+        raise DatasetError(f"--seed must be an integer >= 0, got {p.seed!r}")
+
+
+def _node_weights(rng: np.random.Generator, n: int, avg_degree: float, exponent: float) -> np.ndarray:
+    """Chung-Lu weights: expected degrees following a power law with the given exponent.
+
+    A Pareto sample ``u ** (-1 / (gamma - 1))`` has density ~ w^-gamma. The largest weights are capped
+    at the structural cut-off sqrt(N * avg_degree) (in degree units): above it, a hub would need more
+    distinct partners than the weights can supply, and a few nodes would absorb a large share of all
+    edges (a star) instead of being hubs in a graph that otherwise looks ordinary.
+    """
+    w = (1.0 - rng.random(n)) ** (-1.0 / (exponent - 1.0))  # 1 - U lies in (0, 1]: no division by zero
+    cap = math.sqrt(n * avg_degree) / avg_degree  # the cut-off, in multiples of the mean weight
+    # Capping lowers the mean, which lowers the cap; a few rounds reach the fixed point.
+    for _ in range(5):
+        np.minimum(w, cap * w.mean(), out=w)
+    return w
+
+
+def _class_sizes(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
+    shares = np.exp(_CLASS_SIZE_SIGMA * rng.standard_normal(num_classes))
+    shares /= shares.sum()
+    # Every class gets at least 2 nodes so that within-class edges are always possible.
+    return rng.multinomial(n - 2 * num_classes, shares) + 2
+
+
+class _EdgeSampler:
+    """Draws (source, target) pairs: source ~ weight, target ~ weight inside or outside its class.
+
+    Nodes are laid out sorted by class; one cumulative-weight array then covers all classes, and each
+    class is a contiguous range of it. Drawing "proportional to weight within class c" is a uniform
+    draw in c's range followed by a binary search; "within any other class" is a uniform draw over the
+    total weight minus c's, shifted past c's range.
+    """
+
+    def __init__(self, weights: np.ndarray, true_class: np.ndarray, num_classes: int):
+        self.order = np.argsort(true_class, kind="stable")
+        self.sorted_class = true_class[self.order]
+        self.cum = np.cumsum(weights[self.order])
+        self.total = float(self.cum[-1])
+        counts = np.bincount(true_class, minlength=num_classes)
+        self.first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # first sorted position per class
+        self.last = self.first + counts - 1
+        cum0 = np.concatenate(([0.0], self.cum))
+        self.lo = cum0[self.first]  # cumulative weight before each class's range
+        self.mass = cum0[self.first + counts] - self.lo
+
+    def sample(self, rng: np.random.Generator, m: int, same_class: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``m`` (source, target) node pairs, all within a class or all across classes."""
+        last = len(self.cum) - 1
+        src_pos = np.searchsorted(self.cum, rng.random(m) * self.total, side="right")
+        np.minimum(src_pos, last, out=src_pos)  # guards the u * total == total rounding case
+        c = self.sorted_class[src_pos]
+        u = rng.random(m)
+        if same_class:
+            # A point in c's slice of the cumulative weights.
+            dst_pos = np.searchsorted(self.cum, self.lo[c] + u * self.mass[c], side="right")
+            # Rounding at a slice edge could step one node into a neighbouring class; clamp it back
+            # so that same-class draws are same-class by construction.
+            np.clip(dst_pos, self.first[c], self.last[c], out=dst_pos)
+        else:
+            # A point in [0, total - mass_c), moved past c's slice if it falls at or after its start.
+            t = u * (self.total - self.mass[c])
+            t += np.where(t >= self.lo[c], self.mass[c], 0.0)
+            dst_pos = np.searchsorted(self.cum, t, side="right")
+            np.minimum(dst_pos, last, out=dst_pos)
+            # Rounding at a slice edge can land in c itself (probability ~1e-16 per draw); such a pair
+            # would be mislabelled as cross-class, so it is dropped like a self-loop.
+            dst_pos = np.where(self.sorted_class[dst_pos] == c, src_pos, dst_pos)
+        return self.order[src_pos], self.order[dst_pos]
+
+
+def _pair_keys(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
+    """Encode undirected pairs as int64 ``min * n + max``, dropping self-loops."""
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    return np.minimum(src, dst) * n + np.maximum(src, dst)
+
+
+def _draw_unique_pairs(rng: np.random.Generator, sampler: _EdgeSampler, n: int, m: int,
+                       same_class: bool) -> np.ndarray:
+    """Draw ``m`` candidate edges in chunks; return their sorted unique pair keys."""
+    parts = []
+    for start in range(0, m, _EDGE_CHUNK):
+        src, dst = sampler.sample(rng, min(_EDGE_CHUNK, m - start), same_class)
+        parts.append(_pair_keys(src, dst, n))
+        del src, dst
+    keys = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    del parts
+    return np.unique(keys)
+
+
+def _sample_edges(rng: np.random.Generator, sampler: _EdgeSampler, n: int, target: int,
+                  same_class: bool) -> tuple[np.ndarray, int]:
+    """Sorted unique undirected pair keys of one kind, exactly ``target`` unless the graph is too dense.
+
+    Self-loops and repeated pairs are dropped, so a first batch slightly larger than the target is
+    drawn, then topped up in rounds sized by the observed yield, and the surplus is removed uniformly
+    at random (which keeps the degree shape unbiased).
+
+    Returns:
+        (keys, number of candidate edges drawn).
+    """
+    if target == 0:
+        return np.empty(0, dtype=np.int64), 0
+    drawn = int(target * 1.04) + 64  # a few % are lost to self-loops and duplicates at typical density
+    keys = _draw_unique_pairs(rng, sampler, n, drawn, same_class)
+    rounds = 0
+    while len(keys) < target and rounds < _MAX_TOPUP_ROUNDS:
+        rounds += 1
+        yield_rate = max(len(keys) / drawn, 0.05)
+        extra = min(int((target - len(keys)) / yield_rate * 1.2) + 1024, 2 * target + 1024)
+        new = _draw_unique_pairs(rng, sampler, n, extra, same_class)
+        drawn += extra
+        keys = np.union1d(keys, new)
+        del new
+    if len(keys) > target:
+        drop = rng.choice(len(keys), size=len(keys) - target, replace=False)
+        keep = np.ones(len(keys), dtype=bool)
+        keep[drop] = False
+        keys = keys[keep]
+    return keys, drawn
+
+
+def _check_density(n: int, sizes: np.ndarray, target_same: int, target_diff: int, p: SynthNodeParams) -> None:
+    """Refuse graphs that would need most of all possible within- or cross-class pairs.
+
+    Weighted sampling of distinct pairs slows down and stops following the degree weights as a pool
+    of pairs fills up; beyond half of a pool the graph would be neither power-law nor the requested
+    size, so it is better to say so than to return something else.
+    """
+    cap_same = int((sizes * (sizes - 1) // 2).sum())
+    cap_diff = n * (n - 1) // 2 - cap_same
+    if target_same > cap_same // 2 or target_diff > cap_diff // 2:
+        raise DatasetError(
+            f"--avg-degree {p.avg_degree} is too dense for --nodes {n} with --classes {p.num_classes} and "
+            f"--homophily {p.homophily}: it needs {target_same} of {cap_same} possible within-class pairs and "
+            f"{target_diff} of {cap_diff} cross-class pairs (at most half of each); lower --avg-degree"
+        )
+
+
+def _features(rng: np.random.Generator, true_class: np.ndarray, num_classes: int, dim: int,
+              signal: float) -> np.ndarray:
+    """``signal * centroid[class] + N(0, I)`` as float32, built in place to avoid an (N, D) temporary."""
+    centroids = rng.standard_normal((num_classes, dim))
+    # Unit length, so feature_signal is exactly the class mean's distance from the origin in noise stds.
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    centroids = (signal * centroids).astype(np.float32)
+    feat = rng.standard_normal((len(true_class), dim), dtype=np.float32)
+    for start in range(0, len(true_class), _FEAT_CHUNK):
+        stop = start + _FEAT_CHUNK
+        feat[start:stop] += centroids[true_class[start:stop]]
+    return feat
+
+
+def _split(rng: np.random.Generator, n: int, ratios: tuple[float, float, float]) -> dict[str, np.ndarray]:
+    perm = rng.permutation(n)
+    n_train = int(round(ratios[0] * n))
+    n_valid = int(round(ratios[1] * n))
+    # Sorted ids read better in files and make gathers cache-friendlier; the split stays random.
+    return {
+        "train": np.sort(perm[:n_train]),
+        "valid": np.sort(perm[n_train:n_train + n_valid]),
+        "test": np.sort(perm[n_train + n_valid:]),
+    }
+
+
+def generate_node_graph(params: SynthNodeParams) -> dict:
+    """Generate a synthetic node-classification graph.
+
+    Each part (class sizes, degrees, edges, features, label noise, split) draws from its own random
+    stream spawned from ``seed``, so that e.g. changing ``feat_dim`` leaves the edges unchanged.
+
+    Args:
+        params: generator settings (validated first).
+
+    Returns:
+        A dict with
+        ``edges`` ``(E, 2)`` int64 undirected pairs, each stored once as ``(min, max)``, sorted, no
+        self-loops; ``feat`` ``(N, D)`` float32; ``labels`` ``(N,)`` int64 observed labels (with
+        label noise); ``true_labels`` ``(N,)`` int64 classes the edges and features were built from;
+        ``split`` ``train``/``valid``/``test`` -> sorted int64 node ids; ``num_classes``; ``info``:
+        generator name, the parameters and measured statistics (edge homophily, degrees, ...).
+
+    Raises:
+        DatasetError: invalid parameters (the message names the CLI flag).
+    """
+    validate_params(params)
+    p = params
+    n, num_classes = int(p.num_nodes), int(p.num_classes)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(p.seed)).spawn(6)]
+    rng_class, rng_weight, rng_edge, rng_feat, rng_label, rng_split = streams
+
+    sizes = _class_sizes(rng_class, n, num_classes)
+    true_class = rng_class.permutation(np.repeat(np.arange(num_classes, dtype=np.int64), sizes))
+    weights = _node_weights(rng_weight, n, float(p.avg_degree), float(p.degree_exponent))
+
+    target = int(round(n * p.avg_degree / 2))
+    # Within- and cross-class edges are drawn as two separate pools with fixed sizes. Drawing each
+    # edge's kind at random and then deduplicating would lose more within-class edges (the smaller
+    # pool of pairs repeats more often) and bias homophily low, by several points on small graphs.
+    target_same = int(round(target * p.homophily))
+    _check_density(n, sizes, target_same, target - target_same, p)
+    sampler = _EdgeSampler(weights, true_class, num_classes)
+    same_keys, drawn_same = _sample_edges(rng_edge, sampler, n, target_same, same_class=True)
+    diff_keys, drawn_diff = _sample_edges(rng_edge, sampler, n, target - target_same, same_class=False)
+    del sampler, weights
+    drawn = drawn_same + drawn_diff
+    # The two pools are disjoint (a pair is either within a class or not), so no deduplication.
+    keys = np.concatenate([same_keys, diff_keys])
+    del same_keys, diff_keys
+    keys.sort()
+    edges = np.empty((len(keys), 2), dtype=np.int64)
+    np.floor_divide(keys, n, out=edges[:, 0])
+    np.remainder(keys, n, out=edges[:, 1])
+    del keys
+
+    feat = _features(rng_feat, true_class, num_classes, int(p.feat_dim), float(p.feature_signal))
+
+    labels = true_class.copy()
+    flip = np.flatnonzero(rng_label.random(n) < p.label_noise)
+    # A *different* class, so that label_noise is exactly the share of wrong labels.
+    labels[flip] = (labels[flip] + rng_label.integers(1, num_classes, size=len(flip))) % num_classes
+
+    split = _split(rng_split, n, tuple(float(r) for r in p.split_ratios))
+
+    degree = np.bincount(edges.ravel(), minlength=n)
+    same_true = true_class[edges[:, 0]] == true_class[edges[:, 1]]
+    same_obs = labels[edges[:, 0]] == labels[edges[:, 1]]
+    info = {
+        "generator": GENERATOR,
+        "params": asdict(p),
+        "num_nodes": n,
+        "num_edges": int(len(edges)),
+        "target_edges": target,
+        "target_within_class_edges": target_same,
+        "candidate_edges_drawn": int(drawn),
+        "edge_homophily": float(same_true.mean()) if len(edges) else float("nan"),
+        "observed_edge_homophily": float(same_obs.mean()) if len(edges) else float("nan"),
+        "mean_degree": float(degree.mean()),
+        "max_degree": int(degree.max()),
+        "median_degree": float(np.median(degree)),
+        "isolated_nodes": int((degree == 0).sum()),
+        "class_sizes": [int(s) for s in sizes],
+        "noisy_labels": int(len(flip)),
+    }
+    return {
+        "edges": edges,
+        "feat": feat,
+        "labels": labels,
+        "true_labels": true_class,
+        "split": split,
+        "num_classes": num_classes,
+        "info": info,
+    }
+
+
+def write_synthetic_node_dataset(root: str | os.PathLike, name: str, params: SynthNodeParams, *,
+                                 layout: str = "auto") -> Path:
+    """Generate a synthetic graph and write it in OGB's layout under ``root``.
+
+    Args:
+        root: directory holding dataset folders.
+        name: dataset name (directory ``root/<name with - as _>``).
+        params: generator settings.
+        layout: ``csv``, ``binary`` or ``auto`` (binary for large graphs).
+
+    Returns:
+        The dataset directory; load it with ``load_dataset(DataConfig(name=name, root=root))``.
+
+    Raises:
+        DatasetError: invalid parameters or layout.
+    """
+    data = generate_node_graph(params)
+    return write_node_dataset(
+        root, name,
+        edges=data["edges"], num_nodes=int(params.num_nodes), feat=data["feat"], labels=data["labels"],
+        num_classes=data["num_classes"], split=data["split"], layout=layout, info=data["info"],
+    )

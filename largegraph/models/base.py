@@ -1,0 +1,139 @@
+"""Shared encoder machinery: the layer loop, between-layer treatment and layer-wise inference."""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import dgl
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from largegraph.config import ModelConfig
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    """Return the per-node normalisation named by ``model.norm`` for width ``dim``."""
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    return nn.Identity()
+
+
+class Encoder(nn.Module):
+    """Node features -> node embeddings of width ``out_dim``.
+
+    Subclasses fill ``self.layers`` (one module per layer) and implement :meth:`_layer`. Between
+    layers the base applies norm -> activation -> dropout; the last layer's output is left raw
+    because it is an embedding that a task head consumes.
+
+    Attributes:
+        in_dim: input feature width.
+        out_dim: embedding width.
+        num_layers: number of layers (message-passing layers for graph encoders).
+        uses_graph: False for encoders that ignore the graph (MLP).
+    """
+
+    uses_graph: bool = True
+
+    def __init__(self, cfg: ModelConfig, in_dim: int, out_dim: int) -> None:
+        """Args:
+            cfg: the model section of the job config.
+            in_dim: input feature width.
+            out_dim: width of the final embedding.
+        """
+        super().__init__()
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.num_layers = cfg.num_layers
+        self.hidden_dim = cfg.hidden
+        self.input_dropout = nn.Dropout(cfg.input_dropout)
+        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.hidden) for _ in range(cfg.num_layers - 1))
+        self.activation = _ACTIVATIONS[cfg.activation]()
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList()
+
+    def layer_dims(self) -> list[tuple[int, int]]:
+        """(input width, output width) of every layer, first to last."""
+        dims = [self.in_dim] + [self.hidden_dim] * (self.num_layers - 1) + [self.out_dim]
+        return list(zip(dims[:-1], dims[1:]))
+
+    def _layer(self, i: int, block: Any, h: torch.Tensor) -> torch.Tensor:
+        """Apply layer ``i`` to ``h`` over ``block``; must return a 2-D (nodes, width) tensor."""
+        raise NotImplementedError
+
+    def _after(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Between-layer treatment after layer ``i``; nothing after the last layer."""
+        if i == self.num_layers - 1:
+            return h
+        return self.dropout(self.activation(self.norms[i](h)))
+
+    def forward(self, blocks: list, x: torch.Tensor) -> torch.Tensor:
+        """Compute embeddings.
+
+        Args:
+            blocks: one DGL block (or whole DGLGraph, for a full-graph pass) per layer.
+            x: features of ``blocks[0]``'s source nodes.
+
+        Returns:
+            Embeddings (num dst nodes of ``blocks[-1]``, out_dim).
+        """
+        if len(blocks) != self.num_layers:
+            raise ValueError(
+                f"{type(self).__name__} has {self.num_layers} layers but got {len(blocks)} blocks")
+        h = self.input_dropout(x)
+        for i, block in enumerate(blocks):
+            h = self._after(i, self._layer(i, block, h))
+        return h
+
+    @torch.no_grad()
+    def inference(self, g: dgl.DGLGraph, feat: torch.Tensor, batch_size: int,
+                  device: torch.device | str = "cpu", num_workers: int = 0,
+                  progress: bool = False) -> torch.Tensor:
+        """Exact full-neighbour embeddings of every node of ``g``, computed layer by layer.
+
+        Layer ``l`` is computed for all nodes (in chunks of ``batch_size`` output nodes) before layer
+        ``l+1``, so memory stays at about two (N, hidden) CPU buffers plus one chunk, instead of the
+        exponential neighbourhood a per-node forward would need. Equals ``forward([g] * num_layers,
+        feat)`` in eval mode.
+
+        Args:
+            g: the whole graph.
+            feat: (N, D) features of all nodes; rows are gathered per chunk, never copied whole.
+            batch_size: output nodes per chunk.
+            device: where each chunk is computed.
+            num_workers: sampling worker processes for the chunk loader.
+            progress: show a tqdm bar per layer.
+
+        Returns:
+            (N, out_dim) embeddings on CPU.
+        """
+        was_training = self.training
+        self.eval()  # dropout off and batch-norm running stats: inference must be deterministic
+        try:
+            with warnings.catch_warnings():
+                # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
+                warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+                sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
+                loader = dgl.dataloading.DataLoader(
+                    g, g.nodes(), sampler, batch_size=batch_size, shuffle=False, drop_last=False,
+                    num_workers=num_workers)
+                dtype = next(self.parameters()).dtype
+                h = feat
+                for i in range(self.num_layers):
+                    width = self.out_dim if i == self.num_layers - 1 else self.hidden_dim
+                    out = torch.empty(g.num_nodes(), width, dtype=dtype)
+                    desc = f"inference layer {i + 1}/{self.num_layers}"
+                    for input_nodes, output_nodes, blocks in tqdm(loader, desc=desc, disable=not progress):
+                        x = h[input_nodes.to(h.device)].to(device)
+                        if i == 0:
+                            x = self.input_dropout(x)
+                        y = self._after(i, self._layer(i, blocks[0].to(device), x))
+                        out[output_nodes.cpu()] = y.cpu()
+                    h = out
+                return h
+        finally:
+            self.train(was_training)

@@ -1,0 +1,77 @@
+"""Looking at a run: curves.png and a summary table, from the run directory alone."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from largegraph.errors import ConfigError
+from largegraph.rundir import RunDir
+
+
+def plot_curves(run: RunDir, metric: str = "acc") -> Path | None:
+    """Draw loss and train/valid/test metric per epoch into ``curves.png``; None if no epochs yet."""
+    epochs = [r for r in run.read_metrics() if r.get("kind") == "epoch"]
+    if not epochs:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: runs on servers and in containers
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    xs = [r["epoch"] for r in epochs]
+    ax_loss.plot(xs, [r["loss"] for r in epochs], marker="o")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
+    for part in ("train", "valid", "test"):
+        key = f"{part}_{metric}"
+        points = [(r["epoch"], r[key]) for r in epochs if r.get(key) is not None]
+        if points:
+            ax_metric.plot(*zip(*points), marker="o", label=part)
+    batch_key = f"batch_train_{metric}"
+    points = [(r["epoch"], r[batch_key]) for r in epochs if r.get(batch_key) is not None]
+    if points:
+        ax_metric.plot(*zip(*points), linestyle="--", label="train (sampled batches)")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=metric)
+    ax_metric.legend()
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run.curves_path, dpi=100)
+    plt.close(fig)
+    return run.curves_path
+
+
+def summary_line(summary: dict, metric: str = "acc") -> str:
+    """The one-line result printed last by `largegraph train`."""
+    return (f"test_{metric}={summary[f'test_{metric}']:.4f} val_{metric}={summary[f'valid_{metric}']:.4f} "
+            f"epochs={summary['epochs']} time={summary['time_s']:.1f}s run_dir={summary['run_dir']}")
+
+
+def summary_table(run: RunDir) -> str:
+    """A one-screen table of the run: per-epoch metrics and the final result."""
+    epochs = [r for r in run.read_metrics() if r.get("kind") == "epoch"]
+    cols = ["epoch", "loss", "train_acc", "valid_acc", "test_acc", "lr", "time_s", "batches_per_s"]
+    lines = ["  ".join(f"{c:>13}" for c in cols)]
+    for r in epochs:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append(f"{v:>13.4f}" if isinstance(v, float) else f"{'' if v is None else v:>13}")
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def report(run_dir: str | Path) -> str:
+    """Redraw curves.png and return the summary table plus the final line."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise ConfigError(f"run directory {run.path} does not exist")
+    if not run.metrics_path.exists():
+        raise ConfigError(f"{run.path} has no metrics.jsonl; is it a largegraph run directory?")
+    plot_curves(run)
+    text = summary_table(run)
+    if run.summary_path.exists():
+        text += "\n" + summary_line(json.loads(run.summary_path.read_text()))
+    else:
+        text += "\n(run not finished: no summary.json yet)"
+    return text + f"\ncurves: {run.curves_path}"

@@ -1,0 +1,88 @@
+"""A run directory: the single place a training run writes to, and the only input to `report` and resume.
+
+Layout::
+
+    config.resolved.yaml   the validated config, defaults filled in
+    metrics.jsonl          one JSON record per epoch (and one "final" record)
+    checkpoints/           see largegraph.checkpoint
+    model.pt               final weights (plain state_dict)
+    predictions.pt         per-node predictions and the split
+    summary.json           the final metrics
+    curves.png             loss and metric curves
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from largegraph.config import JobConfig, dump_config
+from largegraph.errors import ConfigError
+
+
+def default_run_dir(cfg: JobConfig, base: str = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path(base) / f"{cfg.name}-{stamp}"
+
+
+class RunDir:
+    """Paths and writers of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.resolved.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.pt"
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / "predictions.pt"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / "curves.png"
+
+    def create(self, cfg: JobConfig) -> None:
+        """Create the directory and write the resolved config."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--run-dir {self.path} exists and is not a directory")
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create run directory {self.path}: {exc.strerror}") from None
+        dump_config(cfg, self.config_path)
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        records = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash: the rest of the file is still good
+        return records
+
+    def write_summary(self, summary: dict) -> None:
+        self.summary_path.write_text(json.dumps(summary, indent=2) + "\n")

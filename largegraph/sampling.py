@@ -1,0 +1,142 @@
+"""Node mini-batches: seed nodes -> (input nodes, blocks, input features, seed labels).
+
+*What* is sampled (DGL's NeighborSampler with per-layer fanouts) is kept apart from *how* batches
+are delivered (DGL's DataLoader, in-process or in worker processes), and the trainer only sees
+:class:`MiniBatch` records from :meth:`NodeBatchLoader.epoch`. A loader over a DistGraph can
+replace this one without touching the trainer.
+
+Reproducibility: the seed order of epoch ``e`` is a permutation drawn from ``(seed, e)``, and DGL's
+sampling RNG is re-seeded before every batch from ``(seed, e, first seed node of the batch)``. Batch
+``b`` of epoch ``e`` is therefore the same whether or not the run was interrupted, and whichever
+worker process samples it. (DGL's CPU sampler splits work across OpenMP threads; keep the thread
+count fixed between a run and its resume.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import dgl
+import torch
+
+from largegraph.config import SamplerConfig
+from largegraph.device import dgl_has_cuda
+
+_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads nearby integers far apart
+_MASK = (1 << 63) - 1
+
+
+def mix_seed(*parts: int) -> int:
+    """Deterministic 63-bit seed from integers (Python's hash() is salted per process)."""
+    h = 0
+    for part in parts:
+        h = ((h ^ (int(part) & _MASK)) * _MIX + 0x632BE59BD9B4E019) & _MASK
+        h ^= h >> 29
+    return h
+
+
+@dataclass
+class MiniBatch:
+    """One training step's data, already on the target device."""
+
+    input_nodes: torch.Tensor
+    seeds: torch.Tensor
+    blocks: list
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return len(self.seeds)
+
+
+class SeededNeighborSampler(dgl.dataloading.NeighborSampler):
+    """DGL's NeighborSampler whose randomness per batch depends only on (seed, epoch, batch)."""
+
+    def __init__(self, fanouts: list[int], base_seed: int, **kwargs):
+        super().__init__(fanouts, **kwargs)
+        self.base_seed = base_seed
+        self.epoch = 0
+
+    def sample_blocks(self, g, seed_nodes, exclude_eids=None):
+        # DGL's seed is a C int.
+        dgl.seed(mix_seed(self.base_seed, self.epoch, int(seed_nodes[0])) % 2_147_483_647)
+        return super().sample_blocks(g, seed_nodes, exclude_eids=exclude_eids)
+
+
+class SeedOnlySampler(dgl.dataloading.Sampler):
+    """For encoders without message passing (MLP): no blocks, the seeds are the inputs."""
+
+    epoch = 0
+
+    def sample(self, g, seed_nodes):
+        return seed_nodes, seed_nodes, []
+
+
+def epoch_order(seeds: torch.Tensor, base_seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
+    """The seed order of one epoch: a function of (base_seed, epoch) only."""
+    if not shuffle:
+        return seeds
+    gen = torch.Generator().manual_seed(mix_seed(base_seed, epoch, 0x5EED))
+    return seeds[torch.randperm(len(seeds), generator=gen)]
+
+
+class NodeBatchLoader:
+    """Delivers an epoch of node-classification mini-batches.
+
+    Args:
+        graph: graph with ``ndata['feat']`` and ``ndata['label']``.
+        seeds: the node ids to train on.
+        cfg: sampler settings (fanouts, batch size, workers...).
+        uses_graph: False for MLP encoders (no neighbor sampling).
+        base_seed: the job seed; see the module docstring for the guarantee.
+        device: where blocks and features are delivered.
+    """
+
+    def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *,
+                 uses_graph: bool, base_seed: int, device: torch.device):
+        self.graph = graph
+        self.seeds = seeds
+        self.cfg = cfg
+        self.base_seed = base_seed
+        self.device = device
+        if uses_graph:
+            self.sampler = SeededNeighborSampler(
+                cfg.fanouts, base_seed, prefetch_node_feats=["feat"], prefetch_labels=["label"])
+        else:
+            self.sampler = SeedOnlySampler()
+        # On a GPU with a CUDA build of DGL, sample straight from pinned host memory (UVA) instead of
+        # copying the whole graph to the device.
+        self.use_uva = device.type == "cuda" and dgl_has_cuda()
+
+    def num_batches(self) -> int:
+        n, bs = len(self.seeds), self.cfg.batch_size
+        return n // bs if self.cfg.drop_last else -(-n // bs)
+
+    def _dataloader(self, order: torch.Tensor) -> dgl.dataloading.DataLoader:
+        workers = 0 if self.use_uva else self.cfg.num_workers
+        return dgl.dataloading.DataLoader(
+            self.graph, order.to(self.device) if self.use_uva else order, self.sampler,
+            device=self.device, use_uva=self.use_uva,
+            batch_size=self.cfg.batch_size, shuffle=False, drop_last=self.cfg.drop_last,
+            num_workers=workers, persistent_workers=False,
+        )
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[MiniBatch]:
+        """Yield the batches of ``epoch``, starting at batch index ``start_batch`` (for resume)."""
+        order = epoch_order(self.seeds, self.base_seed, epoch, self.cfg.shuffle)
+        order = order[start_batch * self.cfg.batch_size:]
+        if len(order) == 0:
+            return
+        # Worker processes copy the sampler when the iterator starts, so this epoch reaches them.
+        self.sampler.epoch = epoch
+        for input_nodes, seeds, blocks in self._dataloader(order):
+            yield self._batch(input_nodes, seeds, blocks)
+
+    def _batch(self, input_nodes, seeds, blocks) -> MiniBatch:
+        if blocks:
+            x, y = blocks[0].srcdata["feat"], blocks[-1].dstdata["label"]
+        else:
+            x = self.graph.ndata["feat"][input_nodes.cpu()].to(self.device)
+            y = self.graph.ndata["label"][seeds.cpu()].to(self.device)
+        return MiniBatch(input_nodes=input_nodes, seeds=seeds, blocks=blocks, x=x, y=y)

@@ -1,0 +1,104 @@
+"""Node classification: a linear head on any encoder, cross-entropy, and OGB's evaluator."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from largegraph.config import JobConfig
+from largegraph.data.graph import SPLITS, GraphData
+from largegraph.models import Encoder, build_encoder
+from largegraph.sampling import MiniBatch, NodeBatchLoader
+
+
+class NodeClassifier(nn.Module):
+    """An encoder followed by a linear class head."""
+
+    def __init__(self, encoder: Encoder, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, num_classes)
+
+    def forward(self, blocks: list, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(blocks, x))
+
+    @torch.no_grad()
+    def inference(self, graph, feat: torch.Tensor, batch_size: int, device: torch.device,
+                  progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact logits and embeddings of every node (layer-wise, full neighbors).
+
+        Returns:
+            (logits (N, C), embeddings (N, out_dim)), both on CPU.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            emb = self.encoder.inference(graph, feat, batch_size, device, progress=progress)
+            logits = torch.cat([self.head(chunk.to(device)).cpu() for chunk in emb.split(batch_size)])
+        finally:
+            self.train(was_training)
+        return logits, emb
+
+
+class NodeClassificationTask:
+    """Everything the shared trainer needs to know about node classification.
+
+    Args:
+        cfg: the job config.
+        data: a validated, prepared dataset.
+    """
+
+    name = "node_classification"
+    metric = "acc"
+
+    def __init__(self, cfg: JobConfig, data: GraphData):
+        self.cfg = cfg
+        self.data = data
+        from ogb.nodeproppred import Evaluator
+
+        self.evaluator = Evaluator(data.evaluator_name)
+
+    def build_model(self) -> NodeClassifier:
+        encoder = build_encoder(self.cfg.model, self.data.feat_dim)
+        return NodeClassifier(encoder, self.data.num_classes)
+
+    def train_loader(self, device: torch.device, seeds: torch.Tensor | None = None) -> NodeBatchLoader:
+        """Batches over the training nodes (or the given shard of them, for data parallelism)."""
+        uses_graph = self.cfg.model.arch != "mlp"
+        return NodeBatchLoader(
+            self.data.graph, self.data.split["train"] if seeds is None else seeds, self.cfg.sampler,
+            uses_graph=uses_graph, base_seed=self.cfg.seed, device=device)
+
+    def loss(self, model: nn.Module, batch: MiniBatch) -> tuple[torch.Tensor, int]:
+        """Returns (mean loss, number of correct predictions in the batch)."""
+        logits = model(batch.blocks, batch.x)
+        loss = F.cross_entropy(logits, batch.y, label_smoothing=self.cfg.train.label_smoothing)
+        correct = int((logits.argmax(dim=1) == batch.y).sum())
+        return loss, correct
+
+    def _score(self, pred: torch.Tensor, idx: torch.Tensor) -> float:
+        labels = self.data.graph.ndata["label"]
+        result = self.evaluator.eval({"y_true": labels[idx].unsqueeze(1), "y_pred": pred[idx].unsqueeze(1)})
+        return float(result[self.data.metric])
+
+    def evaluate(self, model: NodeClassifier, device: torch.device, progress: bool = False) -> dict:
+        """Score every split with OGB's evaluator on exact layer-wise inference.
+
+        Returns:
+            ``{"train_acc", "valid_acc", "test_acc", "pred", "logits", "emb"}``; the last three are
+            tensors over all nodes.
+        """
+        g = self.data.graph
+        logits, emb = model.inference(g, g.ndata["feat"], self.cfg.sampler.eval_batch_size, device, progress)
+        pred = logits.argmax(dim=1)
+        scores = {f"{part}_{self.metric}": self._score(pred, self.data.split[part]) for part in SPLITS}
+        return {**scores, "pred": pred, "logits": logits, "emb": emb}
+
+    def predictions(self, result: dict) -> dict:
+        """What goes to predictions.pt: predicted class, class probabilities and the split."""
+        return {
+            "pred": result["pred"],
+            "prob": torch.softmax(result["logits"], dim=1).to(torch.float16),
+            "label": self.data.graph.ndata["label"],
+            **{f"{part}_idx": self.data.split[part] for part in SPLITS},
+        }
