@@ -158,7 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may come before or after options (`train CFG --run-dir D model.hidden=8`), which
+    # argparse cannot split for a positional list; collect the stragglers here.
+    if hasattr(args, "overrides"):
+        args.overrides += [x for x in extra if "=" in x and not x.startswith("-")]
+        extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # DGL repeats this tuning hint for every data loader; it is advice, not a problem with the run.
     warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
     try:

@@ -8,8 +8,8 @@ replace this one without touching the trainer.
 Reproducibility: the seed order of epoch ``e`` is a permutation drawn from ``(seed, e)``, and DGL's
 sampling RNG is re-seeded before every batch from ``(seed, e, first seed node of the batch)``. Batch
 ``b`` of epoch ``e`` is therefore the same whether or not the run was interrupted, and whichever
-worker process samples it. (DGL's CPU sampler splits work across OpenMP threads; keep the thread
-count fixed between a run and its resume.)
+worker process samples it, and whatever the number of workers: sampling runs on one OpenMP thread,
+because DGL's multi-threaded CPU sampler is not repeatable for a fixed seed.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Iterator
 
 import dgl
 import torch
+from dgl.utils import set_num_threads
 
 from largegraph.config import SamplerConfig
 from largegraph.device import dgl_has_cuda
@@ -50,6 +51,35 @@ class MiniBatch:
         return len(self.seeds)
 
 
+class BatchList(torch.utils.data.Dataset):
+    """An epoch's seed order cut into batches, as a map-style dataset of whole batches.
+
+    DGL's own tensor dataset hands each worker a contiguous range of batches, and torch then
+    interleaves the workers, so batches would arrive in a different order with 0 and N workers.
+    A map-style dataset is delivered in index order however many workers sample it.
+    """
+
+    def __init__(self, order: torch.Tensor, batch_size: int, drop_last: bool):
+        self.order = order
+        self.batch_size = batch_size
+        self.device = order.device  # DGL's DataLoader asks a custom dataset where its indices live
+        n = len(order)
+        self.length = n // batch_size if drop_last else -(-n // batch_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not 0 <= i < self.length:
+            raise IndexError(i)  # ends plain iteration, which DGL uses to inspect datasets
+        return self.order[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def _one_batch(seed_nodes):
+    # torch's fetcher wraps each dataset item in a list; our items are already whole batches.
+    return seed_nodes[0] if isinstance(seed_nodes, list) else seed_nodes
+
+
 class SeededNeighborSampler(dgl.dataloading.NeighborSampler):
     """DGL's NeighborSampler whose randomness per batch depends only on (seed, epoch, batch)."""
 
@@ -58,10 +88,20 @@ class SeededNeighborSampler(dgl.dataloading.NeighborSampler):
         self.base_seed = base_seed
         self.epoch = 0
 
+    def sample(self, g, seed_nodes, exclude_eids=None):
+        return super().sample(g, _one_batch(seed_nodes), exclude_eids)
+
     def sample_blocks(self, g, seed_nodes, exclude_eids=None):
-        # DGL's seed is a C int.
-        dgl.seed(mix_seed(self.base_seed, self.epoch, int(seed_nodes[0])) % 2_147_483_647)
-        return super().sample_blocks(g, seed_nodes, exclude_eids=exclude_eids)
+        # DGL's multi-threaded CPU sampling (fused sampling, to_block's hash map) is not repeatable
+        # across runs even with a fixed seed; one thread is. Worker processes already run DGL on one
+        # thread; in-process sampling drops to one thread for the call only.
+        threads = torch.get_num_threads()
+        set_num_threads(1)
+        try:
+            dgl.seed(mix_seed(self.base_seed, self.epoch, int(seed_nodes[0])) % 2_147_483_647)  # a C int
+            return super().sample_blocks(g, seed_nodes, exclude_eids=exclude_eids)
+        finally:
+            set_num_threads(threads)
 
 
 class SeedOnlySampler(dgl.dataloading.Sampler):
@@ -70,6 +110,7 @@ class SeedOnlySampler(dgl.dataloading.Sampler):
     epoch = 0
 
     def sample(self, g, seed_nodes):
+        seed_nodes = _one_batch(seed_nodes)
         return seed_nodes, seed_nodes, []
 
 
@@ -115,11 +156,10 @@ class NodeBatchLoader:
 
     def _dataloader(self, order: torch.Tensor) -> dgl.dataloading.DataLoader:
         workers = 0 if self.use_uva else self.cfg.num_workers
+        batches = BatchList(order, self.cfg.batch_size, self.cfg.drop_last)
         return dgl.dataloading.DataLoader(
-            self.graph, order.to(self.device) if self.use_uva else order, self.sampler,
-            device=self.device, use_uva=self.use_uva,
-            batch_size=self.cfg.batch_size, shuffle=False, drop_last=self.cfg.drop_last,
-            num_workers=workers, persistent_workers=False,
+            self.graph, batches, self.sampler, device=self.device, use_uva=self.use_uva,
+            batch_size=1, shuffle=False, drop_last=False, num_workers=workers, persistent_workers=False,
         )
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[MiniBatch]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +50,17 @@ def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
     DatasetError line."""
     kwargs = {"dtype": str, "keep_default_na": False, **kwargs}
     try:
-        # utf-8-sig: a byte-order mark (Excel exports) must not become part of the first column's name.
-        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", **kwargs)
+        with warnings.catch_warnings():
+            # Rows with more fields than the header: pandas would silently turn the extra leading fields
+            # into an index (index_col=None) or drop them with a warning (index_col=False); refuse instead.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # utf-8-sig: a byte-order mark (Excel exports) must not become part of the first column's name.
+            frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", index_col=False, **kwargs)
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{what} file {path} is empty; it needs a header row and one row per entry") from None
+    except pd.errors.ParserWarning:
+        raise DatasetError(f"cannot read {what} file {path} as CSV: a row has more fields than the header; "
+                           f"fix the row or the header") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise DatasetError(f"cannot read {what} file {path} as CSV: {_one_line(exc)}") from None
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -72,7 +72,8 @@ def _test_index(path: Path) -> np.ndarray:
     try:
         return np.array([int(line) for line in path.read_text().split()], dtype=np.int64)
     except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read {path}: {' '.join(str(exc).split())}; it must hold one node id per line") from None
+        raise DatasetError(f"cannot read {path}: {' '.join(str(exc).split())}; "
+                           f"it must hold one node id per line") from None
 
 
 def _dense(matrix, path: Path) -> np.ndarray:
