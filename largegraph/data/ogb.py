@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import io
 import os
 import sys
@@ -55,8 +56,19 @@ def _require_files(directory: Path, meta: dict, name: str, how_to_get: str) -> N
     split_dir = directory / "split" / meta["split"]
     if not (split_dir / "split_dict.pt").exists():
         for part in ("train", "valid", "test"):
-            if not (split_dir / f"{part}.csv.gz").exists():
-                raise DatasetError(f"split file {split_dir / (part + '.csv.gz')} is missing; re-extract the dataset")
+            path = split_dir / f"{part}.csv.gz"
+            if not path.exists():
+                raise DatasetError(f"split file {path} is missing; re-extract the dataset")
+            if _gzip_is_empty(path):
+                raise DatasetError(f"{name}: the {part} split is empty ({path}); every split needs nodes")
+
+
+def _gzip_is_empty(path: Path) -> bool:
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read(1) == b""
+    except (OSError, EOFError):
+        raise DatasetError(f"{path} is not a readable gzip file; re-extract the dataset") from None
 
 
 @contextlib.contextmanager
