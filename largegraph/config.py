@@ -81,6 +81,7 @@ class TrainConfig(Section):
         None, ge=1, description="stop after N evaluations without a better validation score")
     restore_best: bool = Field(True, description="final model.pt/predictions come from the best validation epoch")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    export_embeddings: bool = Field(False, description="also write embeddings.pt (N x hidden float32)")
 
 
 class CheckpointConfig(Section):

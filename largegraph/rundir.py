@@ -7,6 +7,7 @@ Layout::
     checkpoints/           see largegraph.checkpoint
     model.pt               final weights (plain state_dict)
     predictions.pt         per-node predictions and the split
+    embeddings.pt          node embeddings (train.export_embeddings: true)
     summary.json           the final metrics
     curves.png             loss and metric curves
 """
@@ -50,6 +51,10 @@ class RunDir:
     @property
     def predictions_path(self) -> Path:
         return self.path / "predictions.pt"
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.path / "embeddings.pt"
 
     @property
     def summary_path(self) -> Path:

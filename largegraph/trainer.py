@@ -193,6 +193,8 @@ class Trainer:
         m = self.task.metric
         save_tensors(self.run.model_path, {k: v.cpu() for k, v in self.model.state_dict().items()})
         save_tensors(self.run.predictions_path, self.task.predictions(result))
+        if self.cfg.train.export_embeddings:
+            save_tensors(self.run.embeddings_path, result["emb"])
         summary = {
             f"test_{m}": result[f"test_{m}"], f"valid_{m}": result[f"valid_{m}"],
             f"train_{m}": result[f"train_{m}"], "best_epoch": self.best_epoch + 1,

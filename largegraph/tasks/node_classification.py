@@ -11,6 +11,9 @@ from largegraph.models import Encoder, build_encoder
 from largegraph.sampling import MiniBatch, NodeBatchLoader
 
 
+MAX_PROB_VALUES = 100_000_000
+
+
 class NodeClassifier(nn.Module):
     """An encoder followed by a linear class head."""
 
@@ -95,10 +98,13 @@ class NodeClassificationTask:
         return {**scores, "pred": pred, "logits": logits, "emb": emb}
 
     def predictions(self, result: dict) -> dict:
-        """What goes to predictions.pt: predicted class, class probabilities and the split."""
-        return {
+        """What goes to predictions.pt: predicted class, the label, the split and, unless the table
+        would exceed ~200 MB (ogbn-products has 2.4M nodes x 47 classes), class probabilities."""
+        out = {
             "pred": result["pred"],
-            "prob": torch.softmax(result["logits"], dim=1).to(torch.float16),
             "label": self.data.graph.ndata["label"],
             **{f"{part}_idx": self.data.split[part] for part in SPLITS},
         }
+        if result["logits"].numel() <= MAX_PROB_VALUES:
+            out["prob"] = torch.softmax(result["logits"], dim=1).to(torch.float16)
+        return out
