@@ -21,6 +21,10 @@ import torch
 
 from largegraph.errors import CheckpointError
 
+class CheckpointMismatch(CheckpointError):
+    """A sound checkpoint that must not be resumed here (another run, another model config)."""
+
+
 _NAME = re.compile(r"^step-(\d{10})\.json$")
 
 
@@ -68,22 +72,41 @@ class CheckpointStore:
     Args:
         directory: ``<run_dir>/checkpoints``.
         fingerprint: config fingerprint a checkpoint must carry to be resumed.
-        keep_last: how many complete checkpoints to keep.
+        run_id: identity of the run directory; a checkpoint from another run is refused.
+        keep_last: how many of the newest complete checkpoints to keep.
+        keep_best: also keep the checkpoint with the best validation score.
     """
 
-    def __init__(self, directory: Path, fingerprint: str, keep_last: int = 2):
+    def __init__(self, directory: Path, fingerprint: str, run_id: str = "", keep_last: int = 2,
+                 keep_best: bool = False):
         self.directory = Path(directory)
         self.fingerprint = fingerprint
+        self.run_id = run_id
         self.keep_last = keep_last
+        self.keep_best = keep_best
 
     def save(self, step: int, state: dict, meta: dict | None = None) -> Path:
-        """Write ``state`` as the checkpoint of global step ``step`` and prune old ones."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write ``state`` as the checkpoint of global step ``step`` and prune old ones.
+
+        Raises:
+            CheckpointError: the write failed (disk full, permissions); earlier checkpoints are intact.
+        """
         stem = f"step-{step:010d}"
-        digest = save_tensors(self.directory / f"{stem}.pt", state)
-        manifest = {"step": step, "sha256": digest, "fingerprint": self.fingerprint,
-                    "versions": versions(), **(meta or {})}
-        atomic_write_bytes(self.directory / f"{stem}.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            digest = save_tensors(self.directory / f"{stem}.pt", state)
+            manifest = {"step": step, "sha256": digest, "fingerprint": self.fingerprint, "run_id": self.run_id,
+                        "versions": versions(), **(meta or {})}
+            atomic_write_bytes(self.directory / f"{stem}.json", (json.dumps(manifest, indent=2) + "\n").encode())
+        except OSError as exc:
+            # A .pt without its manifest is an incomplete checkpoint that resume ignores; remove it to
+            # give the space back.
+            if not (self.directory / f"{stem}.json").exists():
+                (self.directory / f"{stem}.pt").unlink(missing_ok=True)
+            kept = self.manifests()
+            previous = kept[-1].stem if kept else "none"
+            raise CheckpointError(f"could not write checkpoint {stem} in {self.directory}: "
+                                  f"{exc.strerror or exc}; the previous checkpoint ({previous}) is intact") from None
         self._prune()
         return self.directory / f"{stem}.pt"
 
@@ -93,10 +116,28 @@ class CheckpointStore:
             return []
         return sorted(p for p in self.directory.iterdir() if _NAME.match(p.name))
 
+    def _best(self) -> Path | None:
+        best, best_score = None, None
+        for manifest in self.manifests():
+            try:
+                score = json.loads(manifest.read_text()).get("score")
+            except (OSError, ValueError):
+                continue
+            if score is not None and (best_score is None or score > best_score):
+                best, best_score = manifest, score
+        return best
+
     def _prune(self) -> None:
-        for manifest in self.manifests()[:-self.keep_last]:
-            manifest.unlink(missing_ok=True)  # manifest first: a half-pruned checkpoint is simply incomplete
-            manifest.with_suffix(".pt").unlink(missing_ok=True)
+        keep = set(self.manifests()[-self.keep_last:])
+        if self.keep_best and (best := self._best()) is not None:
+            keep.add(best)
+        for manifest in self.manifests():
+            if manifest not in keep:
+                manifest.unlink(missing_ok=True)  # manifest first: a half-pruned checkpoint is simply incomplete
+                manifest.with_suffix(".pt").unlink(missing_ok=True)
+        # Leftovers of writes a crash interrupted.
+        for tmp in self.directory.glob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
 
     def load(self, manifest_path: Path) -> tuple[dict, dict]:
         """Verify and load one checkpoint. Raises CheckpointError if it is corrupt or foreign."""
@@ -107,20 +148,40 @@ class CheckpointStore:
             raise CheckpointError(f"{manifest_path.name}: unreadable ({exc})") from None
         if hashlib.sha256(payload).hexdigest() != manifest.get("sha256"):
             raise CheckpointError(f"{manifest_path.with_suffix('.pt').name}: checksum mismatch (truncated or corrupt)")
+        if self.run_id and manifest.get("run_id") != self.run_id:
+            raise CheckpointMismatch(f"{manifest_path}: belongs to another run ({manifest.get('run_id')}), "
+                                  f"not to this run directory ({self.run_id})")
         if manifest.get("fingerprint") != self.fingerprint:
-            raise CheckpointError(f"{manifest_path.name}: written for a different model/task config "
-                                  f"({manifest.get('fingerprint')} != {self.fingerprint})")
+            raise CheckpointMismatch(
+                f"{manifest_path.name} was written for a different model/task config "
+                f"({manifest.get('fingerprint')} != {self.fingerprint}); resume with the run's own "
+                f"config.resolved.yaml, or start a new --run-dir")
         try:
             state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
         except Exception as exc:  # the unpickler refuses anything but tensors and plain values
             raise CheckpointError(f"{manifest_path.with_suffix('.pt').name}: refused to load ({exc})") from None
         return state, manifest
 
+    def resolve(self, path: str | Path) -> Path:
+        """The manifest of a checkpoint named by ``--resume PATH`` (its .json or .pt file)."""
+        path = Path(path)
+        manifest = path.with_suffix(".json") if path.suffix == ".pt" else path
+        if not manifest.is_file():
+            raise CheckpointError(f"--resume {path}: no checkpoint manifest at {manifest}")
+        return manifest
+
     def latest(self, warn: Callable[[str], None] = print) -> tuple[dict, dict] | None:
-        """The newest checkpoint that verifies, skipping (with a warning) corrupt ones."""
+        """The newest checkpoint that verifies, skipping (with a warning) corrupt ones.
+
+        Raises:
+            CheckpointMismatch: the newest sound checkpoint belongs to another run or config; falling
+                back to an older one, or starting over, would silently throw work away.
+        """
         for manifest in reversed(self.manifests()):
             try:
                 return self.load(manifest)
+            except CheckpointMismatch:
+                raise
             except CheckpointError as exc:
                 warn(f"skipping checkpoint {exc}")
         return None

@@ -43,6 +43,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    from largegraph.train import resume_run
+
+    print(resume_run(args.run_dir, device=args.device))
+    return 0
+
+
 def cmd_synth_node(args: argparse.Namespace) -> int:
     from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
 
@@ -94,9 +101,14 @@ def _add_train(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     p.add_argument("--run-dir", help="where outputs go (default runs/<name>-<UTC time>)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--resume", default="auto", choices=["auto", "never"],
-                   help="auto: continue from the run directory's newest valid checkpoint, if any")
+    p.add_argument("--resume", default="auto", metavar="auto|never|PATH",
+                   help="auto (default): continue from the run directory's newest valid checkpoint, if any; "
+                        "never: refuse a run directory with checkpoints; PATH: continue from that checkpoint")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("resume", help="continue a run from its run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.set_defaults(func=cmd_resume)
 
 
 def _add_data(sub) -> None:
@@ -147,7 +159,7 @@ def _add_data(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="largegraph", description="Sampled GNN training on OGB-scale graphs.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,data,report}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,resume,data,report}", parser_class=_Parser)
     _add_train(sub)
     _add_data(sub)
     p = sub.add_parser("report", help="redraw curves.png and print a run's summary")

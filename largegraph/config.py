@@ -85,8 +85,14 @@ class TrainConfig(Section):
 
 
 class CheckpointConfig(Section):
+    """When checkpoints are written and how many are kept."""
+
+    every_n_steps: Optional[int] = Field(None, ge=1, description="also checkpoint inside epochs every N optimizer steps")
     every_n_epochs: int = Field(1, ge=1)
     keep_last: int = Field(2, ge=1)
+    keep_best: bool = Field(True, description="also keep the checkpoint with the best validation score")
+    on_save_error: Literal["fail", "continue"] = Field(
+        "fail", description="a failed save (e.g. disk full): stop the run, or warn and keep training")
 
 
 class JobConfig(Section):

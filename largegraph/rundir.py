@@ -14,7 +14,9 @@ Layout::
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from pathlib import Path
 
 from largegraph.config import JobConfig, dump_config
@@ -63,6 +65,24 @@ class RunDir:
     @property
     def curves_path(self) -> Path:
         return self.path / "curves.png"
+
+    @property
+    def run_id_path(self) -> Path:
+        return self.path / "run_id"
+
+    def run_id(self) -> str:
+        """This directory's identity, stamped into every checkpoint it holds."""
+        if not self.run_id_path.exists():
+            self.run_id_path.write_text(uuid.uuid4().hex + "\n")
+        return self.run_id_path.read_text().strip()
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop records written after ``step`` (work a crash undid), so a resumed run's log has each
+        epoch once. Rewritten atomically: a crash here leaves the old file."""
+        keep = [r for r in self.read_metrics() if r.get("step") is None or r["step"] <= step]
+        tmp = self.metrics_path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        os.replace(tmp, self.metrics_path)
 
     def create(self, cfg: JobConfig) -> None:
         """Create the directory and write the resolved config."""

@@ -160,6 +160,9 @@ class NodeBatchLoader:
         return dgl.dataloading.DataLoader(
             self.graph, batches, self.sampler, device=self.device, use_uva=self.use_uva,
             batch_size=1, shuffle=False, drop_last=False, num_workers=workers, persistent_workers=False,
+            # torch seeds every loader iterator from the global RNG unless given a generator; that
+            # draw would shift dropout's random stream between a run and its mid-epoch resume.
+            generator=torch.Generator(),
         )
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[MiniBatch]:

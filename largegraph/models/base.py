@@ -120,7 +120,9 @@ class Encoder(nn.Module):
                 sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
                 loader = dgl.dataloading.DataLoader(
                     g, g.nodes(), sampler, batch_size=batch_size, shuffle=False, drop_last=False,
-                    num_workers=num_workers)
+                    num_workers=num_workers,
+                    # keep the global RNG (dropout's stream) untouched by evaluation
+                    generator=torch.Generator())
                 dtype = next(self.parameters()).dtype
                 h = feat
                 for i in range(self.num_layers):
