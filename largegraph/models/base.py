@@ -54,7 +54,12 @@ class Encoder(nn.Module):
         self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.hidden) for _ in range(cfg.num_layers - 1))
         self.activation = _ACTIVATIONS[cfg.activation]()
         self.dropout = nn.Dropout(cfg.dropout)
-        self.layers = nn.ModuleList()
+        self.layers = nn.ModuleList(
+            self.make_layer(cfg, i, d_in, d_out) for i, (d_in, d_out) in enumerate(self.layer_dims()))
+
+    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+        """Build layer ``i`` mapping width ``d_in`` to ``d_out``."""
+        raise NotImplementedError
 
     def layer_dims(self) -> list[tuple[int, int]]:
         """(input width, output width) of every layer, first to last."""
@@ -62,8 +67,8 @@ class Encoder(nn.Module):
         return list(zip(dims[:-1], dims[1:]))
 
     def _layer(self, i: int, block: Any, h: torch.Tensor) -> torch.Tensor:
-        """Apply layer ``i`` to ``h`` over ``block``; must return a 2-D (nodes, width) tensor."""
-        raise NotImplementedError
+        """Apply layer ``i`` to ``h`` over ``block``; returns a 2-D (nodes, width) tensor."""
+        return self.layers[i](block, h)
 
     def _after(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Between-layer treatment after layer ``i``; nothing after the last layer."""

@@ -5,6 +5,7 @@ from typing import Any
 
 import dgl.nn
 import torch
+from torch import nn
 
 from largegraph.config import ModelConfig
 from largegraph.errors import ConfigError
@@ -32,11 +33,11 @@ class GATEncoder(Encoder):
             raise ConfigError(
                 f"model.hidden ({cfg.hidden}) must be divisible by model.heads ({cfg.heads}) for GAT")
         super().__init__(cfg, in_dim, out_dim)
-        for i, (d_in, d_out) in enumerate(self.layer_dims()):
-            last = i == self.num_layers - 1
-            self.layers.append(dgl.nn.GATConv(
-                d_in, d_out if last else d_out // cfg.heads, cfg.heads,
-                attn_drop=cfg.dropout, allow_zero_in_degree=True))
+
+    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+        last = i == cfg.num_layers - 1
+        return dgl.nn.GATConv(d_in, d_out if last else d_out // cfg.heads, cfg.heads,
+                              attn_drop=cfg.dropout, allow_zero_in_degree=True)
 
     def _layer(self, i: int, block: Any, h: torch.Tensor) -> torch.Tensor:
         h = self.layers[i](block, h)  # (nodes, heads, per-head width)

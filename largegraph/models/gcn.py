@@ -1,10 +1,8 @@
 """GCN encoder with mean (random-walk) normalisation."""
 from __future__ import annotations
 
-from typing import Any
-
 import dgl.nn
-import torch
+from torch import nn
 
 from largegraph.config import ModelConfig
 from largegraph.models.base import Encoder
@@ -20,16 +18,7 @@ class GCNEncoder(Encoder):
     so ``"right"`` makes layer-wise inference exact.
     """
 
-    def __init__(self, cfg: ModelConfig, in_dim: int, out_dim: int) -> None:
-        """Args:
-            cfg: the model section of the job config.
-            in_dim: input feature width.
-            out_dim: embedding width.
-        """
-        super().__init__(cfg, in_dim, out_dim)
-        for d_in, d_out in self.layer_dims():
-            # Zero in-degree nodes (isolated, or unsampled) just get the bias instead of raising.
-            self.layers.append(dgl.nn.GraphConv(d_in, d_out, norm="right", allow_zero_in_degree=True))
+    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+        # Zero in-degree nodes (isolated, or unsampled) just get the bias instead of raising.
+        return dgl.nn.GraphConv(d_in, d_out, norm="right", allow_zero_in_degree=True)
 
-    def _layer(self, i: int, block: Any, h: torch.Tensor) -> torch.Tensor:
-        return self.layers[i](block, h)

@@ -17,15 +17,8 @@ class MLPEncoder(Encoder):
 
     uses_graph = False
 
-    def __init__(self, cfg: ModelConfig, in_dim: int, out_dim: int) -> None:
-        """Args:
-            cfg: the model section of the job config.
-            in_dim: input feature width.
-            out_dim: embedding width.
-        """
-        super().__init__(cfg, in_dim, out_dim)
-        for d_in, d_out in self.layer_dims():
-            self.layers.append(nn.Linear(d_in, d_out))
+    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+        return nn.Linear(d_in, d_out)
 
     def _layer(self, i: int, block: Any, h: torch.Tensor) -> torch.Tensor:
         return self.layers[i](h)
