@@ -52,8 +52,23 @@ def _official_dir(root: Path, name: str) -> Path:
 
 
 def _require_files(directory: Path, meta: dict, name: str, how_to_get: str) -> None:
-    processed = directory / "processed" / "dgl_data_processed"
     raw_needed = ["data.npz", "node-label.npz"] if meta["binary"] == "True" else ["edge.csv.gz"]
+    require_raw_and_marker(directory, meta, name, how_to_get, raw_needed)
+    split_dir = directory / "split" / meta["split"]
+    if not (split_dir / "split_dict.pt").exists():
+        for part in ("train", "valid", "test"):
+            path = split_dir / f"{part}.csv.gz"
+            if not path.exists():
+                raise DatasetError(f"split file {path} is missing; re-extract the dataset")
+            if _gzip_is_empty(path):
+                raise DatasetError(f"{name}: the {part} split is empty ({path}); every split needs nodes")
+
+
+def require_raw_and_marker(directory: Path, meta: dict, name: str, how_to_get: str,
+                           raw_needed: list[str]) -> None:
+    """Check what OGB's loaders (node and link alike) would otherwise download or prompt about: the
+    raw files (unless OGB's processed cache exists) and the ``RELEASE_v*.txt`` marker."""
+    processed = directory / "processed" / "dgl_data_processed"
     missing = [f"raw/{f}" for f in raw_needed if not (directory / "raw" / f).exists()]
     if not directory.is_dir() or (missing and not processed.exists()):
         raise DatasetError(f"dataset {name} not found: expected {directory}/{missing[0] if missing else ''}; {how_to_get}")
@@ -63,14 +78,6 @@ def _require_files(directory: Path, meta: dict, name: str, how_to_get: str) -> N
             f"{marker} is missing, so OGB would ask to re-download {name}; restore the marker file from "
             f"OGB's zip (or `touch` it if the files are OGB release v{meta['version']})"
         )
-    split_dir = directory / "split" / meta["split"]
-    if not (split_dir / "split_dict.pt").exists():
-        for part in ("train", "valid", "test"):
-            path = split_dir / f"{part}.csv.gz"
-            if not path.exists():
-                raise DatasetError(f"split file {path} is missing; re-extract the dataset")
-            if _gzip_is_empty(path):
-                raise DatasetError(f"{name}: the {part} split is empty ({path}); every split needs nodes")
 
 
 def _gzip_is_empty(path: Path) -> bool:

@@ -231,3 +231,252 @@ def read_meta(directory: Path) -> dict:
     if meta.get("format") != FORMAT:
         raise DatasetError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}; rewrite the dataset")
     return meta
+
+
+# ---------------------------------------------------------------------------------------------------
+# Link-property datasets (OGB's linkproppred layout)
+#
+#     RELEASE_v1.txt, largegraph.json      as for node datasets ("task": "link")
+#     raw/edge.csv.gz                      the TRAINING edges only (the message-passing graph), each
+#                                          undirected edge once; OGB adds the reverse edges itself
+#                                          (meta add_inverse_edge = True), as for ogbl-ddi/collab/ppa
+#     raw/num-node-list.csv.gz, num-edge-list.csv.gz, node-feat.csv.gz (optional)
+#     split/largegraph/{train,valid,test}.pt   torch.save'd dicts of int64 tensors, read by OGB's
+#                                          DglLinkPropPredDataset.get_edge_split()
+
+LINK_SPLIT_STYLES = ("edge", "source_target")
+# The metrics OGB's linkproppred Evaluator computes, each with the official homogeneous dataset whose
+# Evaluator is used to score ours (an Evaluator takes only an official name).
+LINK_METRIC_EVALUATORS = {
+    "hits@20": "ogbl-ddi",
+    "hits@50": "ogbl-collab",
+    "hits@100": "ogbl-ppa",
+    "mrr": "ogbl-citation2",
+    "rocauc": "ogbl-vessel",
+}
+# mrr ranks each positive against its own K negatives (citation2 style); hits@K and rocauc compare
+# positive edges with one shared pool of negative edges (collab/ddi style).
+LINK_METRIC_STYLE = {"mrr": "source_target", "hits@20": "edge", "hits@50": "edge", "hits@100": "edge",
+                     "rocauc": "edge"}
+
+
+def link_meta_dict(name: str, metric: str, has_features: bool, directed: bool = False) -> dict:
+    """OGB's meta_dict fields for a homogeneous link-prediction dataset (strings, as in master.csv)."""
+    return {
+        "version": "1",
+        "download_name": dataset_dir_name(name),
+        "url": "file:///largegraph/local-dataset-has-no-download",
+        # Undirected data stores each edge once and lets OGB add the reverse (as ogbl-ddi does).
+        "add_inverse_edge": str(not directed),
+        "has_node_attr": str(bool(has_features)),
+        "has_edge_attr": "False",
+        "split": "largegraph",
+        "additional node files": "None",
+        "additional edge files": "None",
+        "is hetero": "False",
+        "binary": "False",
+        "task type": "link prediction",
+        "eval metric": metric,
+    }
+
+
+def _as_pairs(value, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu" and arr.size:
+        raise DatasetError(f"{what} must hold integer node ids, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise DatasetError(f"{what} must have shape (E, 2), got {arr.shape}")
+    return arr
+
+
+def _check_ids(arr: np.ndarray, num_nodes: int, what: str) -> None:
+    if arr.size and (arr.min() < 0 or arr.max() >= num_nodes):
+        raise DatasetError(f"{what} holds node ids in [{arr.min()}, {arr.max()}], outside [0, {num_nodes})")
+
+
+def check_link_split(split: dict, num_nodes: int, split_style: str, metric: str, where: str = "split") -> None:
+    """Check a link split as OGB's ``get_edge_split()`` returns it (numpy arrays or tensors).
+
+    Raises:
+        DatasetError: one line naming the part (``valid['edge_neg']``...) that is wrong.
+    """
+    if split_style not in LINK_SPLIT_STYLES:
+        raise DatasetError(f"split_style must be one of {LINK_SPLIT_STYLES}, got {split_style!r}")
+    if metric not in LINK_METRIC_EVALUATORS:
+        raise DatasetError(f"unknown link metric {metric!r}; OGB's Evaluator knows {', '.join(LINK_METRIC_EVALUATORS)}")
+    if LINK_METRIC_STYLE[metric] != split_style:
+        raise DatasetError(f"metric {metric} needs a {LINK_METRIC_STYLE[metric]}-style split, got {split_style}")
+    for part in ("train", "valid", "test"):
+        if part not in split:
+            raise DatasetError(f"{where} is missing its {part!r} part")
+        d = split[part]
+        if split_style == "edge":
+            need = ["edge"] + (["edge_neg"] if part != "train" else [])
+        else:
+            need = ["source_node", "target_node"] + (["target_node_neg"] if part != "train" else [])
+        for key in need:
+            if key not in d:
+                raise DatasetError(f"{where}[{part!r}] has no {key!r} ({split_style}-style split needs {need})")
+        if split_style == "edge":
+            pos = _as_pairs(d["edge"], f"{where}[{part!r}]['edge']")
+            count = len(pos)
+            _check_ids(pos, num_nodes, f"{where}[{part!r}]['edge']")
+            if "edge_neg" in d:
+                neg = _as_pairs(d["edge_neg"], f"{where}[{part!r}]['edge_neg']")
+                _check_ids(neg, num_nodes, f"{where}[{part!r}]['edge_neg']")
+                if part != "train" and len(neg) == 0:
+                    raise DatasetError(f"{where}[{part!r}]['edge_neg'] is empty; evaluation needs negative edges")
+        else:
+            src = np.asarray(d["source_node"]).astype(np.int64, copy=False)
+            dst = np.asarray(d["target_node"]).astype(np.int64, copy=False)
+            if src.ndim != 1 or src.shape != dst.shape:
+                raise DatasetError(f"{where}[{part!r}] source_node {src.shape} and target_node {dst.shape} "
+                                   f"must be 1-d and of equal length")
+            count = len(src)
+            _check_ids(src, num_nodes, f"{where}[{part!r}]['source_node']")
+            _check_ids(dst, num_nodes, f"{where}[{part!r}]['target_node']")
+            if "target_node_neg" in d:
+                neg = np.asarray(d["target_node_neg"]).astype(np.int64, copy=False)
+                if neg.ndim != 2 or neg.shape[0] != count or neg.shape[1] == 0:
+                    raise DatasetError(f"{where}[{part!r}]['target_node_neg'] must have shape ({count}, K>0), "
+                                       f"got {neg.shape}")
+                _check_ids(neg, num_nodes, f"{where}[{part!r}]['target_node_neg']")
+        if count == 0:
+            raise DatasetError(f"{where}[{part!r}] has no positive edges; every split needs edges")
+
+
+def write_link_dataset(
+    root: str | os.PathLike,
+    name: str,
+    *,
+    edges_train: np.ndarray,
+    num_nodes: int,
+    feat: np.ndarray | None,
+    split: dict[str, dict[str, np.ndarray]],
+    split_style: str,
+    metric: str,
+    directed: bool = False,
+    info: dict | None = None,
+) -> Path:
+    """Write a homogeneous link-prediction dataset in OGB's linkproppred layout, atomically.
+
+    Args:
+        root: directory that holds datasets (as OGB's ``root``).
+        name: dataset name; the directory is ``root/<name with - as _>``.
+        edges_train: ``(E, 2)`` training edges = the message-passing graph, each undirected edge once
+            (OGB adds reverses on load unless ``directed``). Must be the same edges as the train split.
+        num_nodes: number of nodes N.
+        feat: ``(N, D)`` float32 node features, or None (featureless, like ogbl-ddi).
+        split: ``train``/``valid``/``test`` dicts as OGB's ``get_edge_split()`` returns them:
+            ``edge`` ``(E, 2)`` [+ ``edge_neg`` ``(E', 2)``], or ``source_node``/``target_node``
+            ``(E,)`` [+ ``target_node_neg`` ``(E, K)``]; valid/test need their negatives. If ``train``
+            is absent it is made from ``edges_train``.
+        split_style: ``edge`` or ``source_target``.
+        metric: OGB link metric (``hits@20``, ``hits@50``, ``hits@100``, ``mrr``, ``rocauc``).
+        directed: True stores the graph one way only (OGB adds no reverse edges).
+        info: provenance stored in ``largegraph.json``.
+
+    Returns:
+        The dataset directory.
+
+    Raises:
+        DatasetError: inconsistent arrays (nothing is written).
+    """
+    if not isinstance(num_nodes, (int, np.integer)) or isinstance(num_nodes, bool) or num_nodes < 1:
+        raise DatasetError(f"num_nodes must be a positive integer, got {num_nodes!r}")
+    num_nodes = int(num_nodes)
+    edges_train = _as_pairs(edges_train, "edges_train")
+    if len(edges_train) == 0:
+        raise DatasetError("edges_train is empty; a link dataset needs training edges")
+    _check_ids(edges_train, num_nodes, "edges_train")
+    if feat is not None:
+        feat = np.ascontiguousarray(feat, dtype=np.float32)
+        if feat.ndim != 2 or feat.shape[0] != num_nodes:
+            raise DatasetError(f"features must have shape ({num_nodes}, D), got {feat.shape}")
+        if not np.isfinite(feat).all():
+            raise DatasetError("features contain NaN or inf")
+    split = {part: dict(d) for part, d in split.items()}
+    if "train" not in split:
+        split["train"] = ({"edge": edges_train} if split_style == "edge" else
+                          {"source_node": edges_train[:, 0], "target_node": edges_train[:, 1]})
+    check_link_split(split, num_nodes, split_style, metric)
+    train = split["train"]
+    train_pairs = (_as_pairs(train["edge"], "split['train']['edge']") if split_style == "edge" else
+                   np.stack([np.asarray(train["source_node"]), np.asarray(train["target_node"])], 1).astype(np.int64))
+    if not np.array_equal(train_pairs, edges_train):
+        raise DatasetError("split['train'] must hold exactly edges_train (same edges, same order): "
+                           "the message-passing graph is the training edges")
+    _check_heldout_not_in_train(split, split_style, edges_train, num_nodes, directed)
+
+    final = dataset_dir(root, name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "raw").mkdir(parents=True)
+    try:
+        raw = tmp / "raw"
+        _gz(raw / "edge.csv.gz", pd.DataFrame(edges_train))
+        _gz(raw / "num-node-list.csv.gz", pd.DataFrame([num_nodes]))
+        _gz(raw / "num-edge-list.csv.gz", pd.DataFrame([len(edges_train)]))
+        if feat is not None:
+            _gz(raw / "node-feat.csv.gz", pd.DataFrame(feat), float_format="%.9g")
+        import torch  # only link datasets need it; node writing stays torch-free
+
+        split_dir = tmp / "split" / "largegraph"
+        split_dir.mkdir(parents=True)
+        for part in ("train", "valid", "test"):
+            # Plain tensors (not numpy arrays) so that torch.load(weights_only=True) can read them too.
+            tensors = {k: torch.as_tensor(np.ascontiguousarray(np.asarray(v, dtype=np.int64)))
+                       for k, v in split[part].items()}
+            torch.save(tensors, split_dir / f"{part}.pt")
+        sizes = {part: {k: list(np.shape(v)) for k, v in split[part].items()} for part in split}
+        meta = {
+            "format": FORMAT,
+            "name": name,
+            "task": "link",
+            "ogb_meta": link_meta_dict(name, metric, feat is not None, directed),
+            "split_style": split_style,
+            "directed": bool(directed),
+            "num_nodes": num_nodes,
+            "num_train_edges": int(len(edges_train)),
+            "feat_dim": 0 if feat is None else int(feat.shape[1]),
+            "split_sizes": sizes,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "info": info or {},
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "RELEASE_v1.txt").write_text(f"{name}: written by largegraph in OGB layout v1\n")
+        _replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def link_pair_keys(pairs: np.ndarray, num_nodes: int, directed: bool = False) -> np.ndarray:
+    """int64 keys of node pairs (``min * N + max`` for undirected data, ``src * N + dst`` otherwise)."""
+    pairs = np.asarray(pairs, dtype=np.int64)
+    a, b = pairs[:, 0], pairs[:, 1]
+    if directed:
+        return a * num_nodes + b
+    return np.minimum(a, b) * num_nodes + np.maximum(a, b)
+
+
+def positive_pairs(part: dict, split_style: str) -> np.ndarray:
+    """The positive edges of one split part as an ``(E, 2)`` int64 array."""
+    if split_style == "edge":
+        return np.asarray(part["edge"], dtype=np.int64).reshape(-1, 2)
+    return np.stack([np.asarray(part["source_node"], dtype=np.int64),
+                     np.asarray(part["target_node"], dtype=np.int64)], 1)
+
+
+def _check_heldout_not_in_train(split: dict, split_style: str, edges_train: np.ndarray, num_nodes: int,
+                                directed: bool) -> None:
+    train_keys = np.unique(link_pair_keys(edges_train, num_nodes, directed))
+    for part in ("valid", "test"):
+        keys = link_pair_keys(positive_pairs(split[part], split_style), num_nodes, directed)
+        leaked = int(np.isin(keys, train_keys).sum())
+        if leaked:
+            raise DatasetError(f"{leaked} {part} edges are also training edges; held-out edges must not be in "
+                               f"the message-passing graph")

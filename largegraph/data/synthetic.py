@@ -445,3 +445,217 @@ def write_synthetic_node_dataset(root: str | os.PathLike, name: str, params: Syn
         edges=data["edges"], num_nodes=int(params.num_nodes), feat=data["feat"], labels=data["labels"],
         num_classes=data["num_classes"], split=data["split"], layout=layout, info=data["info"],
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Link prediction: the node generator's graph with held-out edges and sampled negatives.
+
+# Rounds of rejection sampling for negatives before giving up (only a graph close to complete needs many).
+_MAX_NEG_ROUNDS = 50
+
+
+@dataclass
+class SynthLinkParams:
+    """Settings of a synthetic link-prediction graph.
+
+    The graph is the node generator's (power-law degrees, communities joined with ``homophily``);
+    a random ``valid_ratio`` / ``test_ratio`` of its edges is held out and never enters the
+    message-passing graph.
+
+    Attributes:
+        num_nodes: number of nodes N.
+        avg_degree: mean degree of the full graph (before holding edges out).
+        num_communities: number of communities (the node generator's classes).
+        feat_dim: node feature dimension; 0 = featureless, like ogbl-ddi.
+        homophily: fraction of edges inside a community.
+        feature_signal: community centroid length in the features (as for node graphs).
+        degree_exponent: power-law exponent of the degree distribution.
+        valid_ratio: share of edges held out for validation.
+        test_ratio: share of edges held out for testing.
+        seed: random seed; same parameters and seed give identical arrays.
+    """
+
+    num_nodes: int = 10_000
+    avg_degree: float = 20.0
+    num_communities: int = 8
+    feat_dim: int = 32
+    homophily: float = 0.8
+    feature_signal: float = 1.5
+    degree_exponent: float = 2.5
+    valid_ratio: float = 0.1
+    test_ratio: float = 0.1
+    seed: int = 0
+
+
+def _node_params_for_links(p: SynthLinkParams) -> SynthNodeParams:
+    if not _is_int(p.feat_dim) or p.feat_dim < 0:
+        raise DatasetError(f"feat_dim must be an integer >= 0, got {p.feat_dim!r}")
+    return SynthNodeParams(
+        num_nodes=p.num_nodes, avg_degree=p.avg_degree, num_classes=p.num_communities,
+        feat_dim=max(int(p.feat_dim), 1), homophily=p.homophily, feature_signal=p.feature_signal,
+        label_noise=0.0, degree_exponent=p.degree_exponent, seed=p.seed,
+    )
+
+
+def _sample_non_edges(rng: np.random.Generator, n: int, count: int, forbidden: np.ndarray) -> np.ndarray:
+    """``count`` distinct uniform random unordered pairs ``(min, max)`` that are neither self-loops
+    nor in the sorted key array ``forbidden``."""
+    keys = np.empty(0, dtype=np.int64)
+    for _ in range(_MAX_NEG_ROUNDS):
+        need = count - len(keys)
+        if need <= 0:
+            break
+        m = int(need * 1.2) + 64
+        new = _pair_keys(rng.integers(0, n, m), rng.integers(0, n, m), n)
+        new = new[~np.isin(new, forbidden)]
+        # Keep first occurrences in draw order (np.unique would sort and bias the truncation).
+        keys = np.concatenate([keys, new])
+        _, first = np.unique(keys, return_index=True)
+        keys = keys[np.sort(first)]
+    if len(keys) < count:
+        raise DatasetError(f"cannot find {count} non-edges among {n} nodes; the graph is too dense")
+    keys = keys[:count]
+    return np.stack([keys // n, keys % n], 1)
+
+
+def _sample_neg_targets(rng: np.random.Generator, n: int, sources: np.ndarray, k: int,
+                        forbidden: np.ndarray) -> np.ndarray:
+    """``(E, k)`` uniform random targets per source, none equal to the source or joined to it."""
+    targets = rng.integers(0, n, (len(sources), k))
+    src = np.broadcast_to(sources[:, None], targets.shape)
+    bad = (targets == src) | np.isin(_pair_keys_keep(src, targets, n), forbidden)
+    for _ in range(_MAX_NEG_ROUNDS):
+        count = int(bad.sum())
+        if count == 0:
+            return targets
+        targets[bad] = rng.integers(0, n, count)
+        bad_now = (targets == src) | np.isin(_pair_keys_keep(src, targets, n), forbidden)
+        bad = bad & bad_now
+    raise DatasetError("cannot draw negative targets: some sources are joined to almost every node")
+
+
+def _pair_keys_keep(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Undirected pair keys of same-shaped arrays, self-loops included (unlike ``_pair_keys``)."""
+    return np.minimum(a, b) * n + np.maximum(a, b)
+
+
+def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_neg: int = 100,
+                        num_edge_neg: int | None = None) -> dict:
+    """Generate a synthetic link-prediction dataset.
+
+    Args:
+        params: generator settings.
+        split_style: ``edge`` (collab/ddi style: ``edge`` + shared ``edge_neg`` pool per split) or
+            ``source_target`` (citation2 style: ``source_node``, ``target_node`` and
+            ``target_node_neg`` ``(E, num_neg)``).
+        num_neg: negatives per positive in ``source_target`` style.
+        num_edge_neg: negative pairs per valid/test split in ``edge`` style (default: as many as that
+            split has positives).
+
+    Returns:
+        dict with ``edges_train`` ``(E_train, 2)`` (each undirected edge once, sorted), ``feat``
+        (``(N, D)`` float32 or None), ``split`` (OGB's ``get_edge_split()`` shape, numpy int64),
+        ``num_nodes``, ``communities`` and ``info``. Valid/test edges are never training edges;
+        negatives are never edges of the full graph (any split) nor self-loops.
+
+    Raises:
+        DatasetError: invalid parameters.
+    """
+    p = params
+    if split_style not in ("edge", "source_target"):
+        raise DatasetError(f"split_style must be 'edge' or 'source_target', got {split_style!r}")
+    if not _is_int(num_neg) or num_neg < 1:
+        raise DatasetError(f"num_neg must be an integer >= 1, got {num_neg!r}")
+    if num_edge_neg is not None and (not _is_int(num_edge_neg) or num_edge_neg < 1):
+        raise DatasetError(f"num_edge_neg must be an integer >= 1, got {num_edge_neg!r}")
+    for key in ("valid_ratio", "test_ratio"):
+        value = getattr(p, key)
+        if not _is_number(value) or not 0 < value < 0.5:
+            raise DatasetError(f"{key} must lie in (0, 0.5), got {value!r}")
+    if p.valid_ratio + p.test_ratio >= 0.9:
+        raise DatasetError("valid_ratio + test_ratio must leave at least 10 % of the edges for training")
+    node = generate_node_graph(_node_params_for_links(p))
+    n = int(p.num_nodes)
+    edges = node["edges"]
+    # The node generator's streams are spawned from seed; these come from a separate, fixed branch.
+    rng_hold, rng_orient, rng_neg = (np.random.default_rng(s) for s in
+                                     np.random.SeedSequence([int(p.seed), 0x11AC]).spawn(3))
+    e = len(edges)
+    n_valid = int(round(p.valid_ratio * e))
+    n_test = int(round(p.test_ratio * e))
+    if n_valid < 1 or n_test < 1 or e - n_valid - n_test < 1:
+        raise DatasetError(f"{e} edges are too few to hold out valid_ratio {p.valid_ratio} and "
+                           f"test_ratio {p.test_ratio}; raise num_nodes or avg_degree")
+    perm = rng_hold.permutation(e)
+    parts = {
+        "valid": np.sort(perm[:n_valid]),
+        "test": np.sort(perm[n_valid:n_valid + n_test]),
+        "train": np.sort(perm[n_valid + n_test:]),
+    }
+    all_keys = _pair_keys_keep(edges[:, 0], edges[:, 1], n)  # sorted: edges are sorted (min, max)
+    split: dict[str, dict[str, np.ndarray]] = {}
+    edges_train = edges[parts["train"]]
+    for part in ("train", "valid", "test"):
+        pos = edges[parts[part]]
+        if split_style == "edge":
+            split[part] = {"edge": pos}
+            if part != "train":
+                count = len(pos) if num_edge_neg is None else int(num_edge_neg)
+                split[part]["edge_neg"] = _sample_non_edges(rng_neg, n, count, all_keys)
+        else:
+            if part != "train":
+                # Random orientation: the source is not always the smaller id.
+                flip = rng_orient.random(len(pos)) < 0.5
+                pos = np.where(flip[:, None], pos[:, ::-1], pos)
+            split[part] = {"source_node": pos[:, 0].copy(), "target_node": pos[:, 1].copy()}
+            if part != "train":
+                split[part]["target_node_neg"] = _sample_neg_targets(rng_neg, n, pos[:, 0], int(num_neg), all_keys)
+    info = {
+        "generator": GENERATOR + ".link",
+        "params": asdict(p),
+        "split_style": split_style,
+        "num_neg": int(num_neg) if split_style == "source_target" else None,
+        "num_edge_neg": num_edge_neg,
+        "num_nodes": n,
+        "num_edges_total": int(e),
+        "num_edges": {part: int(len(idx)) for part, idx in parts.items()},
+        "edge_homophily": node["info"]["edge_homophily"],
+        "mean_degree_full": node["info"]["mean_degree"],
+        "max_degree_full": node["info"]["max_degree"],
+    }
+    return {
+        "edges_train": edges_train,
+        "feat": node["feat"] if p.feat_dim > 0 else None,
+        "split": split,
+        "num_nodes": n,
+        "communities": node["true_labels"],
+        "info": info,
+    }
+
+
+def write_synthetic_link_dataset(root: str | os.PathLike, name: str, params: SynthLinkParams,
+                                 split_style: str = "edge", num_neg: int = 100, *,
+                                 num_edge_neg: int | None = None, metric: str | None = None) -> Path:
+    """Generate a synthetic link-prediction dataset and write it in OGB's linkproppred layout.
+
+    Args:
+        root: directory holding dataset folders.
+        name: dataset name (directory ``root/<name with - as _>``).
+        params: generator settings.
+        split_style: ``edge`` or ``source_target`` (see ``generate_link_graph``).
+        num_neg: negatives per positive for ``source_target``.
+        num_edge_neg: negative pairs per valid/test split for ``edge`` (default: #positives).
+        metric: OGB metric; default ``hits@50`` for ``edge``, ``mrr`` for ``source_target``.
+
+    Returns:
+        The dataset directory; load it with ``largegraph.data.link.load_link_dataset(name, root)``.
+    """
+    from largegraph.data.ogb_layout import write_link_dataset
+
+    data = generate_link_graph(params, split_style, num_neg, num_edge_neg)
+    if metric is None:
+        metric = "hits@50" if split_style == "edge" else "mrr"
+    return write_link_dataset(
+        root, name, edges_train=data["edges_train"], num_nodes=data["num_nodes"], feat=data["feat"],
+        split=data["split"], split_style=split_style, metric=metric, directed=False, info=data["info"],
+    )
