@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad input (config, dataset, checkpoint, arguments), 130
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import sys
 import time
 import warnings
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
+    # A crash inside DGL or torch native code should at least say where Python was.
+    faulthandler.enable()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may come before or after options (`train CFG --run-dir D model.hidden=8`), which

@@ -26,16 +26,6 @@ from largegraph.data.ogb_layout import META_FILE, dataset_dir_name, read_meta
 from largegraph.errors import DatasetError
 
 
-def _no_version_check() -> None:
-    """OGB starts a non-daemon thread on import that asks PyPI whether OGB is outdated; on machines
-    without internet that can hold a finished job open until the request times out. OGB skips the
-    check when the `outdated` package cannot be imported."""
-    sys.modules.setdefault("outdated", None)
-
-
-_no_version_check()
-
-
 def official_node_meta() -> pd.DataFrame:
     """OGB's master table of node-property datasets (one column per dataset)."""
     import ogb.nodeproppred
