@@ -27,7 +27,7 @@ and is left out of the mean when more than one epoch is run.
 Prints ``graph ...``, ``plain_dgl epoch_s=... batches_per_s=...``, ``largegraph epoch_s=...
 batches_per_s=...``, ``ratio largegraph/plain_dgl=...`` (ratio of mean epoch times; below 1 means
 largegraph is faster; the same ratio of the fastest epochs follows in brackets) and ``peak_rss=...``
-(the main process; with workers also the largest worker's).
+(the main process; with workers also the largest child process, i.e. a worker).
 
 Sampling threads: largegraph samples on one OpenMP thread (for repeatable batches) while the plain
 loop lets DGL use ``--threads`` threads, which also selects DGL's fused CPU sampler; with
@@ -225,8 +225,9 @@ def run_benchmark(args: argparse.Namespace, root: Path, run_path: Path) -> None:
         print(f"{name} epoch_s={epoch_s:.3f} batches_per_s={rate:.2f} min_epoch_s={fastest:.3f}", flush=True)
     print(f"ratio largegraph/plain_dgl={stats['largegraph'][0] / stats['plain_dgl'][0]:.2f} "
           f"(of fastest epochs: {stats['largegraph'][2] / stats['plain_dgl'][2]:.2f})", flush=True)
-    # Linux reports the largest terminated child for RUSAGE_CHILDREN: a sampling worker here.
-    workers = f" largest_worker_rss={peak_rss_gb(resource.RUSAGE_CHILDREN):.2f}GB" if args.num_workers else ""
+    # For RUSAGE_CHILDREN Linux reports the largest waited-for child: with workers, a sampling worker
+    # (loading also starts a small child, so the number means nothing without workers).
+    workers = f" largest_child_rss={peak_rss_gb(resource.RUSAGE_CHILDREN):.2f}GB" if args.num_workers else ""
     print(f"peak_rss={peak_rss_gb():.2f}GB{workers}", flush=True)
 
 

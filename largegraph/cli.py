@@ -66,6 +66,20 @@ def cmd_synth_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_link(args: argparse.Namespace) -> int:
+    from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+
+    given = dict(num_nodes=args.nodes, avg_degree=args.avg_degree, num_communities=args.communities,
+                 feat_dim=args.feat_dim, homophily=args.homophily, seed=args.seed)
+    params = SynthLinkParams(**{k: v for k, v in given.items() if v is not None})
+    start = time.perf_counter()
+    path = write_synthetic_link_dataset(args.root, args.name, params, split_style=args.split_style,
+                                        num_neg=args.num_neg)
+    print(f"wrote {args.name} to {path} in {time.perf_counter() - start:.1f}s "
+          f"(train with data.name={args.name} data.root={args.root})")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from largegraph.data.files import import_node_dataset
 
@@ -116,7 +130,20 @@ def _add_data(sub) -> None:
     data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(
         dest="data_cmd", required=True, metavar="{synth,import,planetoid}", parser_class=_Parser)
     synth = data.add_parser("synth", help="generate a synthetic graph").add_subparsers(
-        dest="synth_kind", required=True, metavar="{node}", parser_class=_Parser)
+        dest="synth_kind", required=True, metavar="{node,link}", parser_class=_Parser)
+    p = synth.add_parser("link", help="link prediction graph: communities, held-out valid/test edges, negatives")
+    p.add_argument("--name", required=True)
+    p.add_argument("--root", default="data")
+    p.add_argument("--nodes", type=int, default=50_000)
+    p.add_argument("--avg-degree", type=float, default=16.0)
+    p.add_argument("--communities", type=int, default=None)
+    p.add_argument("--feat-dim", type=int, default=None, help="0 = no node features (learnable embeddings)")
+    p.add_argument("--homophily", type=float, default=None)
+    p.add_argument("--split-style", choices=["edge", "source_target"], default="edge",
+                   help="edge: collab/ddi style (hits@K); source_target: citation2 style (MRR)")
+    p.add_argument("--num-neg", type=int, default=100, help="negatives per positive (source_target style)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth_link)
     p = synth.add_parser("node", help="node classification graph: power-law degrees, class communities")
     p.add_argument("--name", required=True)
     p.add_argument("--root", default="data")

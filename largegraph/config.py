@@ -84,6 +84,21 @@ class TrainConfig(Section):
     export_embeddings: bool = Field(False, description="also write embeddings.pt (N x hidden float32)")
 
 
+class LinkConfig(Section):
+    """Link prediction: negatives, the edge scorer, the loss and evaluation chunking."""
+
+    predictor: Literal["dot", "mlp"] = "dot"
+    loss: Literal["bce", "margin"] = Field("bce", description="margin: pairwise ranking loss, positive above its negatives")
+    margin: float = Field(1.0, gt=0)
+    negative_sampler: Literal["uniform", "global_uniform"] = Field(
+        "uniform", description="uniform: k random destinations per positive source; global_uniform: random pairs")
+    num_negatives: int = Field(1, ge=1, le=1000)
+    embedding: Literal["auto", "always", "never"] = Field(
+        "auto", description="learnable node embeddings as input: auto = when the graph has no node features")
+    embedding_dim: Optional[int] = Field(None, gt=0, description="default: model.hidden")
+    score_batch_size: int = Field(65536, gt=0, description="edges scored per chunk in evaluation")
+
+
 class CheckpointConfig(Section):
     """When checkpoints are written and how many are kept."""
 
@@ -99,13 +114,14 @@ class JobConfig(Section):
     """A whole training job, as written in ``configs/*.yaml``."""
 
     name: str = Field("job", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
-    task: Literal["node_classification"] = "node_classification"
+    task: Literal["node_classification", "link_prediction"] = "node_classification"
     seed: int = Field(0, ge=0)
     data: DataConfig
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    link: LinkConfig = Field(default_factory=LinkConfig)
 
     @model_validator(mode="after")
     def _fanouts_match_layers(self) -> "JobConfig":
@@ -119,6 +135,9 @@ class JobConfig(Section):
     def fingerprint(self) -> str:
         """Hash of everything that shapes the model and the task (not epochs or paths)."""
         keep = {"task": self.task, "model": self.model.model_dump(), "data": self.data.name}
+        if self.task == "link_prediction":
+            link = self.link.model_dump()
+            keep["link"] = {k: link[k] for k in ("predictor", "embedding", "embedding_dim")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -47,10 +47,10 @@ def summary_line(summary: dict, metric: str = "acc") -> str:
             f"epochs={summary['epochs']} time={summary['time_s']:.1f}s run_dir={summary['run_dir']}")
 
 
-def summary_table(run: RunDir) -> str:
+def summary_table(run: RunDir, metric: str = "acc") -> str:
     """A one-screen table of the run: per-epoch metrics and the final result."""
     epochs = [r for r in run.read_metrics() if r.get("kind") == "epoch"]
-    cols = ["epoch", "loss", "train_acc", "valid_acc", "test_acc", "lr", "time_s", "batches_per_s"]
+    cols = ["epoch", "loss", f"train_{metric}", f"valid_{metric}", f"test_{metric}", "lr", "time_s", "batches_per_s"]
     lines = ["  ".join(f"{c:>13}" for c in cols)]
     for r in epochs:
         cells = []
@@ -61,6 +61,14 @@ def summary_table(run: RunDir) -> str:
     return "\n".join(lines)
 
 
+def _metric_from_log(run: RunDir) -> str:
+    for record in run.read_metrics():
+        for key in record:
+            if key.startswith("valid_"):
+                return key.removeprefix("valid_")
+    return "acc"
+
+
 def report(run_dir: str | Path) -> str:
     """Redraw curves.png and return the summary table plus the final line."""
     run = RunDir(run_dir)
@@ -68,10 +76,12 @@ def report(run_dir: str | Path) -> str:
         raise ConfigError(f"run directory {run.path} does not exist")
     if not run.metrics_path.exists():
         raise ConfigError(f"{run.path} has no metrics.jsonl; is it a largegraph run directory?")
-    plot_curves(run)
-    text = summary_table(run)
-    if run.summary_path.exists():
-        text += "\n" + summary_line(json.loads(run.summary_path.read_text()))
+    summary = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else None
+    metric = summary.get("metric", "acc") if summary else _metric_from_log(run)
+    plot_curves(run, metric)
+    text = summary_table(run, metric)
+    if summary:
+        text += "\n" + summary_line(summary, metric)
     else:
         text += "\n(run not finished: no summary.json yet)"
     return text + f"\ncurves: {run.curves_path}"

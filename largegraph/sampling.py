@@ -183,3 +183,108 @@ class NodeBatchLoader:
             x = self.graph.ndata["feat"][input_nodes.cpu()].to(self.device)
             y = self.graph.ndata["label"][seeds.cpu()].to(self.device)
         return MiniBatch(input_nodes=input_nodes, seeds=seeds, blocks=blocks, x=x, y=y)
+
+
+# --- link prediction ---------------------------------------------------------------------------------
+@dataclass
+class EdgeMiniBatch:
+    """One link-prediction step: positive and negative pairs over the blocks' output nodes."""
+
+    input_nodes: torch.Tensor
+    pair_graph: dgl.DGLGraph
+    neg_graph: dgl.DGLGraph
+    blocks: list
+    x: torch.Tensor | None  # prefetched features of input_nodes; None for featureless graphs
+
+    @property
+    def size(self) -> int:
+        return self.pair_graph.num_edges()
+
+
+class SeededNegatives:
+    """Negative pairs for a batch of seed edges, drawn from (seed, epoch, batch) like the neighbors.
+
+    ``uniform``: ``k`` random destinations for each positive's source (DGL's ``Uniform``).
+    ``global_uniform``: ``k`` random node pairs per positive, from anywhere in the graph.
+    """
+
+    def __init__(self, k: int, base_seed: int, global_uniform: bool = False):
+        self.k = k
+        self.base_seed = base_seed
+        self.global_uniform = global_uniform
+        self.epoch = 0
+
+    def __call__(self, g, eids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(mix_seed(self.base_seed, self.epoch, int(eids[0]), 0x4E6))
+        n, count = g.num_nodes(), len(eids) * self.k
+        dst = torch.randint(0, n, (count,), generator=gen)
+        if self.global_uniform:
+            src = torch.randint(0, n, (count,), generator=gen)
+        else:
+            src = g.find_edges(eids)[0].repeat_interleave(self.k)
+        return src, dst
+
+
+class _EdgeSampler(dgl.dataloading.EdgePredictionSampler):
+    def sample(self, g, seed_edges):
+        return super().sample(g, _one_batch(seed_edges))
+
+
+class EdgeBatchLoader:
+    """Delivers an epoch of link-prediction batches over the training edges.
+
+    The seed edges' own edges *and their reverse edges* are excluded from the sampled
+    neighbourhoods, so the model never sees the edge it is asked to predict; validation and test
+    edges are not in the graph at all.
+
+    Args:
+        graph: message-passing graph of training edges; for undirected data edge ``2i+1`` is the
+            reverse of edge ``2i`` (OGB's layout).
+        seed_eids: edge ids to train on (one direction per undirected edge).
+        cfg: sampler settings.
+        num_negatives: negatives per positive.
+        global_uniform: negatives as random pairs instead of random destinations.
+        undirected: whether reverse edges exist (and must be excluded with their twin).
+        base_seed: the job seed.
+        device: where batches are delivered.
+    """
+
+    def __init__(self, graph: dgl.DGLGraph, seed_eids: torch.Tensor, cfg: SamplerConfig, *,
+                 num_negatives: int, global_uniform: bool, undirected: bool, base_seed: int,
+                 device: torch.device):
+        self.graph = graph
+        self.seeds = seed_eids
+        self.cfg = cfg
+        self.base_seed = base_seed
+        self.device = device
+        feats = ["feat"] if "feat" in graph.ndata else None
+        self.nodes = SeededNeighborSampler(cfg.fanouts, base_seed, prefetch_node_feats=feats)
+        self.negatives = SeededNegatives(num_negatives, base_seed, global_uniform)
+        exclude = {}
+        if undirected:
+            reverse = torch.arange(graph.num_edges()) ^ 1  # 2i <-> 2i+1
+            exclude = {"exclude": "reverse_id", "reverse_eids": reverse}
+        else:
+            exclude = {"exclude": "self"}
+        self.sampler = _EdgeSampler(self.nodes, negative_sampler=self.negatives, **exclude)
+        self.use_uva = device.type == "cuda" and dgl_has_cuda()
+
+    def num_batches(self) -> int:
+        n, bs = len(self.seeds), self.cfg.batch_size
+        return n // bs if self.cfg.drop_last else -(-n // bs)
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[EdgeMiniBatch]:
+        """Yield the batches of ``epoch`` from ``start_batch`` on."""
+        order = epoch_order(self.seeds, self.base_seed, epoch, self.cfg.shuffle)
+        order = order[start_batch * self.cfg.batch_size:]
+        if len(order) == 0:
+            return
+        self.nodes.epoch = self.negatives.epoch = epoch
+        loader = dgl.dataloading.DataLoader(
+            self.graph, BatchList(order, self.cfg.batch_size, self.cfg.drop_last), self.sampler,
+            device=self.device, use_uva=self.use_uva, batch_size=1, shuffle=False, drop_last=False,
+            num_workers=0 if self.use_uva else self.cfg.num_workers, persistent_workers=False,
+            generator=torch.Generator())
+        for input_nodes, pair_graph, neg_graph, blocks in loader:
+            x = blocks[0].srcdata["feat"] if "feat" in self.graph.ndata else None
+            yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x)

@@ -6,12 +6,11 @@ import time
 from pathlib import Path
 
 from largegraph.config import load_config
-from largegraph.data import load_dataset
 from largegraph.device import resolve_device
 from largegraph.errors import CheckpointError, ConfigError
 from largegraph.report import summary_line
 from largegraph.rundir import RunDir, default_run_dir
-from largegraph.tasks import build_task
+from largegraph.tasks import build_task, load_task_data
 from largegraph.trainer import Trainer
 
 
@@ -51,7 +50,7 @@ def run_training(config_path: str, overrides: list[str], *, run_dir: str | None 
     if resume not in ("auto", "never") and not run_dir:
         raise ConfigError("--resume PATH needs --run-dir: the checkpoint must belong to that run directory")
     start = time.perf_counter()
-    data = load_dataset(cfg.data)
+    data = load_task_data(cfg)
     _say(f"dataset {data.describe()} (loaded in {time.perf_counter() - start:.1f}s)")
     run.create(cfg)
     task = build_task(cfg, data)
@@ -65,5 +64,5 @@ def run_training(config_path: str, overrides: list[str], *, run_dir: str | None 
     summary = trainer.fit()
     from largegraph.report import summary_table
 
-    _say(summary_table(run))
+    _say(summary_table(run, task.metric))
     return summary_line(summary, task.metric)

@@ -258,7 +258,7 @@ class Trainer:
         m = self.task.metric
         parts = [f"epoch {r['epoch']:>3}", f"loss {r['loss']:.4f}"]
         for part in ("train", "valid", "test"):
-            if f"{part}_{m}" in r:
+            if r.get(f"{part}_{m}") is not None:
                 parts.append(f"{part}_{m} {r[f'{part}_{m}']:.4f}")
         parts.append(f"{r['time_s']:.1f}s ({r['batches_per_s']:.1f} batches/s, {r['nodes_per_s']:.0f} nodes/s)")
         return "  ".join(parts)
@@ -273,7 +273,7 @@ class Trainer:
         if self.cfg.train.export_embeddings:
             save_tensors(self.run.embeddings_path, result["emb"])
         summary = {
-            f"test_{m}": result[f"test_{m}"], f"valid_{m}": result[f"valid_{m}"],
+            "metric": m, f"test_{m}": result[f"test_{m}"], f"valid_{m}": result[f"valid_{m}"],
             f"train_{m}": result[f"train_{m}"], "best_epoch": self.best_epoch + 1,
             "epochs": self.epoch, "steps": self.step, "time_s": seconds, "run_dir": str(self.run.path),
         }

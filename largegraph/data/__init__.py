@@ -9,7 +9,7 @@ from largegraph.data.graph import SPLITS, GraphData
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.errors import DatasetError
 
-__all__ = ["GraphData", "load_dataset", "validate", "prepare_graph"]
+__all__ = ["GraphData", "load_dataset", "validate", "prepare_graph", "normalize_features"]
 
 
 def validate(data: GraphData) -> None:
@@ -42,6 +42,14 @@ def validate(data: GraphData) -> None:
                                f"range [0, {data.num_classes}); fix the labels or num_classes")
 
 
+def normalize_features(feat: torch.Tensor, kind: str) -> None:
+    """In place (no second copy): ``row`` L1-normalises rows, ``standardize`` columns."""
+    if kind == "row":
+        feat.div_(feat.abs().sum(dim=1, keepdim=True).clamp_min(1e-12))
+    elif kind == "standardize":
+        feat.sub_(feat.mean(dim=0)).div_(feat.std(dim=0).clamp_min(1e-6))
+
+
 def prepare_graph(data: GraphData, cfg: DataConfig) -> GraphData:
     """Apply reverse edges, self-loops and feature normalisation in place of the raw graph.
 
@@ -54,11 +62,7 @@ def prepare_graph(data: GraphData, cfg: DataConfig) -> GraphData:
         g = dgl.add_reverse_edges(g, copy_ndata=True)
     if cfg.self_loops:
         g = dgl.add_self_loop(dgl.remove_self_loop(g))
-    feat = g.ndata["feat"]
-    if cfg.feature_norm == "row":
-        feat.div_(feat.abs().sum(dim=1, keepdim=True).clamp_min(1e-12))
-    elif cfg.feature_norm == "standardize":
-        feat.sub_(feat.mean(dim=0)).div_(feat.std(dim=0).clamp_min(1e-6))
+    normalize_features(g.ndata["feat"], cfg.feature_norm)
     data.graph = g
     data.info.update(reverse_edges_added=bool(add_reverse and not ogb_symmetric), self_loops=cfg.self_loops)
     return data

@@ -1,0 +1,174 @@
+"""Link prediction: any encoder, an edge scorer on node embeddings, BCE or margin loss, OGB evaluation."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from largegraph.config import JobConfig
+from largegraph.data.link import LinkData
+from largegraph.models import Encoder, build_encoder
+from largegraph.sampling import EdgeBatchLoader, EdgeMiniBatch
+
+
+class DotPredictor(nn.Module):
+    def forward(self, h_u: torch.Tensor, h_v: torch.Tensor) -> torch.Tensor:
+        return (h_u * h_v).sum(-1)
+
+
+class MLPPredictor(nn.Module):
+    """Scores the element-wise product of two embeddings with a small MLP."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+
+    def forward(self, h_u: torch.Tensor, h_v: torch.Tensor) -> torch.Tensor:
+        return self.net(h_u * h_v).squeeze(-1)
+
+
+class LinkPredictor(nn.Module):
+    """Encoder + edge scorer; with ``embedding`` the input layer is a learnable table of node vectors
+    (for graphs without node features, like ogbl-ddi) trained with the encoder and checkpointed."""
+
+    def __init__(self, encoder: Encoder, scorer: nn.Module, embedding: nn.Embedding | None):
+        super().__init__()
+        self.encoder = encoder
+        self.scorer = scorer
+        self.embedding = embedding
+
+    def node_input(self, input_nodes: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        return self.embedding(input_nodes) if self.embedding is not None else x
+
+    def forward(self, blocks: list, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(blocks, x)
+
+    def score(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+        return self.scorer(h[src], h[dst])
+
+
+class LinkPredictionTask:
+    """Everything the shared trainer needs to know about link prediction.
+
+    Args:
+        cfg: the job config.
+        data: a loaded link dataset (message-passing graph = training edges only).
+    """
+
+    name = "link_prediction"
+
+    def __init__(self, cfg: JobConfig, data: LinkData):
+        self.cfg = cfg
+        self.data = data
+        self.metric = data.metric
+        from ogb.linkproppred import Evaluator
+
+        self.evaluator = Evaluator(data.evaluator_name)
+        lc = cfg.link
+        has_feat = "feat" in data.graph.ndata
+        self.use_embedding = lc.embedding == "always" or (lc.embedding == "auto" and not has_feat)
+        if not self.use_embedding and not has_feat:
+            from largegraph.errors import ConfigError
+
+            raise ConfigError(f"{data.name} has no node features; set link.embedding to auto or always")
+        self.undirected = bool(data.info.get("undirected", True))
+
+    def build_model(self) -> LinkPredictor:
+        lc, hidden = self.cfg.link, self.cfg.model.hidden
+        in_dim = (lc.embedding_dim or hidden) if self.use_embedding else self.data.graph.ndata["feat"].shape[1]
+        embedding = None
+        if self.use_embedding:
+            embedding = nn.Embedding(self.data.num_nodes, in_dim)
+            nn.init.xavier_uniform_(embedding.weight)
+        encoder = build_encoder(self.cfg.model, in_dim)
+        scorer = DotPredictor() if lc.predictor == "dot" else MLPPredictor(encoder.out_dim)
+        return LinkPredictor(encoder, scorer, embedding)
+
+    def train_seed_edges(self) -> torch.Tensor:
+        """One edge id per training edge: with reverse edges interleaved, the even ids."""
+        n = self.data.graph.num_edges()
+        return torch.arange(0, n, 2) if self.undirected else torch.arange(n)
+
+    def train_loader(self, device: torch.device, seeds: torch.Tensor | None = None) -> EdgeBatchLoader:
+        lc = self.cfg.link
+        return EdgeBatchLoader(
+            self.data.graph, self.train_seed_edges() if seeds is None else seeds, self.cfg.sampler,
+            num_negatives=lc.num_negatives, global_uniform=lc.negative_sampler == "global_uniform",
+            undirected=self.undirected, base_seed=self.cfg.seed, device=device)
+
+    def loss(self, model: LinkPredictor, batch: EdgeMiniBatch) -> tuple[torch.Tensor, int]:
+        """Returns (loss, number of positives scored above zero and negatives below)."""
+        h = model(batch.blocks, model.node_input(batch.input_nodes, batch.x))
+        pos = model.score(h, *batch.pair_graph.edges())
+        neg = model.score(h, *batch.neg_graph.edges())
+        if self.cfg.link.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(torch.cat([pos, neg]),
+                                                      torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]))
+        else:
+            k = self.cfg.link.num_negatives
+            loss = F.relu(self.cfg.link.margin - pos.repeat_interleave(k) + neg).mean()
+        correct = int((pos > 0).sum()) + int((neg < 0).sum())
+        # Accuracy over positives and negatives, expressed per positive so the trainer's
+        # correct/size ratio stays in [0, 1].
+        return loss, round(correct * len(pos) / (len(pos) + len(neg)))
+
+    # --- evaluation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed(self, model: LinkPredictor, device: torch.device) -> torch.Tensor:
+        """Exact full-neighbor embeddings of every node (layer-wise inference)."""
+        was_training = model.training
+        model.eval()
+        try:
+            g = self.data.graph
+            x = model.embedding.weight.detach().cpu() if model.embedding is not None else g.ndata["feat"]
+            return model.encoder.inference(g, x, self.cfg.sampler.eval_batch_size, device)
+        finally:
+            model.train(was_training)
+
+    def _scores(self, model: LinkPredictor, emb: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                device: torch.device) -> torch.Tensor:
+        chunk = self.cfg.link.score_batch_size
+        out = []
+        for s, d in zip(src.split(chunk), dst.split(chunk)):
+            out.append(model.scorer(emb[s].to(device), emb[d].to(device)).cpu())
+        return torch.cat(out) if out else torch.empty(0)
+
+    def _score_part(self, model, emb, part: str, device) -> float | None:
+        split = self.data.split
+        if self.data.split_style == "source_target":
+            if part == "train":
+                return None  # citation2-style training edges carry no negatives to rank against
+            p = split[part]
+            src, tgt, neg = p["source_node"], p["target_node"], p["target_node_neg"]
+            pos = self._scores(model, emb, src, tgt, device)
+            k = neg.shape[1]
+            negs = self._scores(model, emb, src.repeat_interleave(k), neg.reshape(-1), device).view(-1, k)
+            result = self.evaluator.eval({"y_pred_pos": pos, "y_pred_neg": negs})
+            return float(result["mrr_list"].mean())
+        if part == "train":
+            # As OGB's examples do: a fixed random subset of training edges, as many as valid has,
+            # ranked against the validation negatives.
+            edges = split["train"]["edge"]
+            gen = torch.Generator().manual_seed(self.cfg.seed)
+            edges = edges[torch.randperm(len(edges), generator=gen)[:len(split["valid"]["edge"])]]
+            neg_edges = split["valid"]["edge_neg"]
+        else:
+            edges, neg_edges = split[part]["edge"], split[part]["edge_neg"]
+        pos = self._scores(model, emb, edges[:, 0], edges[:, 1], device)
+        neg = self._scores(model, emb, neg_edges[:, 0], neg_edges[:, 1], device)
+        return float(self.evaluator.eval({"y_pred_pos": pos, "y_pred_neg": neg})[self.metric])
+
+    def evaluate(self, model: LinkPredictor, device: torch.device, progress: bool = False) -> dict:
+        """Score train (subset), valid and test edges with OGB's evaluator.
+
+        Returns:
+            ``{"train_<metric>", "valid_<metric>", "test_<metric>", "emb"}`` (train may be None).
+        """
+        emb = self.embed(model, device)
+        scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
+                  for part in ("train", "valid", "test")}
+        return {**scores, "emb": emb}
+
+    def predictions(self, result: dict) -> dict:
+        """What goes to predictions.pt: the node embeddings the edge scores come from."""
+        return {"emb": result["emb"]}
