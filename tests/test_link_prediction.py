@@ -1,0 +1,121 @@
+"""Link prediction: leak-free edge sampling, learnability on synthetic graphs, bad input via the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dgl
+import pytest
+import torch
+
+from conftest import run_cli, write_config
+from largegraph.config import build_config
+from largegraph.data.link import load_link_dataset
+from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+from largegraph.tasks.link_prediction import LinkPredictionTask
+
+
+@pytest.fixture(scope="module")
+def link_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("links")
+    params = SynthLinkParams(num_nodes=3000, avg_degree=12, num_communities=30, feat_dim=16, homophily=0.9, seed=2)
+    write_synthetic_link_dataset(root, "collab-like", params, split_style="edge")
+    # The citation2-style acceptance graph: big enough that MRR (100 negatives) measures learning.
+    cite = SynthLinkParams(num_nodes=8000, avg_degree=16, num_communities=80, feat_dim=32, homophily=0.9, seed=3)
+    write_synthetic_link_dataset(root, "cite-like", cite, split_style="source_target", num_neg=100)
+    return root
+
+
+def job(root: Path, name: str, **sections) -> dict:
+    cfg = {"name": "link", "task": "link_prediction", "data": {"name": name, "root": str(root)},
+           "sampler": {"fanouts": [5, 5], "batch_size": 512}, "model": {"hidden": 32},
+           "train": {"epochs": 1}}
+    cfg.update(sections)
+    return cfg
+
+
+def pairs(src: torch.Tensor, dst: torch.Tensor, n: int) -> set[int]:
+    return set((src * n + dst).tolist())
+
+
+def test_batches_never_see_their_own_edges_nor_heldout_edges(link_root):
+    data = load_link_dataset("collab-like", link_root)
+    task = LinkPredictionTask(build_config(job(link_root, "collab-like")), data)
+    g, n = data.graph, data.num_nodes
+    heldout = set()
+    for part in ("valid", "test"):
+        e = data.split[part]["edge"]
+        heldout |= pairs(e[:, 0], e[:, 1], n) | pairs(e[:, 1], e[:, 0], n)
+    batches = 0
+    for batch in task.train_loader(torch.device("cpu")).epoch(0):
+        seeds = batch.pair_graph.edata[dgl.EID]
+        forbidden = set(seeds.tolist()) | set((seeds ^ 1).tolist())
+        s, d = g.find_edges(seeds)
+        assert torch.equal(s, g.find_edges(seeds ^ 1)[1]) and torch.equal(d, g.find_edges(seeds ^ 1)[0])
+        for block in batch.blocks:
+            eids = block.edata[dgl.EID]
+            assert not forbidden & set(eids.tolist())
+            bs, bd = g.find_edges(eids)
+            assert not heldout & pairs(bs, bd, n)
+        batches += 1
+    assert batches == task.train_loader(torch.device("cpu")).num_batches() > 1
+
+
+def test_negatives_are_repeatable_per_batch(link_root):
+    data = load_link_dataset("collab-like", link_root)
+    task = LinkPredictionTask(build_config(job(link_root, "collab-like")), data)
+    first = [b.neg_graph.edges()[1] for b in task.train_loader(torch.device("cpu")).epoch(3)]
+    again = [b.neg_graph.edges()[1] for b in task.train_loader(torch.device("cpu")).epoch(3)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def _random_score(data, metric: str) -> float:
+    from ogb.linkproppred import Evaluator
+
+    ev, gen = Evaluator(data.evaluator_name), torch.Generator().manual_seed(0)
+    test = data.split["test"]
+    if data.split_style == "source_target":
+        neg = test["target_node_neg"]
+        res = ev.eval({"y_pred_pos": torch.rand(len(neg), generator=gen),
+                       "y_pred_neg": torch.rand(neg.shape, generator=gen)})
+        return float(res["mrr_list"].mean())
+    res = ev.eval({"y_pred_pos": torch.rand(len(test["edge"]), generator=gen),
+                   "y_pred_neg": torch.rand(len(test["edge_neg"]), generator=gen)})
+    return float(res[metric])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, metric, floor", [("cite-like", "mrr", 0.5), ("collab-like", "hits@50", 0.0)])
+def test_sage_learns_links_far_above_random(tmp_path, link_root, name, metric, floor):
+    cfg = write_config(tmp_path / "job.yaml", name, link_root, task="link_prediction",
+                       sampler={"fanouts": [10, 10], "batch_size": 1024}, model={"hidden": 128},
+                       train={"epochs": 3, "lr": 0.005}, link={"predictor": "mlp"})
+    result = run_cli("train", cfg, "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["metric"] == metric
+    random = _random_score(load_link_dataset(name, link_root), metric)
+    assert summary[f"test_{metric}"] >= max(floor, 3 * random), (summary, random)
+    assert result.stdout.strip().splitlines()[-1].startswith(f"test_{metric}=")
+
+
+def test_featureless_graph_trains_learnable_embeddings(tmp_path):
+    params = SynthLinkParams(num_nodes=1500, avg_degree=10, num_communities=15, feat_dim=0, seed=4)
+    write_synthetic_link_dataset(tmp_path, "nofeat", params)
+    cfg = write_config(tmp_path / "job.yaml", "nofeat", tmp_path, task="link_prediction",
+                       model={"hidden": 16}, train={"epochs": 1})
+    result = run_cli("train", cfg, "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert state["embedding.weight"].shape == (1500, 16)
+    never = run_cli("train", cfg, "link.embedding=never", "--run-dir", tmp_path / "run2")
+    assert never.returncode == 2 and "has no node features" in never.stderr
+
+
+def test_bad_link_inputs_are_one_line_errors(tmp_path, link_root):
+    unknown = write_config(tmp_path / "a.yaml", "no-such-links", link_root, task="link_prediction")
+    result = run_cli("train", unknown)
+    assert result.returncode == 2 and "no-such-links" in result.stderr and "Traceback" not in result.stderr
+    bad = run_cli("train", write_config(tmp_path / "b.yaml", "collab-like", link_root, task="link_prediction"),
+                  "link.negative_sampler=random")
+    assert bad.returncode == 2 and "link.negative_sampler" in bad.stderr
