@@ -14,11 +14,13 @@ write never leaves a half dataset that OGB would then cache in ``processed/``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -178,12 +180,7 @@ def write_node_dataset(
     feat_dim = 0 if feat is None else feat.shape[1]
     binary = _choose_binary(layout, len(edges), num_nodes, feat_dim)
 
-    final = dataset_dir(root, name)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "raw").mkdir(parents=True)
-    try:
+    with _staged(root, name) as tmp:
         writer = _write_raw_binary if binary else _write_raw_csv
         writer(tmp / "raw", edges, num_nodes, feat, labels)
         _write_split(tmp / "split" / "largegraph", split)
@@ -191,25 +188,35 @@ def write_node_dataset(
             (tmp / "mapping").mkdir()
             for key, frame in mappings.items():
                 frame.to_csv(tmp / "mapping" / f"{key}.csv.gz", index=False, compression="gzip")
-        meta = {
-            "format": FORMAT,
-            "name": name,
-            "task": "node",
-            "ogb_meta": node_meta_dict(name, num_classes, binary, feat is not None),
-            "num_nodes": int(num_nodes),
-            "num_edges": int(len(edges)),
-            "feat_dim": int(feat_dim),
-            "num_classes": int(num_classes),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "info": info or {},
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        _write_meta(tmp, name, "node", info,
+                    ogb_meta=node_meta_dict(name, num_classes, binary, feat is not None),
+                    num_nodes=int(num_nodes), num_edges=int(len(edges)), feat_dim=int(feat_dim),
+                    num_classes=int(num_classes))
+    return dataset_dir(root, name)
+
+
+@contextlib.contextmanager
+def _staged(root: str | os.PathLike, name: str) -> Iterator[Path]:
+    """A temporary sibling directory that becomes ``root/<name>`` (with OGB's release marker) only if
+    the body completes: an interrupted write leaves the old dataset, or none, never half of one."""
+    final = dataset_dir(root, name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "raw").mkdir(parents=True)
+    try:
+        yield tmp
         (tmp / "RELEASE_v1.txt").write_text(f"{name}: written by largegraph in OGB layout v1\n")
         _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+
+
+def _write_meta(directory: Path, name: str, task: str, info: dict | None, **fields) -> None:
+    meta = {"format": FORMAT, "name": name, "task": task, **fields,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "info": info or {}}
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _replace_dir(new: Path, final: Path) -> None:
@@ -409,12 +416,7 @@ def write_link_dataset(
                            "the message-passing graph is the training edges")
     _check_heldout_not_in_train(split, split_style, edges_train, num_nodes, directed)
 
-    final = dataset_dir(root, name)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "raw").mkdir(parents=True)
-    try:
+    with _staged(root, name) as tmp:
         raw = tmp / "raw"
         _gz(raw / "edge.csv.gz", pd.DataFrame(edges_train))
         _gz(raw / "num-node-list.csv.gz", pd.DataFrame([num_nodes]))
@@ -431,27 +433,12 @@ def write_link_dataset(
                        for k, v in split[part].items()}
             torch.save(tensors, split_dir / f"{part}.pt")
         sizes = {part: {k: list(np.shape(v)) for k, v in split[part].items()} for part in split}
-        meta = {
-            "format": FORMAT,
-            "name": name,
-            "task": "link",
-            "ogb_meta": link_meta_dict(name, metric, feat is not None, directed),
-            "split_style": split_style,
-            "directed": bool(directed),
-            "num_nodes": num_nodes,
-            "num_train_edges": int(len(edges_train)),
-            "feat_dim": 0 if feat is None else int(feat.shape[1]),
-            "split_sizes": sizes,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "info": info or {},
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / "RELEASE_v1.txt").write_text(f"{name}: written by largegraph in OGB layout v1\n")
-        _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+        _write_meta(tmp, name, "link", info,
+                    ogb_meta=link_meta_dict(name, metric, feat is not None, directed),
+                    split_style=split_style, directed=bool(directed), num_nodes=num_nodes,
+                    num_train_edges=int(len(edges_train)),
+                    feat_dim=0 if feat is None else int(feat.shape[1]), split_sizes=sizes)
+    return dataset_dir(root, name)
 
 
 def link_pair_keys(pairs: np.ndarray, num_nodes: int, directed: bool = False) -> np.ndarray:
