@@ -27,9 +27,10 @@ def plot_curves(run: RunDir, metric: str = "acc") -> Path | None:
         points = [(r["epoch"], r[key]) for r in epochs if r.get(key) is not None]
         if points:
             ax_metric.plot(*zip(*points), marker="o", label=part)
-    batch_key = f"batch_train_{metric}"
-    points = [(r["epoch"], r[batch_key]) for r in epochs if r.get(batch_key) is not None]
-    if points:
+    # Accuracy on the sampled training batches shares the axis only when the metric is accuracy
+    # (for link prediction it is the positive/negative classification rate, not Hits@K or MRR).
+    points = [(r["epoch"], r["batch_train_acc"]) for r in epochs if r.get("batch_train_acc") is not None]
+    if points and metric == "acc":
         ax_metric.plot(*zip(*points), linestyle="--", label="train (sampled batches)")
     ax_metric.set(xlabel="epoch", ylabel=metric, title=metric)
     ax_metric.legend()

@@ -198,7 +198,7 @@ class Trainer:
                 self._save()
         p["seconds"] += time.perf_counter() - start
         seconds, seen = p["seconds"], max(p["seen"], 1)
-        return {"loss": p["loss_sum"] / seen, f"batch_train_{self.task.metric}": p["correct"] / seen,
+        return {"loss": p["loss_sum"] / seen, "batch_train_acc": p["correct"] / seen,
                 "time_s": seconds, "batches_per_s": p["batches"] / max(seconds, 1e-9),
                 "nodes_per_s": p["seen"] / max(seconds, 1e-9)}
 

@@ -127,3 +127,23 @@ def test_bad_synth_parameters(tmp_path):
                      "--root", tmp_path)
     assert_one_line_error(result, "--homophily")
     assert not (tmp_path / "x").exists()
+
+
+def test_import_own_graph_through_the_cli_then_train(tmp_path):
+    (tmp_path / "edges.csv").write_text("follower,followee\n" + "".join(
+        f"u{i},u{(i * 7 + 3) % 40}\n" for i in range(40)))
+    (tmp_path / "labels.csv").write_text("id,label\n" + "".join(
+        f"u{i},{'bot' if i % 2 else 'human'}\n" for i in range(40)))
+    (tmp_path / "feats.csv").write_text("id,a,b\n" + "".join(f"u{i},{i % 2},{i / 40}\n" for i in range(40)))
+    ok = run_cli("data", "import", "--name", "social", "--edges", tmp_path / "edges.csv", "--features",
+                 tmp_path / "feats.csv", "--labels", tmp_path / "labels.csv", "--root", tmp_path / "data")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "data" / "social" / "mapping" / "labelidx2label.csv.gz").exists()
+    cfg = write_config(tmp_path / "job.yaml", "social", tmp_path / "data", train={"epochs": 1},
+                       sampler={"fanouts": [3, 3], "batch_size": 8})
+    assert run_cli("train", cfg, "--run-dir", tmp_path / "run").returncode == 0
+
+    bad = run_cli("data", "import", "--name", "x", "--edges", tmp_path / "edges.csv", "--labels",
+                  tmp_path / "labels.csv", "--label-col", "class", "--features", tmp_path / "feats.csv",
+                  "--root", tmp_path / "data")
+    assert_one_line_error(bad, "class")

@@ -119,3 +119,32 @@ def test_bad_link_inputs_are_one_line_errors(tmp_path, link_root):
     bad = run_cli("train", write_config(tmp_path / "b.yaml", "collab-like", link_root, task="link_prediction"),
                   "link.negative_sampler=random")
     assert bad.returncode == 2 and "link.negative_sampler" in bad.stderr
+
+
+@pytest.mark.slow
+def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
+    """CI's shortened ogbl-ddi recipe: 2 epochs of configs/ogbl_ddi_sage.yaml.
+
+    Calibration (seed 0, this machine): 2 epochs reached test Hits@20 0.137 (valid 0.188); random
+    scores give about 20 / 95,599 = 0.0002. The threshold leaves room for thread-count effects.
+    """
+    from conftest import SHARED_DATA
+
+    src = SHARED_DATA / "ogbl_ddi"
+    if not src.is_dir():
+        pytest.skip(f"{src} is not present")
+    # OGB writes processed/ next to the data: mirror the read-only release with symlinked files.
+    for path in src.rglob("*"):
+        target = tmp_path / "ogbl_ddi" / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    root = Path(__file__).resolve().parents[1]
+    result = run_cli("train", root / "configs" / "ogbl_ddi_sage.yaml", f"data.root={tmp_path}",
+                     "train.epochs=2", "train.eval_every=2", "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["metric"] == "hits@20"
+    assert summary["test_hits@20"] >= 0.08, summary
