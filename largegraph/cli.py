@@ -9,7 +9,6 @@ import faulthandler
 import sys
 import time
 import warnings
-from pathlib import Path
 
 from largegraph.errors import LargeGraphError
 

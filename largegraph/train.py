@@ -1,9 +1,7 @@
 """One training run, wired together: config -> dataset -> task -> trainer -> run directory."""
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 from largegraph.config import load_config
 from largegraph.device import resolve_device

@@ -132,7 +132,6 @@ def test_failing_write_keeps_previous_checkpoint_valid(tmp_path, monkeypatch):
 
 
 def test_disk_full_mid_run_fails_cleanly_or_continues_per_policy(tmp_path, synth_root, monkeypatch):
-    from largegraph.config import load_config
     from largegraph.train import run_training
 
     cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, train={"epochs": 3})
