@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from largegraph.data.ogb import _dataset_lock, _official_dir, _quiet_and_closed_stdin, require_raw_and_marker
+from largegraph.data.ogb import _dataset_lock, _quiet_and_closed_stdin, require_raw_and_marker, resolve_dataset
 from largegraph.data.ogb_layout import (
-    LINK_METRIC_EVALUATORS, META_FILE, check_link_split, dataset_dir_name, link_pair_keys, positive_pairs,
-    read_meta,
+    LINK_METRIC_EVALUATORS, check_link_split, link_pair_keys, positive_pairs,
 )
 from largegraph.errors import DatasetError
 
@@ -97,33 +96,6 @@ def _require_link_files(directory: Path, meta: dict, name: str, how_to_get: str)
                 raise DatasetError(f"split file {path} is missing; re-extract the dataset")
 
 
-def _resolve(name: str, root: Path) -> tuple[Path, dict, bool, dict]:
-    """Return (dataset directory, OGB meta_dict, is_official, largegraph.json or {})."""
-    if not root.is_dir():
-        raise DatasetError(f"data.root {root} does not exist or is not a directory; create it or point data.root at your datasets")
-    own = root / dataset_dir_name(name)
-    if (own / META_FILE).exists():
-        meta = read_meta(own)
-        if meta.get("task") != "link":
-            raise DatasetError(f"{own} holds a {meta.get('task')} dataset, not a link-prediction one")
-        ogb_meta = dict(meta["ogb_meta"], dir_path=str(own))
-        _require_link_files(own, ogb_meta, name, "rewrite it with largegraph's link writer")
-        return own, ogb_meta, False, meta
-    master = official_link_meta()
-    if name in master:
-        directory = _official_dir(root, name)
-        meta = dict(master[name])
-        how = (f"this machine cannot download; fetch {meta['url']} elsewhere and unzip it into {root} "
-               f"so that {root / dataset_dir_name(name)}/raw exists")
-        _require_link_files(directory, meta, name, how)
-        return directory, meta, True, {}
-    known = ", ".join(master.columns)
-    raise DatasetError(
-        f"unknown dataset {name!r}: not an OGB link dataset ({known}) and no largegraph dataset at {own}; "
-        f"write one with largegraph.data.synthetic.write_synthetic_link_dataset or write_link_dataset"
-    )
-
-
 def _read_with_ogb(name: str, directory: Path, meta: dict, official: bool):
     from ogb.linkproppred import DglLinkPropPredDataset
 
@@ -181,7 +153,8 @@ def load_link_dataset(name: str, root: str | os.PathLike) -> LinkData:
             out-of-range or negative node ids, empty training edges, unknown metric.
     """
     root = Path(root).expanduser()
-    directory, meta, official, own_meta = _resolve(name, root)
+    directory, meta, official, own_meta = resolve_dataset(
+        name, root, "link", official_link_meta(), _require_link_files, "`largegraph data synth link`")
     if meta["is hetero"] == "True" or meta["task type"] != "link prediction":
         raise DatasetError(f"{name} is a {'heterogeneous ' if meta['is hetero'] == 'True' else ''}"
                            f"{meta['task type']} dataset; largegraph does homogeneous link prediction")

@@ -16,6 +16,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -110,37 +111,48 @@ def _dataset_lock(directory: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _resolve(name: str, root: Path) -> tuple[Path, dict, bool]:
-    """Return (dataset directory, OGB meta_dict, is_official)."""
+def resolve_dataset(name: str, root: Path, task: str, master: pd.DataFrame,
+                    require_files: Callable[[Path, dict, str, str], None],
+                    how_to_make: str) -> tuple[Path, dict, bool, dict]:
+    """Find dataset ``name`` under ``root``: one largegraph wrote, else an official OGB one.
+
+    Args:
+        task: ``node`` or ``link``; a largegraph dataset of the other task is refused.
+        master: OGB's master table for that task (one column per official dataset).
+        require_files: checks a directory holds every file OGB will read (raises DatasetError).
+        how_to_make: the CLI hint for an unknown name.
+
+    Returns:
+        (dataset directory, OGB meta_dict, is_official, largegraph.json contents or {}).
+    """
     if not root.is_dir():
         raise DatasetError(f"data.root {root} does not exist or is not a directory; create it or point data.root at your datasets")
     own = root / dataset_dir_name(name)
     if (own / META_FILE).exists():
         meta = read_meta(own)
-        if meta.get("task") != "node":
-            raise DatasetError(f"{own} holds a {meta.get('task')} dataset, not a node-classification one")
+        if meta.get("task") != task:
+            kind = {"node": "node-classification", "link": "link-prediction"}[task]
+            raise DatasetError(f"{own} holds a {meta.get('task')} dataset, not a {kind} one")
         ogb_meta = dict(meta["ogb_meta"], dir_path=str(own))
-        return own, ogb_meta, False
-    master = official_node_meta()
+        require_files(own, ogb_meta, name, "rewrite it with `largegraph data`")
+        return own, ogb_meta, False, meta
     if name in master:
         directory = _official_dir(root, name)
         meta = dict(master[name])
         how = (f"this machine cannot download; fetch {meta['url']} elsewhere and unzip it into {root} "
                f"so that {root / dataset_dir_name(name)}/raw exists")
-        _require_files(directory, meta, name, how)
-        return directory, meta, True
+        require_files(directory, meta, name, how)
+        return directory, meta, True, {}
     known = ", ".join(master.columns)
     raise DatasetError(
-        f"unknown dataset {name!r}: not an OGB node dataset ({known}) and no largegraph dataset at {own}; "
-        f"create one with `largegraph data synth node` or `largegraph data import`"
+        f"unknown dataset {name!r}: not an OGB {task} dataset ({known}) and no largegraph dataset at {own}; "
+        f"create one with {how_to_make}"
     )
 
 
 def _read_with_ogb(name: str, directory: Path, meta: dict, official: bool):
     from ogb.nodeproppred import DglNodePropPredDataset
 
-    if not official:
-        _require_files(directory, meta, name, "rewrite it with `largegraph data`")
     with _dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
         # OGB wraps read-only numpy arrays; the tensors are copied by .to() right after, so harmless.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -180,7 +192,9 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
         DatasetError: unknown name, missing files, or malformed contents.
     """
     root = Path(root).expanduser()
-    directory, meta, official = _resolve(name, root)
+    directory, meta, official, _ = resolve_dataset(
+        name, root, "node", official_node_meta(), _require_files,
+        "`largegraph data synth node` or `largegraph data import`")
     if meta["is hetero"] == "True":
         raise DatasetError(f"{name} is a heterogeneous graph; largegraph trains on homogeneous graphs")
     if int(meta["num tasks"]) != 1 or "multiclass" not in meta["task type"]:
