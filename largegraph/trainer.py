@@ -107,6 +107,8 @@ class Trainer:
         self.bad_evals = 0
         self.elapsed = 0.0  # training seconds of earlier attempts, for a resumed run's total
         self._just_improved = False
+        self._last_eval: tuple[int, dict] | None = None
+        self._last_eval_epoch = -1
 
     # --- resumable state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -204,6 +206,7 @@ class Trainer:
 
     def _evaluate(self, epoch: int) -> dict:
         result = self.task.evaluate(self.model, self.device)
+        self._last_eval, self._last_eval_epoch = (self.step, result), epoch
         metric = self.task.metric
         score = result[f"valid_{metric}"]
         self._just_improved = score > self.best_score
@@ -225,6 +228,7 @@ class Trainer:
         stopped_early = self._should_stop()
         while self.epoch < tc.epochs and not stopped_early:
             epoch = self.epoch
+            self._last_eval = None  # full-graph outputs: never held while training
             self._just_improved = False
             lr = self.optimizer.param_groups[0]["lr"]
             record = {"kind": "epoch", "epoch": epoch + 1, "step": None, "lr": lr, **self._train_epoch()}
@@ -264,9 +268,14 @@ class Trainer:
         return "  ".join(parts)
 
     def _finish(self, seconds: float) -> dict:
-        if self.cfg.train.restore_best and self.best_state is not None:
+        last = self._last_eval
+        restore = self.cfg.train.restore_best and self.best_state is not None
+        if restore:
             self.model.load_state_dict(self.best_state)
-        result = self.task.evaluate(self.model, self.device)
+        # The final epoch's evaluation already scored these exact weights unless older (best) ones
+        # were restored; a full-graph inference is not repeated for nothing.
+        fresh = last is not None and last[0] == self.step and not (restore and self._last_eval_epoch != self.best_epoch)
+        result = last[1] if fresh else self.task.evaluate(self.model, self.device)
         m = self.task.metric
         save_tensors(self.run.model_path, {k: v.cpu() for k, v in self.model.state_dict().items()})
         save_tensors(self.run.predictions_path, self.task.predictions(result))
