@@ -1,16 +1,18 @@
 """The ``largegraph`` command: argparse front door that turns errors into one line and an exit code.
 
-Exit codes: 0 success, 2 bad input (config, dataset, checkpoint, arguments), 130 interrupted.
+Exit codes: 0 success, 1 crashed (or a worker did), 2 bad input (config, dataset, checkpoint, arguments),
+130 interrupted, 143 stopped by SIGTERM after writing a checkpoint (resume continues it).
 """
 from __future__ import annotations
 
 import argparse
 import faulthandler
+import os
 import sys
 import time
 import warnings
 
-from largegraph.errors import LargeGraphError
+from largegraph.errors import ConfigError, LargeGraphError, SharedError, Stopped
 
 EXIT_BAD_INPUT = 2
 
@@ -34,19 +36,52 @@ def _ratios(text: str) -> tuple[float, float, float]:
 
 
 # --- commands ----------------------------------------------------------------------------------------
+def _dist_options(args: argparse.Namespace) -> dict:
+    return {"backend": args.backend, "dist_timeout": args.dist_timeout}
+
+
+def _worker_options(args: argparse.Namespace) -> list[str]:
+    return ["--device", args.device, "--backend", args.backend, "--dist-timeout", str(args.dist_timeout)]
+
+
+def _launch(args: argparse.Namespace, worker_argv: list[str]) -> int:
+    """``--nproc N``: the same command, as N workers under torchrun."""
+    from largegraph.launcher import launch
+
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        raise ConfigError("--nproc starts its own workers; under torchrun set the number of workers with "
+                          "torchrun's --nproc-per-node instead")
+    return launch(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from largegraph.train import run_training
 
+    if args.nproc > 1:
+        from largegraph.config import load_config
+        from largegraph.rundir import default_run_dir
+
+        # Checked here so a bad config is one line, not one per worker; the run directory is fixed
+        # here so that workers torchrun restarts come back to the same one.
+        cfg = load_config(args.config, args.overrides)
+        run_dir = args.run_dir or str(default_run_dir(cfg))
+        return _launch(args, ["train", args.config, *args.overrides, "--run-dir", run_dir, "--resume", args.resume])
     summary_line = run_training(args.config, args.overrides, run_dir=args.run_dir, device=args.device,
-                                resume=args.resume)
-    print(summary_line)
+                                resume=args.resume, **_dist_options(args))
+    if summary_line:
+        print(summary_line)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from largegraph.train import resume_run
+    from largegraph.train import check_run_dir, resume_run
 
-    print(resume_run(args.run_dir, device=args.device))
+    if args.nproc > 1:
+        check_run_dir(args.run_dir)
+        return _launch(args, ["resume", args.run_dir])
+    summary_line = resume_run(args.run_dir, device=args.device, **_dist_options(args))
+    if summary_line:
+        print(summary_line)
     return 0
 
 
@@ -118,11 +153,37 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", default="auto", metavar="auto|never|PATH",
                    help="auto (default): continue from the run directory's newest valid checkpoint, if any; "
                         "never: refuse a run directory with checkpoints; PATH: continue from that checkpoint")
+    _add_workers(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("resume", help="continue a run from its run directory")
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    _add_workers(p)
     p.set_defaults(func=cmd_resume)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_workers(p) -> None:
+    g = p.add_argument_group("data-parallel workers (torch.distributed)")
+    g.add_argument("--nproc", type=_positive, default=1,
+                   help="start N workers on this machine through torchrun (default 1: this process trains)")
+    g.add_argument("--max-restarts", type=int, default=0,
+                   help="with --nproc: restart the workers this often after a failure; each restart resumes "
+                        "from the newest checkpoint")
+    g.add_argument("--backend", default="auto", choices=["auto", "gloo", "nccl"],
+                   help="auto (default): NCCL on GPUs, gloo on CPU")
+    g.add_argument("--dist-timeout", type=float, default=1800, metavar="SECONDS",
+                   help="how long a worker waits for its peers (collectives, rank 0's evaluation) before "
+                        "failing instead of hanging (default 1800)")
 
 
 def _add_data(sub) -> None:
@@ -195,8 +256,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
+    if not _is_torchrun_worker():
+        return _main(argv)
+    # A torchrun worker never returns: tearing down gloo's process group can deadlock (see
+    # largegraph.distributed), so even a crash ends through exit_worker.
+    from largegraph.distributed import exit_worker
+
+    try:
+        code = _main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # a crash: its traceback is the report, then the worker must still exit
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    exit_worker(code)
+    return code  # not reached
+
+
+def _is_torchrun_worker() -> bool:
+    try:
+        return "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def _main(argv: list[str] | None) -> int:
     # A crash inside DGL or torch native code should at least say where Python was.
     faulthandler.enable()
     parser = build_parser()
@@ -212,8 +307,18 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
     try:
         return args.func(args)
+    except Stopped as exc:
+        if _rank() == 0:
+            print(f"largegraph: {exc}", file=sys.stderr)
+        return exc.exit_code
     except LargeGraphError as exc:
-        print(f"largegraph: error: {exc}", file=sys.stderr)
+        rank = _rank()
+        # Under torchrun, an error rank 0 met is reported by rank 0 alone; another rank's own
+        # error names the rank.
+        if rank == 0:
+            print(f"largegraph: error: {exc}", file=sys.stderr)
+        elif not isinstance(exc, SharedError):
+            print(f"largegraph: error: [rank {rank}] {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("largegraph: interrupted", file=sys.stderr)

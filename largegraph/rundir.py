@@ -10,20 +10,28 @@ Layout::
     embeddings.pt          node embeddings (train.export_embeddings: true)
     summary.json           the final metrics
     curves.png             loss and metric curves
+    heartbeat              {"pid", "time", "step"}, rewritten every few seconds while training runs
 """
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from largegraph.config import JobConfig, dump_config
 from largegraph.errors import ConfigError
 
 
-def default_run_dir(cfg: JobConfig, base: str = "runs") -> Path:
+def default_run_dir(cfg: JobConfig, base: str = "runs", launch_id: str | None = None) -> Path:
+    """``runs/<name>-<UTC time>``, or ``runs/<name>-<launch_id>`` under torchrun, whose rendezvous id
+    stays the same when it restarts workers (and across Slurm requeues with ``--rdzv-id $SLURM_JOB_ID``),
+    so a restarted run finds its own checkpoints."""
+    if launch_id:
+        return Path(base) / f"{cfg.name}-{launch_id}"
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return Path(base) / f"{cfg.name}-{stamp}"
 
@@ -111,3 +119,39 @@ class RunDir:
 
     def write_summary(self, summary: dict) -> None:
         self.summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+class Heartbeat:
+    """Rewrites ``<run_dir>/heartbeat`` every ``interval`` seconds from a daemon thread.
+
+    A supervisor (the orchestrator) treats a heartbeat older than its timeout as a dead or frozen
+    trainer. The file is replaced atomically, so a reader never sees half a record.
+    """
+
+    def __init__(self, path: Path, interval: float, step: Callable[[], int]):
+        self.path = Path(path)
+        self.interval = interval
+        self.step = step
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="largegraph-heartbeat", daemon=True)
+
+    def beat(self) -> None:
+        record = {"pid": os.getpid(), "time": time.time(), "step": self.step()}
+        tmp = self.path.with_name(f".heartbeat.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(record) + "\n")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a full disk must not kill training; the supervisor will see a stale heartbeat
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def __enter__(self) -> "Heartbeat":
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()

@@ -13,6 +13,7 @@ because DGL's multi-threaded CPU sampler is not repeatable for a fixed seed.
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -22,6 +23,7 @@ from dgl.utils import set_num_threads
 
 from largegraph.config import SamplerConfig
 from largegraph.device import dgl_has_cuda
+from largegraph.errors import ConfigError
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads nearby integers far apart
 _MASK = (1 << 63) - 1
@@ -45,10 +47,27 @@ class MiniBatch:
     blocks: list
     x: torch.Tensor
     y: torch.Tensor
+    offset: int = 0  # seeds of the epoch's order consumed (by all ranks) once this batch is done
 
     @property
     def size(self) -> int:
         return len(self.seeds)
+
+    @property
+    def seed_ids(self) -> torch.Tensor:
+        return self.seeds
+
+
+def count_batches(num_seeds: int, batch_size: int, world_size: int = 1, drop_last: bool = False) -> int:
+    """How many batches each of ``world_size`` ranks runs over ``num_seeds`` seeds (see BatchList)."""
+    step = batch_size * world_size
+    if drop_last:
+        return num_seeds // step
+    count = -(-num_seeds // step)
+    # A last global batch too small to give every rank a seed is folded into the one before it.
+    if count > 1 and num_seeds - (count - 1) * step < world_size:
+        count -= 1
+    return count
 
 
 class BatchList(torch.utils.data.Dataset):
@@ -57,22 +76,48 @@ class BatchList(torch.utils.data.Dataset):
     DGL's own tensor dataset hands each worker a contiguous range of batches, and torch then
     interleaves the workers, so batches would arrive in a different order with 0 and N workers.
     A map-style dataset is delivered in index order however many workers sample it.
+
+    Data parallelism: the order is cut into *global* batches of ``batch_size * world_size`` seeds
+    and rank ``r`` trains on the r-th of ``world_size`` equal slices of each. The ranks' shards are
+    therefore disjoint and together cover the order, every rank runs the same number of steps
+    (DDP needs that), and after ``k`` global batches exactly a prefix of the order is consumed,
+    whatever the world size: that is what lets a run resume with another number of workers.
+    DGL's ``use_ddp`` pads each rank's shard with repeated seeds and fixes which seeds a rank gets
+    for the whole epoch, so neither property would hold with it.
     """
 
-    def __init__(self, order: torch.Tensor, batch_size: int, drop_last: bool):
+    def __init__(self, order: torch.Tensor, batch_size: int, drop_last: bool, rank: int = 0, world_size: int = 1):
         self.order = order
-        self.batch_size = batch_size
+        self.step = batch_size * world_size
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
         self.device = order.device  # DGL's DataLoader asks a custom dataset where its indices live
-        n = len(order)
-        self.length = n // batch_size if drop_last else -(-n // batch_size)
+        self.length = count_batches(len(order), batch_size, world_size, drop_last)
 
     def __len__(self) -> int:
         return self.length
 
+    def end(self, i: int) -> int:
+        """How many seeds of the order are consumed once global batch ``i`` is done."""
+        if i == self.length - 1 and not self.drop_last:
+            return len(self.order)
+        return (i + 1) * self.step
+
     def __getitem__(self, i: int) -> torch.Tensor:
         if not 0 <= i < self.length:
             raise IndexError(i)  # ends plain iteration, which DGL uses to inspect datasets
-        return self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        chunk = self.order[i * self.step:self.end(i)]
+        piece = torch.tensor_split(chunk, self.world_size)[self.rank]
+        # Only when a run resumes with more ranks than seeds left in the epoch: a rank with nothing
+        # to do repeats the batch's last seed rather than stalling its peers in DDP.
+        return piece if len(piece) else chunk[-1:]
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    # SIGTERM to the process group (orchestrator drain, Slurm preemption) must reach the trainer,
+    # which checkpoints and stops; a sampler worker dying first would crash the loader instead.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _one_batch(seed_nodes):
@@ -122,7 +167,54 @@ def epoch_order(seeds: torch.Tensor, base_seed: int, epoch: int, shuffle: bool) 
     return seeds[torch.randperm(len(seeds), generator=gen)]
 
 
-class NodeBatchLoader:
+class _EpochLoader:
+    """What node and edge loaders share: the epoch's order, its sharding over ranks, and DGL's
+    DataLoader delivering the batches (in-process, in worker processes, or from pinned memory)."""
+
+    def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *, base_seed: int,
+                 device: torch.device, rank: int = 0, world_size: int = 1):
+        if len(seeds) < world_size:
+            raise ConfigError(f"{world_size} workers but only {len(seeds)} training seeds; use at most "
+                              f"{len(seeds)} workers (--nproc)")
+        self.graph = graph
+        self.seeds = seeds
+        self.cfg = cfg
+        self.base_seed = base_seed
+        self.device = device
+        self.rank = rank
+        self.world_size = world_size
+        # On a GPU with a CUDA build of DGL, sample straight from pinned host memory (UVA) instead of
+        # copying the whole graph to the device.
+        self.use_uva = device.type == "cuda" and dgl_has_cuda()
+
+    def num_batches(self, start: int = 0) -> int:
+        """Batches this rank runs in an epoch resumed ``start`` seeds into its order."""
+        return count_batches(len(self.seeds) - start, self.cfg.batch_size, self.world_size, self.cfg.drop_last)
+
+    def _plan(self, epoch: int, start: int) -> BatchList:
+        order = epoch_order(self.seeds, self.base_seed, epoch, self.cfg.shuffle)[start:]
+        return BatchList(order, self.cfg.batch_size, self.cfg.drop_last, self.rank, self.world_size)
+
+    def _dataloader(self, batches: BatchList, sampler) -> dgl.dataloading.DataLoader:
+        return dgl.dataloading.DataLoader(
+            self.graph, batches, sampler, device=self.device, use_uva=self.use_uva,
+            batch_size=1, shuffle=False, drop_last=False, persistent_workers=False,
+            num_workers=0 if self.use_uva else self.cfg.num_workers, worker_init_fn=_ignore_sigterm,
+            # torch seeds every loader iterator from the global RNG unless given a generator; that
+            # draw would shift dropout's random stream between a run and its mid-epoch resume.
+            generator=torch.Generator(),
+        )
+
+    def _run(self, epoch: int, start: int, sampler) -> Iterator[tuple[int, tuple]]:
+        """(seeds consumed after the batch, DGL's sampler output) for the rest of the epoch."""
+        batches = self._plan(epoch, start)
+        if len(batches) == 0:
+            return
+        for i, out in enumerate(self._dataloader(batches, sampler)):
+            yield start + batches.end(i), out
+
+
+class NodeBatchLoader(_EpochLoader):
     """Delivers an epoch of node-classification mini-batches.
 
     Args:
@@ -132,57 +224,32 @@ class NodeBatchLoader:
         uses_graph: False for MLP encoders (no neighbor sampling).
         base_seed: the job seed; see the module docstring for the guarantee.
         device: where blocks and features are delivered.
+        rank, world_size: this process's place among data-parallel ranks (see BatchList).
     """
 
     def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *,
-                 uses_graph: bool, base_seed: int, device: torch.device):
-        self.graph = graph
-        self.seeds = seeds
-        self.cfg = cfg
-        self.base_seed = base_seed
-        self.device = device
+                 uses_graph: bool, base_seed: int, device: torch.device, rank: int = 0, world_size: int = 1):
+        super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
         if uses_graph:
             self.sampler = SeededNeighborSampler(
                 cfg.fanouts, base_seed, prefetch_node_feats=["feat"], prefetch_labels=["label"])
         else:
             self.sampler = SeedOnlySampler()
-        # On a GPU with a CUDA build of DGL, sample straight from pinned host memory (UVA) instead of
-        # copying the whole graph to the device.
-        self.use_uva = device.type == "cuda" and dgl_has_cuda()
 
-    def num_batches(self) -> int:
-        n, bs = len(self.seeds), self.cfg.batch_size
-        return n // bs if self.cfg.drop_last else -(-n // bs)
-
-    def _dataloader(self, order: torch.Tensor) -> dgl.dataloading.DataLoader:
-        workers = 0 if self.use_uva else self.cfg.num_workers
-        batches = BatchList(order, self.cfg.batch_size, self.cfg.drop_last)
-        return dgl.dataloading.DataLoader(
-            self.graph, batches, self.sampler, device=self.device, use_uva=self.use_uva,
-            batch_size=1, shuffle=False, drop_last=False, num_workers=workers, persistent_workers=False,
-            # torch seeds every loader iterator from the global RNG unless given a generator; that
-            # draw would shift dropout's random stream between a run and its mid-epoch resume.
-            generator=torch.Generator(),
-        )
-
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[MiniBatch]:
-        """Yield the batches of ``epoch``, starting at batch index ``start_batch`` (for resume)."""
-        order = epoch_order(self.seeds, self.base_seed, epoch, self.cfg.shuffle)
-        order = order[start_batch * self.cfg.batch_size:]
-        if len(order) == 0:
-            return
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[MiniBatch]:
+        """Yield this rank's batches of ``epoch``, resuming ``start`` seeds into the epoch's order."""
         # Worker processes copy the sampler when the iterator starts, so this epoch reaches them.
         self.sampler.epoch = epoch
-        for input_nodes, seeds, blocks in self._dataloader(order):
-            yield self._batch(input_nodes, seeds, blocks)
+        for offset, (input_nodes, seeds, blocks) in self._run(epoch, start, self.sampler):
+            yield self._batch(input_nodes, seeds, blocks, offset)
 
-    def _batch(self, input_nodes, seeds, blocks) -> MiniBatch:
+    def _batch(self, input_nodes, seeds, blocks, offset: int) -> MiniBatch:
         if blocks:
             x, y = blocks[0].srcdata["feat"], blocks[-1].dstdata["label"]
         else:
             x = self.graph.ndata["feat"][input_nodes.cpu()].to(self.device)
             y = self.graph.ndata["label"][seeds.cpu()].to(self.device)
-        return MiniBatch(input_nodes=input_nodes, seeds=seeds, blocks=blocks, x=x, y=y)
+        return MiniBatch(input_nodes=input_nodes, seeds=seeds, blocks=blocks, x=x, y=y, offset=offset)
 
 
 # --- link prediction ---------------------------------------------------------------------------------
@@ -195,10 +262,16 @@ class EdgeMiniBatch:
     neg_graph: dgl.DGLGraph
     blocks: list
     x: torch.Tensor | None  # prefetched features of input_nodes; None for featureless graphs
+    offset: int = 0  # seeds of the epoch's order consumed (by all ranks) once this batch is done
 
     @property
     def size(self) -> int:
         return self.pair_graph.num_edges()
+
+    @property
+    def seed_ids(self) -> torch.Tensor:
+        """The training edges this batch predicts."""
+        return self.pair_graph.edata[dgl.EID]
 
 
 class SeededNegatives:
@@ -230,7 +303,7 @@ class _EdgeSampler(dgl.dataloading.EdgePredictionSampler):
         return super().sample(g, _one_batch(seed_edges))
 
 
-class EdgeBatchLoader:
+class EdgeBatchLoader(_EpochLoader):
     """Delivers an epoch of link-prediction batches over the training edges.
 
     The seed edges' own edges *and their reverse edges* are excluded from the sampled
@@ -247,44 +320,26 @@ class EdgeBatchLoader:
         undirected: whether reverse edges exist (and must be excluded with their twin).
         base_seed: the job seed.
         device: where batches are delivered.
+        rank, world_size: this process's place among data-parallel ranks (see BatchList).
     """
 
     def __init__(self, graph: dgl.DGLGraph, seed_eids: torch.Tensor, cfg: SamplerConfig, *,
                  num_negatives: int, global_uniform: bool, undirected: bool, base_seed: int,
-                 device: torch.device):
-        self.graph = graph
-        self.seeds = seed_eids
-        self.cfg = cfg
-        self.base_seed = base_seed
-        self.device = device
+                 device: torch.device, rank: int = 0, world_size: int = 1):
+        super().__init__(graph, seed_eids, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
         feats = ["feat"] if "feat" in graph.ndata else None
         self.nodes = SeededNeighborSampler(cfg.fanouts, base_seed, prefetch_node_feats=feats)
         self.negatives = SeededNegatives(num_negatives, base_seed, global_uniform)
-        exclude = {}
         if undirected:
             reverse = torch.arange(graph.num_edges()) ^ 1  # 2i <-> 2i+1
             exclude = {"exclude": "reverse_id", "reverse_eids": reverse}
         else:
             exclude = {"exclude": "self"}
         self.sampler = _EdgeSampler(self.nodes, negative_sampler=self.negatives, **exclude)
-        self.use_uva = device.type == "cuda" and dgl_has_cuda()
 
-    def num_batches(self) -> int:
-        n, bs = len(self.seeds), self.cfg.batch_size
-        return n // bs if self.cfg.drop_last else -(-n // bs)
-
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[EdgeMiniBatch]:
-        """Yield the batches of ``epoch`` from ``start_batch`` on."""
-        order = epoch_order(self.seeds, self.base_seed, epoch, self.cfg.shuffle)
-        order = order[start_batch * self.cfg.batch_size:]
-        if len(order) == 0:
-            return
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[EdgeMiniBatch]:
+        """Yield this rank's batches of ``epoch``, resuming ``start`` seeds into the epoch's order."""
         self.nodes.epoch = self.negatives.epoch = epoch
-        loader = dgl.dataloading.DataLoader(
-            self.graph, BatchList(order, self.cfg.batch_size, self.cfg.drop_last), self.sampler,
-            device=self.device, use_uva=self.use_uva, batch_size=1, shuffle=False, drop_last=False,
-            num_workers=0 if self.use_uva else self.cfg.num_workers, persistent_workers=False,
-            generator=torch.Generator())
-        for input_nodes, pair_graph, neg_graph, blocks in loader:
+        for offset, (input_nodes, pair_graph, neg_graph, blocks) in self._run(epoch, start, self.sampler):
             x = blocks[0].srcdata["feat"] if "feat" in self.graph.ndata else None
-            yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x)
+            yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x, offset)

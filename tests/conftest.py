@@ -23,9 +23,10 @@ def synth_root(tmp_path_factory) -> Path:
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m largegraph ARGS` as a real subprocess with stdin closed."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m largegraph ARGS` as a real subprocess with stdin closed (``env``: extra variables)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
 

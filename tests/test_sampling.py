@@ -7,7 +7,7 @@ import torch
 
 from largegraph.config import DataConfig, SamplerConfig
 from largegraph.data import load_dataset
-from largegraph.sampling import NodeBatchLoader, epoch_order
+from largegraph.sampling import BatchList, NodeBatchLoader, count_batches, epoch_order
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
 def test_resume_mid_epoch_yields_the_remaining_batches_unchanged(graph):
     seeds = torch.arange(graph.num_nodes())
     full = [(b.seeds, b.input_nodes) for b in loader(graph, seeds).epoch(2)]
-    tail = [(b.seeds, b.input_nodes) for b in loader(graph, seeds).epoch(2, start_batch=5)]
+    tail = [(b.seeds, b.input_nodes) for b in loader(graph, seeds).epoch(2, start=5 * 128)]
     assert len(tail) == len(full) - 5
     for (s1, i1), (s2, i2) in zip(full[5:], tail):
         assert torch.equal(s1, s2) and torch.equal(i1, i2)
@@ -83,3 +83,39 @@ def test_worker_processes_deliver_identical_batches_in_order(graph):
     assert len(inproc) == len(two) == loader(graph, seeds).num_batches()
     for a, b in zip(inproc, two):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("n,bs,world,drop", [(1000, 128, 2, False), (1001, 128, 3, False), (257, 128, 2, False),
+                                             (1000, 100, 4, True), (7, 2, 3, False), (129, 64, 2, False)])
+def test_rank_shards_are_disjoint_cover_the_order_and_have_equal_step_counts(n, bs, world, drop):
+    order = torch.randperm(n)
+    lists = [BatchList(order, bs, drop, rank, world) for rank in range(world)]
+    assert len({len(b) for b in lists}) == 1
+    assert len(lists[0]) == count_batches(n, bs, world, drop)
+    taken = torch.cat([b[i] for b in lists for i in range(len(b))])
+    assert len(taken) == len(set(taken.tolist()))
+    covered = lists[0].end(len(lists[0]) - 1)
+    assert sorted(taken.tolist()) == sorted(order[:covered].tolist())
+    assert covered == (n if not drop else n // (bs * world) * bs * world)
+    assert all(len(b[i]) > 0 for b in lists for i in range(len(b)))
+
+
+def test_consumed_seeds_are_a_prefix_so_another_world_size_continues_the_epoch(graph):
+    seeds = torch.arange(graph.num_nodes())
+    two = [loader(graph, seeds) for _ in range(2)]
+    for rank, ld in enumerate(two):
+        ld.rank, ld.world_size = rank, 2
+    first = [list(ld.epoch(1)) for ld in two]
+    offset = first[0][1].offset  # after two global steps of 2 x 128 seeds
+    assert offset == first[1][1].offset == 2 * 2 * 128
+    done = torch.cat([b.seeds for per_rank in first for b in per_rank[:2]])
+    rest = torch.cat([b.seeds for b in loader(graph, seeds).epoch(1, start=offset)])
+    assert sorted(torch.cat([done, rest]).tolist()) == seeds.tolist()
+
+
+def test_more_ranks_than_seeds_is_refused(graph):
+    from largegraph.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="3 workers but only 2 training seeds"):
+        NodeBatchLoader(graph, torch.arange(2), SamplerConfig(fanouts=[2]), uses_graph=True, base_seed=0,
+                        device=torch.device("cpu"), world_size=3)

@@ -40,8 +40,16 @@ class LinkPredictor(nn.Module):
     def node_input(self, input_nodes: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
         return self.embedding(input_nodes) if self.embedding is not None else x
 
-    def forward(self, blocks: list, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(blocks, x)
+    def forward(self, blocks: list, input_nodes: torch.Tensor, x: torch.Tensor | None,
+                pos: tuple[torch.Tensor, torch.Tensor], neg: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of the positive and negative pairs (indices into the blocks' output nodes).
+
+        One forward call covers embedding lookup, encoder and scorer, so DistributedDataParallel,
+        which hooks ``forward``, sees every parameter the loss depends on.
+        """
+        h = self.encoder(blocks, self.node_input(input_nodes, x))
+        return self.score(h, *pos), self.score(h, *neg)
 
     def score(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
         return self.scorer(h[src], h[dst])
@@ -89,18 +97,17 @@ class LinkPredictionTask:
         n = self.data.graph.num_edges()
         return torch.arange(0, n, 2) if self.undirected else torch.arange(n)
 
-    def train_loader(self, device: torch.device, seeds: torch.Tensor | None = None) -> EdgeBatchLoader:
+    def train_loader(self, device: torch.device, rank: int = 0, world_size: int = 1) -> EdgeBatchLoader:
+        """Batches over the training edges; with ``world_size > 1``, this rank's share of each step."""
         lc = self.cfg.link
         return EdgeBatchLoader(
-            self.data.graph, self.train_seed_edges() if seeds is None else seeds, self.cfg.sampler,
+            self.data.graph, self.train_seed_edges(), self.cfg.sampler,
             num_negatives=lc.num_negatives, global_uniform=lc.negative_sampler == "global_uniform",
-            undirected=self.undirected, base_seed=self.cfg.seed, device=device)
+            undirected=self.undirected, base_seed=self.cfg.seed, device=device, rank=rank, world_size=world_size)
 
     def loss(self, model: LinkPredictor, batch: EdgeMiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (loss, number of positives scored above zero and negatives below)."""
-        h = model(batch.blocks, model.node_input(batch.input_nodes, batch.x))
-        pos = model.score(h, *batch.pair_graph.edges())
-        neg = model.score(h, *batch.neg_graph.edges())
+        pos, neg = model(batch.blocks, batch.input_nodes, batch.x, batch.pair_graph.edges(), batch.neg_graph.edges())
         if self.cfg.link.loss == "bce":
             loss = F.binary_cross_entropy_with_logits(torch.cat([pos, neg]),
                                                       torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]))

@@ -65,12 +65,12 @@ class NodeClassificationTask:
         encoder = build_encoder(self.cfg.model, self.data.feat_dim)
         return NodeClassifier(encoder, self.data.num_classes)
 
-    def train_loader(self, device: torch.device, seeds: torch.Tensor | None = None) -> NodeBatchLoader:
-        """Batches over the training nodes (or the given shard of them, for data parallelism)."""
+    def train_loader(self, device: torch.device, rank: int = 0, world_size: int = 1) -> NodeBatchLoader:
+        """Batches over the training nodes; with ``world_size > 1``, this rank's share of each step."""
         uses_graph = self.cfg.model.arch != "mlp"
         return NodeBatchLoader(
-            self.data.graph, self.data.split["train"] if seeds is None else seeds, self.cfg.sampler,
-            uses_graph=uses_graph, base_seed=self.cfg.seed, device=device)
+            self.data.graph, self.data.split["train"], self.cfg.sampler, uses_graph=uses_graph,
+            base_seed=self.cfg.seed, device=device, rank=rank, world_size=world_size)
 
     def loss(self, model: nn.Module, batch: MiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (mean loss, number of correct predictions in the batch)."""

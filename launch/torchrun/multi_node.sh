@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Several machines under torchrun with c10d rendezvous: run this same command on every node.
+#
+#   NNODES=2 NPROC=8 RDZV_ENDPOINT=node0:29500 RDZV_ID=products-1 \
+#       launch/torchrun/multi_node.sh configs/ogbn_products_sage.yaml \
+#       --run-dir /shared/runs/products data.root=/shared/data
+#
+# Environment:
+#   RDZV_ENDPOINT  host:port of the c10d rendezvous store, reachable from every node (required; the
+#                  node whose hostname it names hosts the store, any node will do)
+#   RDZV_ID        job id, the same on every node and new for every job (required); also names the
+#                  default run directory (runs/<job name>-<RDZV_ID>) when --run-dir is not given
+#   NNODES         number of nodes, or MIN:MAX for an elastic job (default 2)
+#   NPROC          processes per node (default: one per visible GPU, else 2)
+#   MAX_RESTARTS   worker-group restarts after a failure or a membership change (default 3);
+#                  each restart resumes from the newest checkpoint (--resume auto)
+#   TORCHRUN       the torchrun to use (default: torchrun on PATH)
+# Pass --run-dir on a filesystem every node shares: a restart on any node must find the checkpoints.
+set -euo pipefail
+
+if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
+    # the comment block above is the help text
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    exit 2
+fi
+CONFIG=$1
+shift
+
+: "${RDZV_ENDPOINT:?set RDZV_ENDPOINT=host:port of a node every node can reach, e.g. node0:29500}"
+: "${RDZV_ID:?set RDZV_ID to one id shared by every node of this job, e.g. the scheduler job id}"
+NNODES=${NNODES:-2}
+if [[ -z ${NPROC:-} ]]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && NPROC=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); then
+        :
+    else
+        NPROC=2
+    fi
+fi
+MAX_RESTARTS=${MAX_RESTARTS:-3}
+TORCHRUN=${TORCHRUN:-torchrun}
+# torchrun would give each process one thread; share the cores instead (sampling stays repeatable).
+cores=$(nproc)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / NPROC > 0 ? cores / NPROC : 1 ))}
+
+exec "$TORCHRUN" \
+    --nnodes "$NNODES" \
+    --nproc-per-node "$NPROC" \
+    --rdzv-backend c10d \
+    --rdzv-endpoint "$RDZV_ENDPOINT" \
+    --rdzv-id "$RDZV_ID" \
+    --max-restarts "$MAX_RESTARTS" \
+    -m largegraph train "$CONFIG" --resume auto "$@"
