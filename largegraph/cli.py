@@ -51,11 +51,22 @@ def _launch(args: argparse.Namespace, worker_argv: list[str]) -> int:
     if "TORCHELASTIC_RUN_ID" in os.environ:
         raise ConfigError("--nproc starts its own workers; under torchrun set the number of workers with "
                           "torchrun's --nproc-per-node instead")
+    if args.backend == "nccl" and args.device == "cpu":
+        raise ConfigError("--backend nccl needs CUDA GPUs (one per worker); use --backend gloo or --device cuda")
+    if args.device.startswith("cuda") or args.backend == "nccl":
+        from largegraph.device import resolve_device
+
+        resolve_device("cuda")  # no GPU, or DGL without CUDA: said once here rather than by every worker
     return launch(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
+
+
+_TRAINING = [False]  # set by the commands that train (see main)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from largegraph.train import run_training
+
+    _TRAINING[0] = True
 
     if args.nproc > 1:
         from largegraph.config import load_config
@@ -75,6 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from largegraph.train import check_run_dir, resume_run
+
+    _TRAINING[0] = True
 
     if args.nproc > 1:
         check_run_dir(args.run_dir)
@@ -247,9 +260,13 @@ def _add_data(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="largegraph", description="Sampled GNN training on OGB-scale graphs.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,resume,data,report}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="{train,resume,data,report,serve,submit,status,logs,cancel}")
     _add_train(sub)
     _add_data(sub)
+    from largegraph.jobs.cli import add_job_commands
+
+    add_job_commands(sub, _Parser)
     p = sub.add_parser("report", help="redraw curves.png and print a run's summary")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
@@ -266,7 +283,15 @@ def _rank() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
     if not _is_torchrun_worker():
-        return _main(argv)
+        code = _main(argv)
+        if _TRAINING[0]:
+            # Everything a run writes is closed and fsynced by now. Native teardown at interpreter
+            # exit (DGL/libxsmm and torch thread pools) once aborted a finished run on a loaded
+            # machine, turning success into SIGABRT, which an orchestrator would retry; skip it.
+            from largegraph.distributed import exit_worker
+
+            exit_worker(code)
+        return code
     # A torchrun worker never returns: tearing down gloo's process group can deadlock (see
     # largegraph.distributed), so even a crash ends through exit_worker.
     from largegraph.distributed import exit_worker
@@ -275,13 +300,24 @@ def main(argv: list[str] | None = None) -> int:
         code = _main(argv)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:  # a crash: its traceback is the report, then the worker must still exit
-        import traceback
+    except BaseException as exc:  # a crash: its traceback is the report, then the worker must still exit
+        if _lost_peer(exc):
+            # Another worker died; the launcher names it. Its peers need not add a traceback each.
+            print(f"largegraph: [rank {_rank()}] stopped: lost the connection to another worker ({exc})",
+                  file=sys.stderr)
+        else:
+            import traceback
 
-        traceback.print_exc()
+            traceback.print_exc()
         code = 1
     exit_worker(code)
     return code  # not reached
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("gloo" in text or "NCCL" in text) and (
+        "Connection reset" in text or "Connection closed" in text or "Broken pipe" in text or "Timed out" in text)
 
 
 def _is_torchrun_worker() -> bool:
@@ -323,6 +359,11 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("largegraph: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `largegraph status --json | head`: the reader left; nothing to report. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("largegraph: error: out of memory; lower sampler.batch_size, fanouts or eval_batch_size", file=sys.stderr)
         return 1

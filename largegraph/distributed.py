@@ -112,7 +112,7 @@ _KEEP_ALIVE: list = []
 
 
 def exit_worker(code: int) -> None:
-    """End a torchrun worker: flush output and leave without running destructors."""
+    """End a training process: flush output and leave without running native destructors."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -150,11 +150,18 @@ def gather(value: Any, env: DistEnv) -> list[Any]:
     return out
 
 
+def _comm_device() -> torch.device:
+    # NCCL reduces only GPU tensors; gloo takes CPU ones.
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_sum(values: list[float], env: DistEnv) -> list[float]:
-    """Element-wise sum over ranks (float64 on CPU: exact for counts, cheap over gloo)."""
+    """Element-wise sum over ranks (float64: exact for counts)."""
     if not env.enabled:
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
 
@@ -163,7 +170,7 @@ def any_rank(flag: bool, env: DistEnv) -> bool:
     """True on every rank if it is true on any (e.g. "a stop was requested")."""
     if not env.enabled:
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 

@@ -155,3 +155,4 @@ class Heartbeat:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        self._thread.join(timeout=5)  # not left mid-write when the process exits

@@ -171,3 +171,23 @@ def test_nproc_inside_torchrun_is_refused(tmp_path, synth_root):
     result = run_cli("train", _job(tmp_path, synth_root), "--nproc", "2", env={"TORCHELASTIC_RUN_ID": "x"})
     assert result.returncode == 2
     assert "torchrun's --nproc-per-node" in result.stderr
+
+
+def test_rendezvous_that_never_completes_times_out_with_one_line(tmp_path, synth_root):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "largegraph.launcher", "--nnodes", "2", "--nproc-per-node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "lonely",
+         "--rdzv-conf", "join_timeout=3", "-m", "largegraph", "train", str(_job(tmp_path, synth_root))],
+        cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"largegraph: error: rendezvous timed out: not all of --nnodes 2 joined localhost:{port} (id lonely) in "
+        "time; start the same command on every node with the same rendezvous id, and check that every node "
+        "reaches the endpoint"], result.stderr
+    assert time.monotonic() - start < 60

@@ -183,7 +183,8 @@ def torchrun_parser():
 
 def find_invocations(command: list[str]) -> list[Invocation]:
     for i, token in enumerate(command):
-        if is_torchrun(token) or (token == "torch.distributed.run" and i > 0 and command[i - 1] == "-m"):
+        as_module = token in ("torch.distributed.run", "largegraph.launcher") and i > 0 and command[i - 1] == "-m"
+        if is_torchrun(token) or as_module:
             argv = substitute(command[i + 1:])
             with contextlib.redirect_stderr(io.StringIO()) as err:
                 try:

@@ -14,7 +14,9 @@
 #   NPROC          processes per node (default: one per visible GPU, else 2)
 #   MAX_RESTARTS   worker-group restarts after a failure or a membership change (default 3);
 #                  each restart resumes from the newest checkpoint (--resume auto)
-#   TORCHRUN       the torchrun to use (default: torchrun on PATH)
+#   RDZV_TIMEOUT   seconds to wait for all nodes to join before failing (default 600)
+#   PYTHON       the Python with largegraph installed (default: python on PATH, e.g. .venv/bin/python);
+#                 torchrun runs through largegraph.launcher, which reports failures in one line
 # Pass --run-dir on a filesystem every node shares: a restart on any node must find the checkpoints.
 set -euo pipefail
 
@@ -37,16 +39,19 @@ if [[ -z ${NPROC:-} ]]; then
     fi
 fi
 MAX_RESTARTS=${MAX_RESTARTS:-3}
-TORCHRUN=${TORCHRUN:-torchrun}
+RDZV_TIMEOUT=${RDZV_TIMEOUT:-600}
+PYTHON=${PYTHON:-python}
 # torchrun would give each process one thread; share the cores instead (sampling stays repeatable).
 cores=$(nproc)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / NPROC > 0 ? cores / NPROC : 1 ))}
 
-exec "$TORCHRUN" \
+# torchrun itself (torch.distributed.run), with one-line failure reports.
+exec "$PYTHON" -m largegraph.launcher \
     --nnodes "$NNODES" \
     --nproc-per-node "$NPROC" \
     --rdzv-backend c10d \
     --rdzv-endpoint "$RDZV_ENDPOINT" \
     --rdzv-id "$RDZV_ID" \
+    --rdzv-conf "join_timeout=$RDZV_TIMEOUT" \
     --max-restarts "$MAX_RESTARTS" \
     -m largegraph train "$CONFIG" --resume auto "$@"

@@ -8,7 +8,8 @@
 #   NPROC         processes on this machine (default: one per visible GPU, else 2)
 #   MAX_RESTARTS  times torchrun restarts the whole worker group after a failure (default 0);
 #                 each restart resumes from the run directory's newest checkpoint (--resume auto)
-#   TORCHRUN      the torchrun to use (default: torchrun on PATH, e.g. .venv/bin/torchrun)
+#   PYTHON      the Python with largegraph installed (default: python on PATH, e.g. .venv/bin/python);
+#                torchrun runs through largegraph.launcher, which reports failures in one line
 # Everything after CONFIG goes to `largegraph train` unchanged (overrides, --run-dir, --device ...).
 set -euo pipefail
 
@@ -29,12 +30,13 @@ if [[ -z ${NPROC:-} ]]; then
     fi
 fi
 MAX_RESTARTS=${MAX_RESTARTS:-0}
-TORCHRUN=${TORCHRUN:-torchrun}
+PYTHON=${PYTHON:-python}
 # torchrun would give each process one thread; share the cores instead (sampling stays repeatable).
 cores=$(nproc)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / NPROC > 0 ? cores / NPROC : 1 ))}
 
-exec "$TORCHRUN" \
+# torchrun itself (torch.distributed.run), with one-line failure reports.
+exec "$PYTHON" -m largegraph.launcher \
     --standalone \
     --nnodes 1 \
     --nproc-per-node "$NPROC" \

@@ -1,0 +1,98 @@
+"""What a job's run directory says about it: progress from metrics.jsonl, signs of life, the error line.
+
+The daemon learns everything about a running trainer from these files (never from the process
+itself), so the same reading works for a local child, a torchrun group or, later, a remote pod.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from largegraph.rundir import RunDir
+
+LOG_NAME = "train.log"
+HEARTBEAT_NAME = "heartbeat"
+# The last lines a failing trainer writes: our CLI's one-liner, a Python exception, a native crash.
+_ERROR_LINE = re.compile(r"^(largegraph: error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*"
+                         r"|Fatal Python error: .*)$")
+
+
+def read_progress(run_dir: str | Path) -> dict:
+    """Progress columns for the job store from ``metrics.jsonl``.
+
+    Returns:
+        ``{"epoch", "step", "metric", "last_metric", "best_metric", "resumes"}``; keys are left out
+        when the file has nothing to say yet. Metrics are validation scores (``valid_<metric>``);
+        every task's metric (accuracy, Hits@K, MRR) is better when higher.
+    """
+    records = RunDir(run_dir).read_metrics()
+    out: dict = {"resumes": sum(1 for r in records if r.get("kind") == "resume")}
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    if epochs:
+        out["epoch"], out["step"] = epochs[-1].get("epoch"), epochs[-1].get("step")
+    metric = next((r["metric"] for r in records if r.get("kind") == "final" and r.get("metric")), None)
+    if metric is None:
+        keys = [k for r in epochs for k in r if k.startswith("valid_") and r[k] is not None]
+        metric = keys[-1].removeprefix("valid_") if keys else None
+    if metric is not None:
+        scores = [r[f"valid_{metric}"] for r in epochs if r.get(f"valid_{metric}") is not None]
+        out["metric"] = metric
+        if scores:
+            out["last_metric"], out["best_metric"] = scores[-1], max(scores)
+    return out
+
+
+def heartbeat_time(run_dir: str | Path) -> float | None:
+    """When the trainer last wrote its heartbeat file (``{"pid", "time", "step"}``, rewritten by rank 0
+    every ``LARGEGRAPH_HEARTBEAT_S`` seconds while it trains), or None if there is none."""
+    path = Path(run_dir) / HEARTBEAT_NAME
+    try:
+        times = [path.stat().st_mtime]
+    except OSError:
+        return None
+    beat = read_heartbeat(run_dir)
+    if isinstance(beat.get("time"), (int, float)):
+        times.append(float(beat["time"]))
+    return max(times)
+
+
+def last_sign_of_life(run_dir: str | Path) -> float | None:
+    """Newest time the trainer provably did something: its heartbeat, metrics or log output.
+
+    Metrics and log writes count too, so a trainer that prints progress is never taken for frozen.
+    """
+    path = Path(run_dir)
+    times = [t for t in (heartbeat_time(path),) if t is not None]
+    for name in ("metrics.jsonl", LOG_NAME):
+        try:
+            times.append((path / name).stat().st_mtime)
+        except OSError:
+            pass
+    return max(times) if times else None
+
+
+def read_heartbeat(run_dir: str | Path) -> dict:
+    """The heartbeat record, or {} if missing or half-written."""
+    try:
+        data = json.loads((Path(run_dir) / HEARTBEAT_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def error_line(log_path: str | Path, since: int = 0, window: int = 65536) -> str | None:
+    """The most telling error line the trainer wrote after byte offset ``since`` of its log, if any."""
+    try:
+        with open(log_path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(since, size - window))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    # Progress bars redraw with carriage returns; treat them as line ends.
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_LINE.match(line):
+            return line[:500]
+    return None

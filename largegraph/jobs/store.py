@@ -1,0 +1,408 @@
+"""The job store: one SQLite file per workspace, shared by the daemon(s) and every CLI command.
+
+Why SQLite: it is embedded (no server to run on one machine), transactional, and its file locks make
+"claim the next job" atomic across processes, which is what keeps a job from running twice even with
+two daemons on one workspace. WAL mode lets ``status`` read while a daemon writes. Every write is a
+``BEGIN IMMEDIATE`` transaction, so a writer takes the lock up front instead of failing halfway
+through; waiting for the lock is bounded by a busy timeout. The schema is versioned with
+``PRAGMA user_version`` and upgraded by ordered migrations. The store must live on a local disk:
+SQLite's locking is not reliable on network file systems.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from largegraph.errors import JobError
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+TIMEOUT_ENV = "LARGEGRAPH_STORE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 30.0
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (  # v1
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            task TEXT NOT NULL,
+            config TEXT NOT NULL,
+            config_path TEXT NOT NULL DEFAULT '',
+            run_dir TEXT NOT NULL DEFAULT '',
+            epochs INTEGER,
+            state TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            priority INTEGER NOT NULL DEFAULT 0,
+            max_retries INTEGER NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            nproc INTEGER NOT NULL DEFAULT 1,
+            device TEXT NOT NULL DEFAULT 'cpu',
+            max_restarts INTEGER,
+            submitted_at REAL NOT NULL,
+            not_before REAL NOT NULL DEFAULT 0,
+            started_at REAL,
+            finished_at REAL,
+            daemon_id TEXT,
+            pid INTEGER,
+            pid_start INTEGER,
+            heartbeat_at REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            last_error TEXT,
+            epoch INTEGER,
+            step INTEGER,
+            metric TEXT,
+            last_metric REAL,
+            best_metric REAL,
+            resumes INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX jobs_by_state ON jobs (state, priority DESC, id)",
+        """CREATE TABLE daemons (
+            id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start INTEGER,
+            started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, stopped_at REAL
+        )""",
+        """CREATE TABLE attempts (
+            job_id INTEGER NOT NULL REFERENCES jobs (id), attempt INTEGER NOT NULL, daemon_id TEXT,
+            pid INTEGER, started_at REAL NOT NULL, ended_at REAL, exit_code INTEGER, outcome TEXT,
+            PRIMARY KEY (job_id, attempt)
+        )""",
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreBusy(JobError):
+    """The store stayed locked by another process for longer than the busy timeout."""
+
+
+@dataclass
+class Job:
+    """One row of the ``jobs`` table."""
+
+    id: int
+    name: str
+    task: str
+    config: str
+    config_path: str
+    run_dir: str
+    epochs: Optional[int]
+    state: str
+    priority: int
+    max_retries: int
+    attempt: int
+    failures: int
+    nproc: int
+    device: str
+    max_restarts: Optional[int]
+    submitted_at: float
+    not_before: float
+    started_at: Optional[float]
+    finished_at: Optional[float]
+    daemon_id: Optional[str]
+    pid: Optional[int]
+    pid_start: Optional[int]
+    heartbeat_at: Optional[float]
+    cancel_requested: int
+    exit_code: Optional[int]
+    last_error: Optional[str]
+    epoch: Optional[int]
+    step: Optional[int]
+    metric: Optional[str]
+    last_metric: Optional[float]
+    best_metric: Optional[float]
+    resumes: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Job":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: row[k] for k in row.keys() if k in names})
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def slots_kind(self) -> str:
+        """Which slot pool the job draws from: ``gpu`` for CUDA jobs, else ``cpu``."""
+        return "gpu" if self.device.startswith("cuda") else "cpu"
+
+
+@dataclass
+class Daemon:
+    """One row of the ``daemons`` table: a ``largegraph serve`` process, alive or not."""
+
+    id: str
+    host: str
+    pid: int
+    pid_start: Optional[int]
+    started_at: float
+    heartbeat_at: float
+    stopped_at: Optional[float]
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended, as the daemon records it."""
+
+    state: str                      # queued (to be retried/resumed) or a final state
+    outcome: str                    # short word kept in the attempts table: exited, killed, orphaned, drained...
+    exit_code: Optional[int] = None
+    last_error: Optional[str] = None
+    failure: bool = False           # counts against the job's retry limit
+    not_before: float = 0.0         # earliest time a requeued job may start again
+
+
+class JobStore:
+    """All reads and writes of the job store. One connection per instance; not shared across threads."""
+
+    def __init__(self, path: str | Path, timeout_s: float | None = None):
+        self.path = Path(path)
+        self.timeout_s = float(timeout_s if timeout_s is not None else os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+        with self._errors():
+            # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves.
+            self.conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- plumbing ----------------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn SQLite's exceptions into one-line ``JobError``s that say what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                raise StoreBusy(f"job store {self.path} is locked by another process (waited "
+                               f"{self.timeout_s:g}s); try again, or look for a hung largegraph process") from None
+            raise JobError(f"job store {self.path}: {text}") from None
+        except sqlite3.DatabaseError as exc:
+            raise JobError(f"job store {self.path} is corrupt or not a job store ({exc}); move it aside "
+                           "and resubmit, or restore a backup") from None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._errors():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:  # SQLite itself rolls back after some errors
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._errors():
+            return self.conn.execute(sql, params).fetchall()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JobError(f"job store {self.path} has schema version {version}, newer than this largegraph "
+                           f"understands ({SCHEMA_VERSION}); upgrade largegraph")
+        if version == SCHEMA_VERSION:
+            return  # the common case takes no write lock, so reads work while a writer holds it
+        with self._tx() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # --- jobs --------------------------------------------------------------------------------------
+    def submit(self, *, name: str | None, default_base: str, task: str, config: str, epochs: int | None,
+               priority: int, max_retries: int, nproc: int, device: str, max_restarts: int | None,
+               paths: Callable[[str, int], tuple[Path, Path]]) -> Job:
+        """Record a new queued job and return it.
+
+        Args:
+            name: the job's name, or None for ``<default_base>-<id>``.
+            paths: a callable ``(name, id) -> (config_path, run_dir)`` placing the job's files.
+
+        Raises:
+            JobError: the name is taken, or the store is locked or corrupt.
+        """
+        now = time.time()
+        with self._tx() as conn:
+            if name is not None:
+                taken = conn.execute("SELECT id FROM jobs WHERE name = ?", (name,)).fetchone()
+                if taken:
+                    raise JobError(f"a job named {name!r} already exists (id {taken['id']}); choose another --name")
+            cur = conn.execute(
+                "INSERT INTO jobs (name, task, config, epochs, priority, max_retries, nproc, device, "
+                "max_restarts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name or f".pending-{os.getpid()}-{now}", task, config, epochs, priority, max_retries, nproc,
+                 device, max_restarts, now))
+            job_id = cur.lastrowid
+            if name is None:
+                name = self._free_name(conn, default_base, job_id)
+            config_path, run_dir = paths(name, job_id)
+            conn.execute("UPDATE jobs SET name = ?, config_path = ?, run_dir = ? WHERE id = ?",
+                         (name, str(config_path), str(run_dir), job_id))
+            return Job.from_row(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    @staticmethod
+    def _free_name(conn: sqlite3.Connection, base: str, job_id: int) -> str:
+        suffix = f"-{job_id}"
+        candidate = f"{base[:64 - len(suffix)]}{suffix}"
+        n = 1
+        while conn.execute("SELECT 1 FROM jobs WHERE name = ?", (candidate,)).fetchone():
+            n += 1  # a user already chose this name for another job
+            suffix = f"-{job_id}-{n}"
+            candidate = f"{base[:64 - len(suffix)]}{suffix}"
+        return candidate
+
+    def get(self, ref: str | int) -> Job:
+        """The job with this numeric id or name; ``JobError`` if there is none."""
+        text = str(ref)
+        key, value = ("id", int(text)) if text.isdigit() else ("name", text)
+        rows = self._read(f"SELECT * FROM jobs WHERE {key} = ?", (value,))
+        if not rows:
+            raise JobError(f"no job {'with id' if key == 'id' else 'named'} {text!r} in this workspace "
+                           f"({self.path.parent}); see `largegraph status`")
+        return Job.from_row(rows[0])
+
+    def jobs(self, state: str | None = None, daemon_id: str | None = None) -> list[Job]:
+        """Jobs in submission order, optionally only those in ``state`` and/or owned by ``daemon_id``."""
+        sql, params = "SELECT * FROM jobs WHERE 1=1", []
+        if state is not None:
+            sql, params = sql + " AND state = ?", params + [state]
+        if daemon_id is not None:
+            sql, params = sql + " AND daemon_id = ?", params + [daemon_id]
+        return [Job.from_row(r) for r in self._read(sql + " ORDER BY id", tuple(params))]
+
+    def claim(self, daemon_id: str, free_cpu: int, free_gpu: int) -> Job | None:
+        """Atomically move the best queued job that fits the free slots to ``running`` for this daemon.
+
+        The row is selected and updated in one statement inside a write transaction, and the update
+        re-checks ``state = 'queued'``, so two daemons can never claim the same job.
+        """
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(
+                """UPDATE jobs SET state = 'running', daemon_id = :daemon, attempt = attempt + 1,
+                       started_at = :now, heartbeat_at = :now, pid = NULL, pid_start = NULL, exit_code = NULL
+                   WHERE id = (SELECT id FROM jobs
+                               WHERE state = 'queued' AND not_before <= :now AND cancel_requested = 0
+                                 AND nproc <= (CASE WHEN device LIKE 'cuda%' THEN :gpu ELSE :cpu END)
+                               ORDER BY priority DESC, id LIMIT 1)
+                     AND state = 'queued'
+                   RETURNING *""",
+                {"daemon": daemon_id, "now": now, "cpu": free_cpu, "gpu": free_gpu}).fetchone()
+            if row is None:
+                return None
+            job = Job.from_row(row)
+            conn.execute("INSERT OR REPLACE INTO attempts (job_id, attempt, daemon_id, started_at) VALUES (?, ?, ?, ?)",
+                         (job.id, job.attempt, daemon_id, now))
+            return job
+
+    def set_pid(self, job: Job, pid: int, pid_start: int | None) -> None:
+        """Record the process (group leader) running ``job``'s current attempt."""
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ?", (pid, pid_start, job.id))
+            conn.execute("UPDATE attempts SET pid = ? WHERE job_id = ? AND attempt = ?", (pid, job.id, job.attempt))
+
+    def record_progress(self, job_id: int, daemon_id: str, progress: dict) -> None:
+        """Update progress columns (epoch, step, metric, ..., heartbeat_at) of a job this daemon runs."""
+        allowed = {"epoch", "step", "metric", "last_metric", "best_metric", "resumes", "heartbeat_at"}
+        assert set(progress) <= allowed, set(progress) - allowed
+        if not progress:
+            return
+        assignments = ", ".join(f"{k} = :{k}" for k in progress)
+        with self._tx() as conn:
+            conn.execute(f"UPDATE jobs SET {assignments} WHERE id = :id AND daemon_id = :daemon AND state = 'running'",
+                         {**progress, "id": job_id, "daemon": daemon_id})
+
+    def end_attempt(self, job: Job, daemon_id: str, result: Outcome) -> bool:
+        """Close ``job``'s current attempt with ``result``; False if this daemon no longer owns the job."""
+        assert result.state in STATES and result.state != "running", result.state
+        now = time.time()
+        final = result.state in FINAL_STATES
+        with self._tx() as conn:
+            cur = conn.execute(
+                """UPDATE jobs SET state = ?, exit_code = ?, last_error = COALESCE(?, last_error),
+                       failures = failures + ?, not_before = ?, finished_at = ?, daemon_id = NULL, pid = NULL,
+                       pid_start = NULL
+                   WHERE id = ? AND daemon_id = ? AND state = 'running'""",
+                (result.state, result.exit_code, result.last_error, int(result.failure), result.not_before,
+                 now if final else None, job.id, daemon_id))
+            if cur.rowcount != 1:
+                return False
+            conn.execute("UPDATE attempts SET ended_at = ?, exit_code = ?, outcome = ? "
+                         "WHERE job_id = ? AND attempt = ?",
+                         (now, result.exit_code, result.outcome, job.id, job.attempt))
+            return True
+
+    def adopt(self, job: Job, from_daemon: str | None, to_daemon: str) -> bool:
+        """Take over a running job whose daemon died; only one recovering daemon can win."""
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE jobs SET daemon_id = ? WHERE id = ? AND state = 'running' AND daemon_id IS ?",
+                               (to_daemon, job.id, from_daemon))
+            return cur.rowcount == 1
+
+    def fail_queued(self, job_id: int, error: str) -> bool:
+        """Fail a job that is still queued (one no daemon could ever run); False if it moved on."""
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE jobs SET state = 'failed', finished_at = ?, last_error = ? "
+                               "WHERE id = ? AND state = 'queued'", (time.time(), error, job_id))
+            return cur.rowcount == 1
+
+    def request_cancel(self, ref: str) -> Job:
+        """Cancel a queued job now, or flag a running one for its daemon to stop; returns the job after.
+
+        Raises:
+            JobError: unknown job, or one that already ended.
+        """
+        job = self.get(ref)
+        with self._tx() as conn:
+            state = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()["state"]
+            if state in FINAL_STATES:
+                raise JobError(f"job {job.name} already {state}; nothing to cancel")
+            if state == "queued":
+                conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, last_error = 'cancelled' "
+                             "WHERE id = ?", (time.time(), job.id))
+            else:
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job.id,))
+        return self.get(job.id)
+
+    def attempts(self, job_id: int) -> list[dict]:
+        """Every attempt of a job: attempt, daemon_id, pid, started_at, ended_at, exit_code, outcome."""
+        return [dict(r) for r in self._read("SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
+
+    # --- daemons -----------------------------------------------------------------------------------
+    def register_daemon(self, daemon_id: str, host: str, pid: int, pid_start: int | None) -> None:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute("INSERT INTO daemons (id, host, pid, pid_start, started_at, heartbeat_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (daemon_id, host, pid, pid_start, now, now))
+
+    def beat_daemon(self, daemon_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE daemons SET heartbeat_at = ? WHERE id = ?", (time.time(), daemon_id))
+
+    def stop_daemon(self, daemon_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE daemons SET stopped_at = ? WHERE id = ?", (time.time(), daemon_id))
+
+    def daemons(self) -> list[Daemon]:
+        """Daemons not known to have stopped (some may have died without saying so)."""
+        return [Daemon(**dict(r)) for r in self._read("SELECT * FROM daemons WHERE stopped_at IS NULL")]
+
+    def daemon(self, daemon_id: str | None) -> Daemon | None:
+        rows = self._read("SELECT * FROM daemons WHERE id = ?", (daemon_id,))
+        return Daemon(**dict(rows[0])) if rows else None
