@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 
+from largegraph.argtypes import non_negative_int, positive
 from largegraph.errors import ConfigError, LargeGraphError, SharedError, Stopped
 
 EXIT_BAD_INPUT = 2
@@ -175,26 +176,16 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_resume)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _add_workers(p) -> None:
     g = p.add_argument_group("data-parallel workers (torch.distributed)")
-    g.add_argument("--nproc", type=_positive, default=1,
+    g.add_argument("--nproc", type=positive(int), default=1,
                    help="start N workers on this machine through torchrun (default 1: this process trains)")
-    g.add_argument("--max-restarts", type=int, default=0,
+    g.add_argument("--max-restarts", type=non_negative_int, default=0,
                    help="with --nproc: restart the workers this often after a failure; each restart resumes "
                         "from the newest checkpoint")
     g.add_argument("--backend", default="auto", choices=["auto", "gloo", "nccl"],
                    help="auto (default): NCCL on GPUs, gloo on CPU")
-    g.add_argument("--dist-timeout", type=float, default=1800, metavar="SECONDS",
+    g.add_argument("--dist-timeout", type=positive(float), default=1800, metavar="SECONDS",
                    help="how long a worker waits for its peers (collectives, rank 0's evaluation) before "
                         "failing instead of hanging (default 1800)")
 

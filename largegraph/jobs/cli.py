@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from largegraph.argtypes import non_negative_int, positive
 from largegraph.errors import JobError
 from largegraph.jobs.store import Job, JobStore
 from largegraph.jobs.workspace import WORKSPACE_ENV, Workspace, check_job_name
@@ -195,28 +196,6 @@ def format_table(jobs: list[Job], now: float) -> str:
 
 
 # --- parser ------------------------------------------------------------------------------------------
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     """Register the orchestrator's subcommands on the main parser's subparsers."""
     common = parser_class(add_help=False)
@@ -226,22 +205,22 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the job daemon: claims, runs, retries, resumes jobs",
                        description="Run queued jobs of a workspace. SIGTERM/Ctrl-C drains: running jobs "
                                    "checkpoint and stop, and resume when a daemon serves the workspace again.")
-    p.add_argument("--max-parallel", type=_positive(int), default=1, metavar="N",
+    p.add_argument("--max-parallel", type=positive(int), default=1, metavar="N",
                    help="jobs running at once (default 1)")
-    p.add_argument("--cpu-slots", type=_non_negative_int, metavar="N",
+    p.add_argument("--cpu-slots", type=non_negative_int, metavar="N",
                    help="CPU slots (default: CPU count); a CPU job with --nproc N takes N")
-    p.add_argument("--gpu-slots", type=_non_negative_int, metavar="N",
+    p.add_argument("--gpu-slots", type=non_negative_int, metavar="N",
                    help="GPU slots (default: visible CUDA devices); a CUDA job with --nproc N takes N GPUs")
-    p.add_argument("--heartbeat-timeout", type=_positive(float), default=300.0, metavar="S",
+    p.add_argument("--heartbeat-timeout", type=positive(float), default=300.0, metavar="S",
                    help="seconds without a heartbeat, metrics or log output before a training job is killed "
                         "and retried (default 300)")
-    p.add_argument("--startup-timeout", type=_positive(float), default=3600.0, metavar="S",
+    p.add_argument("--startup-timeout", type=positive(float), default=3600.0, metavar="S",
                    help="the same limit before a job's first heartbeat: imports and dataset loading (default 3600)")
-    p.add_argument("--poll-interval", type=_positive(float), default=1.0, metavar="S",
+    p.add_argument("--poll-interval", type=positive(float), default=1.0, metavar="S",
                    help="seconds between checks (default 1)")
-    p.add_argument("--retry-backoff", type=_positive(float), default=10.0, metavar="S",
+    p.add_argument("--retry-backoff", type=positive(float), default=10.0, metavar="S",
                    help="delay before the first retry, doubling per failure (default 10 s)")
-    p.add_argument("--kill-grace", type=_positive(float), default=30.0, metavar="S",
+    p.add_argument("--kill-grace", type=positive(float), default=30.0, metavar="S",
                    help="seconds between SIGTERM and SIGKILL when cancelling, draining or stopping orphans "
                         "(default 30)")
     group = p.add_mutually_exclusive_group()
@@ -255,13 +234,13 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     p.add_argument("--name", help="job name (default: the config's name plus the job id)")
     p.add_argument("--priority", type=int, default=0, metavar="P", help="higher runs first (default 0)")
-    p.add_argument("--retries", type=_non_negative_int, default=2, metavar="R",
+    p.add_argument("--retries", type=non_negative_int, default=2, metavar="R",
                    help="retries after a crash (default 2)")
-    p.add_argument("--nproc", type=_positive(int), default=1, metavar="N",
+    p.add_argument("--nproc", type=positive(int), default=1, metavar="N",
                    help="training processes (torchrun when > 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (takes --nproc GPU slots; the daemon picks the GPUs)")
-    p.add_argument("--max-restarts", type=_non_negative_int, metavar="R", help="torchrun restarts inside one attempt")
+    p.add_argument("--max-restarts", type=non_negative_int, metavar="R", help="torchrun restarts inside one attempt")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("status", parents=[common], help="list jobs: state, attempt, progress, best metric")
@@ -272,12 +251,12 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("logs", parents=[common], help="print a job's output (train.log)")
     p.add_argument("job", metavar="JOB", help="name or id")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    p.add_argument("--interval", type=_positive(float), default=0.5, help=argparse.SUPPRESS)
+    p.add_argument("--interval", type=positive(float), default=0.5, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("cancel", parents=[common], help="cancel jobs (a running one: SIGTERM, then SIGKILL to all its processes)")
     p.add_argument("jobs", nargs="+", metavar="JOB", help="names or ids")
     p.add_argument("--wait", action="store_true", help="wait until the daemon has stopped them")
-    p.add_argument("--timeout", type=_positive(float), default=120.0, metavar="S",
+    p.add_argument("--timeout", type=positive(float), default=120.0, metavar="S",
                    help="with --wait: give up after this long")
     p.set_defaults(func=cmd_cancel)
