@@ -294,8 +294,8 @@ class Trainer:
             self._verify_epoch(seen_ids)
         self._sum_partial_on_main()
         seconds = p["seconds"]
-        seen = distributed.broadcast(p["seen"], self.dist)
-        loss_sum, correct = distributed.broadcast((p["loss_sum"], p["correct"]), self.dist)
+        # Rank 0 holds the sums over all ranks now; every rank reports the same epoch.
+        loss_sum, correct, seen = distributed.broadcast((p["loss_sum"], p["correct"], p["seen"]), self.dist)
         return {"loss": loss_sum / max(seen, 1), "batch_train_acc": correct / max(seen, 1), "seeds": seen,
                 "time_s": seconds, "batches_per_s": p["batches"] / max(seconds, 1e-9),
                 "nodes_per_s": seen / max(seconds, 1e-9)}
