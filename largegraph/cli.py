@@ -61,13 +61,8 @@ def _launch(args: argparse.Namespace, worker_argv: list[str]) -> int:
     return launch(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
 
 
-_TRAINING = [False]  # set by the commands that train (see main)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from largegraph.train import run_training
-
-    _TRAINING[0] = True
 
     if args.nproc > 1:
         from largegraph.config import load_config
@@ -87,8 +82,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from largegraph.train import check_run_dir, resume_run
-
-    _TRAINING[0] = True
 
     if args.nproc > 1:
         check_run_dir(args.run_dir)
@@ -275,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
     if not _is_torchrun_worker():
         code = _main(argv)
-        if _TRAINING[0]:
+        if _trains(argv):
             # Everything a run writes is closed and fsynced by now. Native teardown at interpreter
             # exit (DGL/libxsmm and torch thread pools) once aborted a finished run on a loaded
             # machine, turning success into SIGABRT, which an orchestrator would retry; skip it.
@@ -309,6 +302,12 @@ def _lost_peer(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("gloo" in text or "NCCL" in text) and (
         "Connection reset" in text or "Connection closed" in text or "Broken pipe" in text or "Timed out" in text)
+
+
+def _trains(argv: list[str] | None) -> bool:
+    """Whether the command line ran a training command (train, resume)."""
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    return bool(words) and words[0] in ("train", "resume")
 
 
 def _is_torchrun_worker() -> bool:

@@ -16,7 +16,6 @@ records) and carries OGB's node features; valid and test edges can never reach i
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from largegraph.data.ogb import _dataset_lock, _quiet_and_closed_stdin, require_raw_and_marker, resolve_dataset
+from largegraph.data.ogb import read_with_ogb, require_raw_and_marker, resolve_dataset
 from largegraph.data.ogb_layout import (
     LINK_METRIC_EVALUATORS, check_link_split, link_pair_keys, positive_pairs,
 )
@@ -99,18 +98,7 @@ def _require_link_files(directory: Path, meta: dict, name: str, how_to_get: str)
 def _read_with_ogb(name: str, directory: Path, meta: dict, official: bool):
     from ogb.linkproppred import DglLinkPropPredDataset
 
-    with _dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        # OGB's official split files are pickled numpy arrays, which torch 2.6+ refuses by default.
-        warnings.filterwarnings("ignore", category=FutureWarning, message=".*weights_only.*")
-        try:
-            if official:
-                dataset = DglLinkPropPredDataset(name, root=str(directory.parent))
-            else:
-                dataset = DglLinkPropPredDataset(name, meta_dict=meta)
-            split = dataset.get_edge_split()
-        except (EOFError, FileNotFoundError, RuntimeError, ValueError, KeyError, OSError) as exc:
-            raise DatasetError(f"OGB could not read {name} from {directory}: {exc}") from None
+    dataset, split = read_with_ogb(DglLinkPropPredDataset, "get_edge_split", name, directory, meta, official)
     return dataset[0], split
 
 

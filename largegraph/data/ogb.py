@@ -150,20 +150,32 @@ def resolve_dataset(name: str, root: Path, task: str, master: pd.DataFrame,
     )
 
 
+def read_with_ogb(dataset_cls, split_method: str, name: str, directory: Path, meta: dict, official: bool):
+    """Open a dataset with one of OGB's DGL loaders and return ``(dataset, its split)``.
+
+    Under the dataset's lock, with stdin closed (OGB must never prompt), and with OGB's failures
+    turned into one DatasetError. ``split_method``: ``get_idx_split`` or ``get_edge_split``.
+    """
+    with _dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
+        # OGB wraps read-only numpy arrays; the tensors are copied right after, so harmless.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        # OGB's official split files are pickled numpy arrays, which torch 2.6+ refuses by default.
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*weights_only.*")
+        try:
+            if official:
+                dataset = dataset_cls(name, root=str(directory.parent))
+            else:
+                dataset = dataset_cls(name, meta_dict=meta)
+            split = getattr(dataset, split_method)()
+        except (EOFError, FileNotFoundError, RuntimeError, ValueError, KeyError, OSError) as exc:
+            raise DatasetError(f"OGB could not read {name} from {directory}: {exc}") from None
+    return dataset, split
+
+
 def _read_with_ogb(name: str, directory: Path, meta: dict, official: bool):
     from ogb.nodeproppred import DglNodePropPredDataset
 
-    with _dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
-        # OGB wraps read-only numpy arrays; the tensors are copied by .to() right after, so harmless.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        try:
-            if official:
-                dataset = DglNodePropPredDataset(name, root=str(directory.parent))
-            else:
-                dataset = DglNodePropPredDataset(name, meta_dict=meta)
-            split = dataset.get_idx_split()
-        except (EOFError, FileNotFoundError, RuntimeError, ValueError, KeyError) as exc:
-            raise DatasetError(f"OGB could not read {name} from {directory}: {exc}") from None
+    dataset, split = read_with_ogb(DglNodePropPredDataset, "get_idx_split", name, directory, meta, official)
     return dataset.graph[0], dataset.labels, split
 
 
