@@ -76,6 +76,8 @@ class TrainConfig(Section):
     lr_step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
     lr_gamma: float = Field(0.5, gt=0, le=1)
     grad_clip: Optional[float] = Field(None, gt=0, description="max gradient norm; null disables clipping")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: training forward passes under bfloat16 autocast (weights and evaluation stay fp32)")
     eval_every: int = Field(1, ge=1, description="evaluate on valid/test every N epochs")
     early_stopping_patience: Optional[int] = Field(
         None, ge=1, description="stop after N evaluations without a better validation score")
@@ -88,11 +90,17 @@ class LinkConfig(Section):
     """Link prediction: negatives, the edge scorer, the loss and evaluation chunking."""
 
     predictor: Literal["dot", "mlp"] = "dot"
-    loss: Literal["bce", "margin"] = Field("bce", description="margin: pairwise ranking loss, positive above its negatives")
+    predictor_layers: int = Field(2, ge=1, le=8, description="mlp predictor: linear layers")
+    predictor_dropout: float = Field(0.0, ge=0, lt=1, description="mlp predictor: dropout between its layers")
+    loss: Literal["bce", "margin", "auc"] = Field(
+        "bce", description="margin: hinge ranking loss, positive above its negatives by margin; "
+        "auc: squared loss pulling every positive-negative gap towards margin (PLNLP's AUC loss)")
     margin: float = Field(1.0, gt=0)
     negative_sampler: Literal["uniform", "global_uniform"] = Field(
         "uniform", description="uniform: k random destinations per positive source; global_uniform: random pairs")
     num_negatives: int = Field(1, ge=1, le=1000)
+    true_negatives: bool = Field(
+        True, description="redraw sampled negatives that are training edges or self-pairs (false: raw uniform draws)")
     embedding: Literal["auto", "always", "never"] = Field(
         "auto", description="learnable node embeddings as input: auto = when the graph has no node features")
     embedding_dim: Optional[int] = Field(None, gt=0, description="default: model.hidden")

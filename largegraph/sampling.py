@@ -279,12 +279,21 @@ class SeededNegatives:
 
     ``uniform``: ``k`` random destinations for each positive's source (DGL's ``Uniform``).
     ``global_uniform``: ``k`` random node pairs per positive, from anywhere in the graph.
+    With ``true_negatives``, pairs that are edges of the message-passing graph, and self-pairs,
+    are redrawn (as DGL's ``GlobalUniform`` and PyG's ``negative_sampling`` do). On dense graphs
+    this matters: on ogbl-ddi one uniform pair in eight is a training edge, and those false
+    negatives crowd the high-degree pairs that Hits@K's top-ranked negatives come from.
     """
 
-    def __init__(self, k: int, base_seed: int, global_uniform: bool = False):
+    # Each round keeps a pair with probability about the graph's density, so a few rounds leave
+    # almost none; a source adjacent to every node can never get a true negative and stays as drawn.
+    REDRAW_ROUNDS = 8
+
+    def __init__(self, k: int, base_seed: int, global_uniform: bool = False, true_negatives: bool = False):
         self.k = k
         self.base_seed = base_seed
         self.global_uniform = global_uniform
+        self.true_negatives = true_negatives
         self.epoch = 0
 
     def __call__(self, g, eids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,7 +304,21 @@ class SeededNegatives:
             src = torch.randint(0, n, (count,), generator=gen)
         else:
             src = g.find_edges(eids)[0].repeat_interleave(self.k)
+        if self.true_negatives:
+            self._redraw_edges(g, src, dst, gen)
         return src, dst
+
+    def _redraw_edges(self, g, src: torch.Tensor, dst: torch.Tensor, gen: torch.Generator) -> None:
+        n = g.num_nodes()
+        todo = torch.arange(len(src))  # only redrawn pairs need checking again
+        for _ in range(self.REDRAW_ROUNDS):
+            s, d = src[todo], dst[todo]
+            todo = todo[(s == d) | g.has_edges_between(s, d)]
+            if len(todo) == 0:
+                return
+            dst[todo] = torch.randint(0, n, (len(todo),), generator=gen)
+            if self.global_uniform:
+                src[todo] = torch.randint(0, n, (len(todo),), generator=gen)
 
 
 class _EdgeSampler(dgl.dataloading.EdgePredictionSampler):
@@ -317,6 +340,7 @@ class EdgeBatchLoader(_EpochLoader):
         cfg: sampler settings.
         num_negatives: negatives per positive.
         global_uniform: negatives as random pairs instead of random destinations.
+        true_negatives: redraw negatives that are edges of ``graph`` (see SeededNegatives).
         undirected: whether reverse edges exist (and must be excluded with their twin).
         base_seed: the job seed.
         device: where batches are delivered.
@@ -325,11 +349,12 @@ class EdgeBatchLoader(_EpochLoader):
 
     def __init__(self, graph: dgl.DGLGraph, seed_eids: torch.Tensor, cfg: SamplerConfig, *,
                  num_negatives: int, global_uniform: bool, undirected: bool, base_seed: int,
+                 true_negatives: bool = False,
                  device: torch.device, rank: int = 0, world_size: int = 1):
         super().__init__(graph, seed_eids, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
         feats = ["feat"] if "feat" in graph.ndata else None
         self.nodes = SeededNeighborSampler(cfg.fanouts, base_seed, prefetch_node_feats=feats)
-        self.negatives = SeededNegatives(num_negatives, base_seed, global_uniform)
+        self.negatives = SeededNegatives(num_negatives, base_seed, global_uniform, true_negatives)
         if undirected:
             reverse = torch.arange(graph.num_edges()) ^ 1  # 2i <-> 2i+1
             exclude = {"exclude": "reverse_id", "reverse_eids": reverse}

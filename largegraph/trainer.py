@@ -253,6 +253,12 @@ class Trainer:
             p["loss_sum"], p["correct"], p["seen"] = 0.0, 0, 0
 
     # --- the loop ----------------------------------------------------------------------------------
+    def _autocast(self) -> torch.autocast:
+        # bf16 halves the cost of the large dense products (an MLP edge scorer over 100k+ pairs)
+        # on CPUs and GPUs with bf16 units; weights, optimizer state and evaluation stay fp32.
+        bf16 = self.cfg.train.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+
     def _train_epoch(self) -> dict:
         self.train_model.train()
         p = self.partial
@@ -264,7 +270,9 @@ class Trainer:
         seen_ids = [] if self.verify and self.offset == 0 else None
         start = time.perf_counter()
         for batch in bar:
-            loss, batch_correct = self.task.loss(self.train_model, batch)
+            with self._autocast():
+                loss, batch_correct = self.task.loss(self.train_model, batch)
+            loss = loss.float()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.train.grad_clip:

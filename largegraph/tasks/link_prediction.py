@@ -17,14 +17,36 @@ class DotPredictor(nn.Module):
 
 
 class MLPPredictor(nn.Module):
-    """Scores the element-wise product of two embeddings with a small MLP."""
+    """Scores the element-wise product of two embeddings with a small MLP of ``layers`` linear layers."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, layers: int = 2, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+        hidden: list[nn.Module] = []
+        for _ in range(layers - 1):
+            hidden += [nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*hidden, nn.Linear(dim, 1))
 
     def forward(self, h_u: torch.Tensor, h_v: torch.Tensor) -> torch.Tensor:
         return self.net(h_u * h_v).squeeze(-1)
+
+
+def link_loss(kind: str, pos: torch.Tensor, neg: torch.Tensor, k: int, margin: float = 1.0) -> torch.Tensor:
+    """The training loss of ``link.loss`` over positive scores and their ``k`` negatives each.
+
+    ``neg`` holds positive ``i``'s negatives at ``[i*k, (i+1)*k)`` (the negative samplers' order).
+    bce: logistic loss over all pairs; margin: hinge on the positive-negative gap; auc: squared
+    distance of that gap from ``margin``, which weighs large violations more than the hinge does and
+    also pulls over-separated pairs back, so all scores stay on one scale.
+    """
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(
+            torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]))
+    gap = pos.repeat_interleave(k) - neg
+    if kind == "margin":
+        return F.relu(margin - gap).mean()
+    if kind == "auc":
+        return (margin - gap).square().mean()
+    raise ValueError(f"unknown link loss {kind!r}")
 
 
 class LinkPredictor(nn.Module):
@@ -89,7 +111,8 @@ class LinkPredictionTask:
             embedding = nn.Embedding(self.data.num_nodes, in_dim)
             nn.init.xavier_uniform_(embedding.weight)
         encoder = build_encoder(self.cfg.model, in_dim)
-        scorer = DotPredictor() if lc.predictor == "dot" else MLPPredictor(encoder.out_dim)
+        scorer = (DotPredictor() if lc.predictor == "dot"
+                  else MLPPredictor(encoder.out_dim, lc.predictor_layers, lc.predictor_dropout))
         return LinkPredictor(encoder, scorer, embedding)
 
     def train_seed_edges(self) -> torch.Tensor:
@@ -103,17 +126,14 @@ class LinkPredictionTask:
         return EdgeBatchLoader(
             self.data.graph, self.train_seed_edges(), self.cfg.sampler,
             num_negatives=lc.num_negatives, global_uniform=lc.negative_sampler == "global_uniform",
+            true_negatives=lc.true_negatives,
             undirected=self.undirected, base_seed=self.cfg.seed, device=device, rank=rank, world_size=world_size)
 
     def loss(self, model: LinkPredictor, batch: EdgeMiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (loss, number of positives scored above zero and negatives below)."""
         pos, neg = model(batch.blocks, batch.input_nodes, batch.x, batch.pair_graph.edges(), batch.neg_graph.edges())
-        if self.cfg.link.loss == "bce":
-            loss = F.binary_cross_entropy_with_logits(torch.cat([pos, neg]),
-                                                      torch.cat([torch.ones_like(pos), torch.zeros_like(neg)]))
-        else:
-            k = self.cfg.link.num_negatives
-            loss = F.relu(self.cfg.link.margin - pos.repeat_interleave(k) + neg).mean()
+        lc = self.cfg.link
+        loss = link_loss(lc.loss, pos, neg, lc.num_negatives, lc.margin)
         correct = int((pos > 0).sum()) + int((neg < 0).sum())
         # Accuracy over positives and negatives, expressed per positive so the trainer's
         # correct/size ratio stays in [0, 1].
@@ -171,9 +191,14 @@ class LinkPredictionTask:
         Returns:
             ``{"train_<metric>", "valid_<metric>", "test_<metric>", "emb"}`` (train may be None).
         """
-        emb = self.embed(model, device)
-        scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
-                  for part in ("train", "valid", "test")}
+        was_training = model.training
+        model.eval()  # the scorer too: an MLP scorer's dropout must be off while ranking
+        try:
+            emb = self.embed(model, device)
+            scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
+                      for part in ("train", "valid", "test")}
+        finally:
+            model.train(was_training)
         return {**scores, "emb": emb}
 
     def predictions(self, result: dict) -> dict:
