@@ -192,7 +192,9 @@ def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
     """CI's shortened ogbl-ddi recipe: the first 8 epochs of configs/ogbl_ddi_sage.yaml.
 
     The full recipe's cosine schedule keeps the learning rate within 1% of its start over its first
-    8 of 260 epochs, so a constant rate here follows the full run's start. Calibration: CALIBRATION
+    8 of 260 epochs, so a constant rate here follows the full run's start. Calibration (seed 0, this
+    machine, 2 cores): these 8 epochs reached test Hits@20 0.113 (valid 0.231) in 156 s; the full
+    260-epoch run reached 0.366 (valid 0.654). Random scores give about 20 / 95,599 = 0.0002.
     """
     from conftest import SHARED_DATA
 
@@ -214,4 +216,4 @@ def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["metric"] == "hits@20"
-    assert summary["test_hits@20"] >= 0.08, summary
+    assert summary["test_hits@20"] >= 0.05, summary
