@@ -42,12 +42,17 @@ class SamplerConfig(Section):
     num_workers: int = Field(0, ge=0, description="sampling worker processes (0: sample in the trainer)")
     shuffle: bool = True
     drop_last: bool = False
+    full_graph: bool = Field(
+        False, description="link prediction on small graphs: every step passes messages over the whole "
+        "training graph less the batch's own edges, instead of building per-batch blocks (fanouts all -1)")
 
     @model_validator(mode="after")
     def _fanouts_valid(self) -> "SamplerConfig":
         bad = [f for f in self.fanouts if f == 0 or f < -1]
         if bad:
             raise ValueError(f"fanouts must be positive or -1 (all neighbors), got {self.fanouts}")
+        if self.full_graph and any(f != -1 for f in self.fanouts):
+            raise ValueError(f"full_graph uses every neighbour: set fanouts to -1 per layer, not {self.fanouts}")
         return self
 
 
@@ -63,6 +68,9 @@ class ModelConfig(Section):
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     norm: Literal["none", "batch", "layer"] = "none"
     activation: Literal["relu", "elu", "gelu"] = "relu"
+    activate_output: bool = Field(
+        False, description="apply the activation to the last layer's output too (PLNLP's link encoders); "
+        "by default the embedding is left raw for the task head")
 
 
 class TrainConfig(Section):
@@ -92,6 +100,8 @@ class LinkConfig(Section):
     predictor: Literal["dot", "mlp"] = "dot"
     predictor_layers: int = Field(2, ge=1, le=8, description="mlp predictor: linear layers")
     predictor_dropout: float = Field(0.0, ge=0, lt=1, description="mlp predictor: dropout between its layers")
+    predictor_input_dropout: float = Field(
+        0.0, ge=0, lt=1, description="mlp predictor: dropout on its input, the product of the two embeddings")
     loss: Literal["bce", "margin", "auc"] = Field(
         "bce", description="margin: hinge ranking loss, positive above its negatives by margin; "
         "auc: squared loss pulling every positive-negative gap towards margin (PLNLP's AUC loss)")
@@ -99,6 +109,9 @@ class LinkConfig(Section):
     negative_sampler: Literal["uniform", "global_uniform"] = Field(
         "uniform", description="uniform: k random destinations per positive source; global_uniform: random pairs")
     num_negatives: int = Field(1, ge=1, le=1000)
+    exclude_seed_edges: bool = Field(
+        True, description="leave each batch's positive edges and their reverses out of its message passing "
+        "(false: OGB's full-graph examples' setting, the model sees the edges it scores)")
     true_negatives: bool = Field(
         True, description="redraw sampled negatives that are training edges or self-pairs (false: raw uniform draws)")
     embedding: Literal["auto", "always", "never"] = Field(
@@ -138,6 +151,8 @@ class JobConfig(Section):
                 f"sampler.fanouts has {len(self.sampler.fanouts)} entries but model.num_layers is "
                 f"{self.model.num_layers}; give one fanout per layer"
             )
+        if self.sampler.full_graph and self.task != "link_prediction":
+            raise ValueError("sampler.full_graph is for link_prediction; node classification samples blocks")
         return self
 
     def fingerprint(self) -> str:

@@ -349,13 +349,15 @@ class EdgeBatchLoader(_EpochLoader):
 
     def __init__(self, graph: dgl.DGLGraph, seed_eids: torch.Tensor, cfg: SamplerConfig, *,
                  num_negatives: int, global_uniform: bool, undirected: bool, base_seed: int,
-                 true_negatives: bool = False,
+                 true_negatives: bool = True, exclude_seed_edges: bool = True,
                  device: torch.device, rank: int = 0, world_size: int = 1):
         super().__init__(graph, seed_eids, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
         feats = ["feat"] if "feat" in graph.ndata else None
         self.nodes = SeededNeighborSampler(cfg.fanouts, base_seed, prefetch_node_feats=feats)
         self.negatives = SeededNegatives(num_negatives, base_seed, global_uniform, true_negatives)
-        if undirected:
+        if not exclude_seed_edges:
+            exclude = {}
+        elif undirected:
             reverse = torch.arange(graph.num_edges()) ^ 1  # 2i <-> 2i+1
             exclude = {"exclude": "reverse_id", "reverse_eids": reverse}
         else:
@@ -368,3 +370,55 @@ class EdgeBatchLoader(_EpochLoader):
         for offset, (input_nodes, pair_graph, neg_graph, blocks) in self._run(epoch, start, self.sampler):
             x = blocks[0].srcdata["feat"] if "feat" in self.graph.ndata else None
             yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x, offset)
+
+
+class FullGraphEdgeLoader(_EpochLoader):
+    """Link-prediction batches whose message passing runs over the whole graph (``sampler.full_graph``).
+
+    For graphs small enough that every step can afford all of them (ogbl-ddi: 4,267 nodes), this is
+    what full-neighbour blocks compute, without building two blocks of ~all edges per step: each
+    step's graph is the training graph minus the batch's seed edges and their reverses (a boolean
+    mask over the edge ids, so the batch still never sees the edges it predicts), and pair indices
+    are plain node ids. Batch order, sharding, negatives and resume follow :class:`EdgeBatchLoader`.
+
+    Args: as :class:`EdgeBatchLoader`, less ``cfg.fanouts`` (every neighbour is used).
+    """
+
+    def __init__(self, graph: dgl.DGLGraph, seed_eids: torch.Tensor, cfg: SamplerConfig, *,
+                 num_negatives: int, global_uniform: bool, undirected: bool, base_seed: int,
+                 true_negatives: bool = True, exclude_seed_edges: bool = True,
+                 device: torch.device, rank: int = 0, world_size: int = 1):
+        super().__init__(graph, seed_eids, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
+        self.negatives = SeededNegatives(num_negatives, base_seed, global_uniform, true_negatives)
+        self.undirected = undirected
+        self.exclude_seed_edges = exclude_seed_edges
+        self.num_layers = len(cfg.fanouts)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[EdgeMiniBatch]:
+        """Yield this rank's batches of ``epoch``, resuming ``start`` seeds into the epoch's order."""
+        self.negatives.epoch = epoch
+        batches = self._plan(epoch, start)
+        for i in range(len(batches)):
+            yield self._batch(batches[i], start + batches.end(i))
+
+    def _batch(self, eids: torch.Tensor, offset: int) -> EdgeMiniBatch:
+        g, n = self.graph, self.graph.num_nodes()
+        visible = self._visible_graph(eids).to(self.device)
+        pair_graph = dgl.graph(g.find_edges(eids), num_nodes=n)
+        pair_graph.edata[dgl.EID] = eids
+        neg_graph = dgl.graph(self.negatives(g, eids), num_nodes=n)
+        # as in sampled batches, NID maps the pair graphs' nodes (here: all of them) to graph ids
+        pair_graph.ndata[dgl.NID] = neg_graph.ndata[dgl.NID] = torch.arange(n)
+        x = g.ndata["feat"].to(self.device) if "feat" in g.ndata else None
+        return EdgeMiniBatch(torch.arange(n, device=self.device), pair_graph.to(self.device),
+                             neg_graph.to(self.device), [visible] * self.num_layers, x, offset)
+
+    def _visible_graph(self, eids: torch.Tensor) -> dgl.DGLGraph:
+        """The training graph less the batch's seed edges and their reverses."""
+        if not self.exclude_seed_edges:
+            return self.graph
+        keep = torch.ones(self.graph.num_edges(), dtype=torch.bool)
+        keep[eids] = False
+        if self.undirected:
+            keep[eids ^ 1] = False
+        return dgl.edge_subgraph(self.graph, keep, relabel_nodes=False)

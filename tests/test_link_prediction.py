@@ -12,6 +12,7 @@ from torch import nn
 from conftest import run_cli, write_config
 from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
+from largegraph.errors import ConfigError
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 from largegraph.tasks.link_prediction import LinkPredictionTask, link_loss
 
@@ -39,9 +40,14 @@ def pairs(src: torch.Tensor, dst: torch.Tensor, n: int) -> set[int]:
     return set((src * n + dst).tolist())
 
 
-def test_batches_never_see_their_own_edges_nor_heldout_edges(link_root):
+SAMPLED = {"fanouts": [5, 5], "batch_size": 512}
+FULL_GRAPH = {"fanouts": [-1, -1], "batch_size": 512, "full_graph": True}
+
+
+@pytest.mark.parametrize("sampler", [SAMPLED, FULL_GRAPH], ids=["sampled", "full_graph"])
+def test_batches_never_see_their_own_edges_nor_heldout_edges(link_root, sampler):
     data = load_link_dataset("collab-like", link_root)
-    task = LinkPredictionTask(build_config(job(link_root, "collab-like")), data)
+    task = LinkPredictionTask(build_config(job(link_root, "collab-like", sampler=sampler)), data)
     g, n = data.graph, data.num_nodes
     heldout = set()
     for part in ("valid", "test"):
@@ -60,6 +66,50 @@ def test_batches_never_see_their_own_edges_nor_heldout_edges(link_root):
             assert not heldout & pairs(bs, bd, n)
         batches += 1
     assert batches == task.train_loader(torch.device("cpu")).num_batches() > 1
+
+
+def test_full_graph_steps_score_like_full_neighbour_blocks(link_root):
+    # Same seeds, same exclusions, same negatives: only how the neighbourhood is built differs.
+    data = load_link_dataset("collab-like", link_root)
+    link = {"predictor": "mlp", "negative_sampler": "global_uniform"}
+    tasks = [LinkPredictionTask(build_config(job(link_root, "collab-like", link=link,
+                                                 sampler=dict(FULL_GRAPH, full_graph=full))), data)
+             for full in (False, True)]
+    torch.manual_seed(0)
+    model = tasks[0].build_model().eval()
+    scored = []
+    for task in tasks:
+        batch = next(iter(task.train_loader(torch.device("cpu")).epoch(2)))
+        with torch.no_grad():
+            pos, neg = model(batch.blocks, batch.input_nodes, batch.x,
+                             batch.pair_graph.edges(), batch.neg_graph.edges())
+        ids = batch.neg_graph.ndata[dgl.NID]
+        scored.append((batch.seed_ids, ids[batch.neg_graph.edges()[0]], ids[batch.neg_graph.edges()[1]], pos, neg))
+    (seeds_a, ns_a, nd_a, pos_a, neg_a), (seeds_b, ns_b, nd_b, pos_b, neg_b) = scored
+    assert torch.equal(seeds_a, seeds_b) and torch.equal(ns_a, ns_b) and torch.equal(nd_a, nd_b)
+    assert torch.allclose(pos_a, pos_b, atol=1e-5) and torch.allclose(neg_a, neg_b, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", [SAMPLED, FULL_GRAPH], ids=["sampled", "full_graph"])
+def test_seed_edges_are_visible_only_when_exclusion_is_off(link_root, sampler):
+    data = load_link_dataset("collab-like", link_root)
+    cfg = build_config(job(link_root, "collab-like", sampler=dict(sampler, fanouts=[-1, -1]),
+                           link={"exclude_seed_edges": False}))
+    batch = next(iter(LinkPredictionTask(cfg, data).train_loader(torch.device("cpu")).epoch(0)))
+    # all neighbours, nothing excluded: the last block holds every in-edge of the batch's endpoints,
+    # the seed edges and their reverses among them; the graph itself has no held-out edge
+    block = batch.blocks[-1]
+    # the full-graph step passes the training graph itself, whose edge ids are its own
+    seen = set((block.edata[dgl.EID] if dgl.EID in block.edata else block.edges(form="eid")).tolist())
+    seeds = batch.seed_ids
+    assert set(seeds.tolist()) <= seen and set((seeds ^ 1).tolist()) <= seen
+
+
+def test_full_graph_is_for_link_prediction_with_all_neighbours(tmp_path, link_root):
+    with pytest.raises(ConfigError, match="fanouts to -1"):
+        build_config(job(link_root, "collab-like", sampler=dict(FULL_GRAPH, fanouts=[5, 5])))
+    with pytest.raises(ConfigError, match="for link_prediction"):
+        build_config(dict(job(link_root, "collab-like", sampler=FULL_GRAPH), task="node_classification"))
 
 
 def test_negatives_are_repeatable_per_batch(link_root):
@@ -153,6 +203,10 @@ def test_mlp_scorer_has_the_configured_depth_and_dropout(link_root):
         nn.Linear, nn.Dropout, nn.Linear, nn.Dropout, nn.Linear]
     assert all(m.p == 0.4 for m in layers if isinstance(m, nn.Dropout))
     assert layers[-1].out_features == 1
+    cfg.link.predictor_input_dropout = 0.3
+    model = LinkPredictionTask(cfg, load_link_dataset("collab-like", link_root)).build_model()
+    dropouts = [m.p for m in model.scorer.net if isinstance(m, nn.Dropout)]
+    assert isinstance(model.scorer.net[0], nn.Dropout) and dropouts == [0.3, 0.4, 0.4]
 
 
 def test_evaluation_turns_the_scorers_dropout_off(link_root):

@@ -60,6 +60,21 @@ def test_layerwise_inference_matches_full_forward(graph, arch, norm):
     assert not model.training
 
 
+@pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
+def test_activate_output_applies_the_activation_to_the_embedding(graph, arch):
+    torch.manual_seed(3)
+    raw = build_encoder(_cfg(**arch), IN_DIM, out_dim=8).eval()
+    activated = build_encoder(_cfg(activate_output=True, **arch), IN_DIM, out_dim=8).eval()
+    activated.load_state_dict(raw.state_dict())
+    feat = graph.ndata["feat"]
+    with torch.no_grad():
+        h = raw([graph] * raw.num_layers, feat)
+        assert (h < 0).any()
+        torch.testing.assert_close(activated([graph] * raw.num_layers, feat), torch.relu(h))
+        torch.testing.assert_close(activated.inference(graph, feat, batch_size=64), torch.relu(h),
+                                   atol=1e-5, rtol=1e-5)
+
+
 def test_inference_restores_training_mode(graph):
     model = build_encoder(_cfg(arch="sage"), IN_DIM)
     model.train()

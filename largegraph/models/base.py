@@ -28,7 +28,8 @@ class Encoder(nn.Module):
 
     Subclasses fill ``self.layers`` (one module per layer) and implement :meth:`_layer`. Between
     layers the base applies norm -> activation -> dropout; the last layer's output is left raw
-    because it is an embedding that a task head consumes.
+    because it is an embedding that a task head consumes (``activate_output`` applies the activation
+    to it, without norm or dropout).
 
     Attributes:
         in_dim: input feature width.
@@ -53,6 +54,7 @@ class Encoder(nn.Module):
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.hidden) for _ in range(cfg.num_layers - 1))
         self.activation = _ACTIVATIONS[cfg.activation]()
+        self.activate_output = cfg.activate_output
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(
             self.make_layer(cfg, i, d_in, d_out) for i, (d_in, d_out) in enumerate(self.layer_dims()))
@@ -73,7 +75,7 @@ class Encoder(nn.Module):
     def _after(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Between-layer treatment after layer ``i``; nothing after the last layer."""
         if i == self.num_layers - 1:
-            return h
+            return self.activation(h) if self.activate_output else h
         return self.dropout(self.activation(self.norms[i](h)))
 
     def forward(self, blocks: list, x: torch.Tensor) -> torch.Tensor:
