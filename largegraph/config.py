@@ -87,6 +87,9 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: training forward passes under bfloat16 autocast (weights and evaluation stay fp32)")
     eval_every: int = Field(1, ge=1, description="evaluate on valid/test every N epochs")
+    ema_decay: Optional[float] = Field(
+        None, gt=0, lt=1, description="evaluate and save an exponential moving average of the weights, "
+        "updated after every step with this decay; null: the weights as trained")
     early_stopping_patience: Optional[int] = Field(
         None, ge=1, description="stop after N evaluations without a better validation score")
     restore_best: bool = Field(True, description="final model.pt/predictions come from the best validation epoch")

@@ -6,6 +6,7 @@ mini-batches, a loss and an evaluation. Whether batches come from a local graph,
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -13,7 +14,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -119,6 +120,9 @@ class Trainer:
         self.train_model = distributed.wrap_model(self.model, self.dist, device)
         self.optimizer = build_optimizer(cfg.train, self.model.parameters())
         self.scheduler = build_scheduler(cfg.train, self.optimizer)
+        self.ema: dict[str, torch.Tensor] | None = None
+        if cfg.train.ema_decay is not None:
+            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         ck = cfg.checkpoint
         self.store = CheckpointStore(run.checkpoints, cfg.fingerprint(), run.run_id(), ck.keep_last, ck.keep_best)
         self.epoch = 0  # current epoch
@@ -146,6 +150,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else {},
             "best_model": self.best_state or {},
+            "ema": self.ema or {},
             "rng": capture_rng(),
             "trainer": {"epoch": self.epoch, "batch": self.batch, "offset": self.offset, "step": self.step,
                         "partial": dict(self.partial), "world_size": self.dist.world_size,
@@ -159,6 +164,9 @@ class Trainer:
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
         self.best_state = state["best_model"] or None
+        if self.ema is not None:
+            # a run that turns averaging on when resumed starts the average at the current weights
+            self.ema = state.get("ema") or {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         t = state["trainer"]
         self.epoch, self.batch, self.step = int(t["epoch"]), int(t["batch"]), int(t["step"])
         self.offset = int(t.get("offset", self.batch * self.cfg.sampler.batch_size))
@@ -278,6 +286,7 @@ class Trainer:
             if self.cfg.train.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
             self.optimizer.step()
+            self._update_ema()
             self.step += 1
             self.batch += 1
             self.offset = batch.offset
@@ -308,6 +317,31 @@ class Trainer:
                 "time_s": seconds, "batches_per_s": p["batches"] / max(seconds, 1e-9),
                 "nodes_per_s": seen / max(seconds, 1e-9)}
 
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        weight = 1.0 - self.cfg.train.ema_decay
+        for name, value in self.model.state_dict().items():
+            average = self.ema[name]
+            if average.is_floating_point():
+                average.lerp_(value.to(average.dtype), weight)
+            else:
+                average.copy_(value)  # counters (batch-norm's num_batches_tracked) are not averaged
+
+    @contextlib.contextmanager
+    def _evaluated_weights(self) -> Iterator[None]:
+        """The weights evaluations score: the moving average when ``train.ema_decay`` is set."""
+        if self.ema is None:
+            yield
+            return
+        trained = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(trained)
+
     def _verify_step(self, batch, seen_ids: list | None) -> None:
         if not distributed.parameters_match(self.model, self.dist):
             raise JobError(f"DDP check failed: parameters differ across ranks after step {self.step}")
@@ -332,7 +366,8 @@ class Trainer:
         metric = self.task.metric
 
         def evaluate() -> dict:
-            result = self.task.evaluate(self.model, self.device)
+            with self._evaluated_weights():
+                result = self.task.evaluate(self.model, self.device)
             self._last_eval, self._last_eval_epoch = (self.step, result), epoch
             return {k: result[k] for k in (f"train_{metric}", f"valid_{metric}", f"test_{metric}")}
 
@@ -342,10 +377,13 @@ class Trainer:
         if self._just_improved:
             self.best_score, self.best_epoch, self.bad_evals = score, epoch, 0
             if self.dist.is_main:  # only the rank that writes the final model needs the best weights
-                self.best_state = copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})
+                self.best_state = copy.deepcopy({k: v.cpu() for k, v in self._final_weights().items()})
         else:
             self.bad_evals += 1
         return scores
+
+    def _final_weights(self) -> dict:
+        return self.ema if self.ema is not None else self.model.state_dict()
 
     def _should_stop(self) -> bool:
         patience = self.cfg.train.early_stopping_patience
@@ -407,6 +445,8 @@ class Trainer:
         restore = self.cfg.train.restore_best and self.best_state is not None
         if restore:
             self.model.load_state_dict(self.best_state)
+        elif self.ema is not None:
+            self.model.load_state_dict(self.ema)
         # The final epoch's evaluation already scored these exact weights unless older (best) ones
         # were restored; a full-graph inference is not repeated for nothing.
         fresh = last is not None and last[0] == self.step and not (restore and self._last_eval_epoch != self.best_epoch)

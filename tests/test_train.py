@@ -95,6 +95,24 @@ def test_early_stopping_ends_the_run(tmp_path, synth_root):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] < 50
 
 
+def test_ema_weights_are_what_is_evaluated_and_saved(tmp_path, synth_root):
+    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, model={"hidden": 16},
+                       train={"epochs": 2, "lr": 0.05, "ema_decay": 0.8, "restore_best": False},
+                       checkpoint={"every_n_steps": 1, "keep_last": 1000})
+    result = run_cli("train", cfg, "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    states = [torch.load(p, weights_only=True) for p in sorted((tmp_path / "run" / "checkpoints").glob("step-*.pt"))]
+    assert len(states) > 2
+    for before, after in zip(states, states[1:]):  # ema_t = 0.8 ema_(t-1) + 0.2 weights_t, every step
+        for name, weights in after["model"].items():
+            if weights.is_floating_point():
+                torch.testing.assert_close(after["ema"][name], 0.8 * before["ema"][name] + 0.2 * weights)
+    last = states[-1]
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert all(torch.equal(saved[k], last["ema"][k]) for k in saved)
+    assert any(not torch.equal(saved[k], last["model"][k]) for k in saved)
+
+
 def _cora_root(tmp_path_factory) -> Path:
     if not (SHARED_DATA / "planetoid_cora").is_dir():
         pytest.skip(f"{SHARED_DATA / 'planetoid_cora'} is not present")
