@@ -166,7 +166,8 @@ class Trainer:
         self.best_state = state["best_model"] or None
         if self.ema is not None:
             # a run that turns averaging on when resumed starts the average at the current weights
-            self.ema = state.get("ema") or {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            saved = state.get("ema") or self.model.state_dict()
+            self.ema = {k: saved[k].detach().clone().to(v.device) for k, v in self.model.state_dict().items()}
         t = state["trainer"]
         self.epoch, self.batch, self.step = int(t["epoch"]), int(t["batch"]), int(t["step"])
         self.offset = int(t.get("offset", self.batch * self.cfg.sampler.batch_size))

@@ -111,6 +111,12 @@ def test_ema_weights_are_what_is_evaluated_and_saved(tmp_path, synth_root):
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert all(torch.equal(saved[k], last["ema"][k]) for k in saved)
     assert any(not torch.equal(saved[k], last["model"][k]) for k in saved)
+    # the average is part of the resumable state: one epoch, then a resume to two, ends the same
+    first = run_cli("train", cfg, "train.epochs=1", "--run-dir", tmp_path / "split")
+    second = run_cli("train", cfg, "--run-dir", tmp_path / "split", "--resume", "auto")
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr + second.stderr)[-2000:]
+    resumed = torch.load(tmp_path / "split" / "model.pt", weights_only=True)
+    assert all(torch.equal(saved[k], resumed[k]) for k in saved)
 
 
 def _cora_root(tmp_path_factory) -> Path:
