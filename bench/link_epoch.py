@@ -37,8 +37,7 @@ from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 from largegraph.rundir import RunDir
-from largegraph.tasks import build_task
-from largegraph.tasks import link_prediction
+from largegraph.tasks import build_task, link_prediction
 from largegraph.trainer import Trainer
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ogbl_ddi"
