@@ -243,12 +243,13 @@ def test_bad_link_inputs_are_one_line_errors(tmp_path, link_root):
 
 @pytest.mark.slow
 def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
-    """CI's shortened ogbl-ddi recipe: the first 8 epochs of configs/ogbl_ddi_sage.yaml.
+    """CI's shortened ogbl-ddi recipe: the first 12 epochs of configs/ogbl_ddi_sage.yaml.
 
-    The full recipe's cosine schedule keeps the learning rate within 1% of its start over its first
-    8 of 260 epochs, so a constant rate here follows the full run's start. Calibration (seed 0, this
-    machine, 2 cores): these 8 epochs reached test Hits@20 0.113 (valid 0.231) in 156 s; the full
-    260-epoch run reached 0.366 (valid 0.654). Random scores give about 20 / 95,599 = 0.0002.
+    The recipe's learning rate is constant, so these are exactly the full run's first epochs.
+    Calibration (seed 0, this machine, 2 cores): the full run's epoch 12 scored test Hits@20 0.179
+    (valid 0.260) after about 100 s of training (runs repeat exactly: the leak-free variant of the
+    recipe gave 0.210/0.262 both in its full run and in this test); the full 200 epochs reached
+    0.604 (valid 0.681). Random scores give about 20 / 95,599 = 0.0002.
     """
     from conftest import SHARED_DATA
 
@@ -265,9 +266,9 @@ def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
             target.symlink_to(path)
     root = Path(__file__).resolve().parents[1]
     result = run_cli("train", root / "configs" / "ogbl_ddi_sage.yaml", f"data.root={tmp_path}",
-                     "train.epochs=8", "train.lr_schedule=none", "train.eval_every=8",
+                     "train.epochs=12", "train.eval_every=12",
                      "--run-dir", tmp_path / "run")
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["metric"] == "hits@20"
-    assert summary["test_hits@20"] >= 0.05, summary
+    assert summary["test_hits@20"] >= 0.1, summary
