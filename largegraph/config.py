@@ -134,6 +134,9 @@ class CheckpointConfig(Section):
         "fail", description="a failed save (e.g. disk full): stop the run, or warn and keep training")
 
 
+_LATER_MODEL_KEYS = {"activate_output": False}
+
+
 class JobConfig(Section):
     """A whole training job, as written in ``configs/*.yaml``."""
 
@@ -160,7 +163,13 @@ class JobConfig(Section):
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the model and the task (not epochs or paths)."""
-        keep = {"task": self.task, "model": self.model.model_dump(), "data": self.data.name}
+        model = self.model.model_dump()
+        # Keys added to the model section later count only when set, so that runs checkpointed
+        # before they existed still resume.
+        for key, default in _LATER_MODEL_KEYS.items():
+            if model[key] == default:
+                del model[key]
+        keep = {"task": self.task, "model": model, "data": self.data.name}
         if self.task == "link_prediction":
             link = self.link.model_dump()
             keep["link"] = {k: link[k] for k in ("predictor", "embedding", "embedding_dim")}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from largegraph.config import JobConfig, dump_config, load_config
+from largegraph.config import JobConfig, build_config, dump_config, load_config
 from largegraph.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,3 +72,11 @@ def test_fingerprint_tracks_model_not_schedule(tmp_path):
     base = load_config(path).fingerprint()
     assert load_config(path, ["train.epochs=99"]).fingerprint() == base
     assert load_config(path, ["model.hidden=8"]).fingerprint() != base
+    assert load_config(path, ["model.activate_output=true"]).fingerprint() != base
+
+
+def test_fingerprints_of_older_runs_still_match():
+    # computed by the release before model.activate_output existed: its checkpoints must still resume
+    assert build_config({"data": {"name": "x"}}).fingerprint() == "d5e0e0c8115418aa"
+    link = {"task": "link_prediction", "data": {"name": "x"}, "model": {"arch": "gcn", "hidden": 64}}
+    assert build_config(link).fingerprint() == "503aa1f392a669d0"
