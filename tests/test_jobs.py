@@ -134,6 +134,8 @@ class TrainerWatch(threading.Thread):
                     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
                 except OSError:
                     continue
+                if "--run-dir" not in argv[:-1]:
+                    continue  # exited (empty cmdline) or its pid reused since the scan
                 run_dir = argv[argv.index("--run-dir") + 1]
                 if not run_dir.startswith(self.under):
                     continue  # another test's trainer
