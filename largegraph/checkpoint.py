@@ -20,35 +20,13 @@ from typing import Any, Callable
 import torch
 
 from largegraph.errors import CheckpointError
+from largegraph.fsutil import atomic_write_bytes, remove_leftovers
 
 class CheckpointMismatch(CheckpointError):
     """A sound checkpoint that must not be resumed here (another run, another model config)."""
 
 
 _NAME = re.compile(r"^step-(\d{10})\.json$")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so readers only ever see the old or the complete new file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_tensors(path: Path, obj: Any) -> str:
@@ -135,9 +113,7 @@ class CheckpointStore:
             if manifest not in keep:
                 manifest.unlink(missing_ok=True)  # manifest first: a half-pruned checkpoint is simply incomplete
                 manifest.with_suffix(".pt").unlink(missing_ok=True)
-        # Leftovers of writes a crash interrupted.
-        for tmp in self.directory.glob(".*.tmp-*"):
-            tmp.unlink(missing_ok=True)
+        remove_leftovers(self.directory)  # of writes a crash interrupted
 
     def load(self, manifest_path: Path) -> tuple[dict, dict]:
         """Verify and load one checkpoint. Raises CheckpointError if it is corrupt or foreign."""

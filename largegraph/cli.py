@@ -13,9 +13,7 @@ import time
 import warnings
 
 from largegraph.argtypes import non_negative_int, positive
-from largegraph.errors import ConfigError, LargeGraphError, SharedError, Stopped
-
-EXIT_BAD_INPUT = 2
+from largegraph.errors import EXIT_BAD_INPUT, ConfigError, LargeGraphError, SharedError, Stopped
 
 
 class _Parser(argparse.ArgumentParser):

@@ -252,4 +252,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConf
 
 def dump_config(cfg: JobConfig, path: str | Path) -> None:
     """Write the fully resolved config (defaults included) as YAML."""
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    from largegraph.fsutil import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

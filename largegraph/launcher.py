@@ -13,9 +13,7 @@ import os
 import signal
 import sys
 
-from largegraph.errors import Stopped
-
-EXIT_CRASHED = 1
+from largegraph.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_STOPPED, describe_exit
 
 
 class _DropWorkerFailureLines(logging.Filter):
@@ -24,15 +22,6 @@ class _DropWorkerFailureLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.levelno >= logging.ERROR and "failed" in record.getMessage())
-
-
-def _describe(exitcode: int) -> str:
-    if exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
 
 
 def torchrun_args(nproc: int, max_restarts: int, worker_argv: list[str]) -> list[str]:
@@ -71,7 +60,7 @@ def torchrun_main(argv: list[str]) -> int:
     except ChildFailedError as exc:
         return _report(exc.failures, args.max_restarts)
     except SignalException:
-        return Stopped.exit_code
+        return EXIT_STOPPED
     except RendezvousTimeoutError:
         print(f"largegraph: error: rendezvous timed out: not all of --nnodes {args.nnodes} joined "
               f"{args.rdzv_endpoint} (id {args.rdzv_id}) in time; start the same command on every node with "
@@ -86,15 +75,15 @@ def torchrun_main(argv: list[str]) -> int:
 
 def _report(failures: dict, max_restarts: int) -> int:
     codes = {f.exitcode for f in failures.values()}
-    if codes <= {2}:
-        return 2
-    if codes <= {Stopped.exit_code, -signal.SIGTERM}:
-        return Stopped.exit_code
+    if codes <= {EXIT_BAD_INPUT}:
+        return EXIT_BAD_INPUT
+    if codes <= {EXIT_STOPPED, -signal.SIGTERM}:
+        return EXIT_STOPPED
     # A worker that dies takes its peers' connections with it, and they fail too; the root cause
     # is the one killed by a signal, else the earliest failure.
     rank, first = min(failures.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp))
     after = f" after {max_restarts} restart(s)" if max_restarts else " (--max-restarts N restarts the job from its newest checkpoint)"
-    print(f"largegraph: error: worker rank {rank} (pid {first.pid}) {_describe(first.exitcode)}; the job "
+    print(f"largegraph: error: worker rank {rank} (pid {first.pid}) ended ({describe_exit(first.exitcode)}); the job "
           f"failed{after}; the worker's output is above", file=sys.stderr)
     return EXIT_CRASHED
 

@@ -11,6 +11,10 @@ Layout::
     summary.json           the final metrics
     curves.png             loss and metric curves
     heartbeat              {"pid", "time", "step"}, rewritten every few seconds while training runs
+    train.log              the trainer's output, when the job service runs it
+    run_id                 this directory's identity, stamped into its checkpoints
+
+:class:`RunDir` is the only code that spells these names; everything else asks it for a path.
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 from largegraph.config import JobConfig, dump_config
-from largegraph.errors import ConfigError
+from largegraph.errors import CheckpointError, ConfigError
+from largegraph.fsutil import atomic_write_text
 
 
 def default_run_dir(cfg: JobConfig, base: str = "runs", launch_id: str | None = None) -> Path:
@@ -42,64 +47,109 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    # Every file of a run directory, by role. Artefacts are what a finished run hands its users.
+    CONFIG = "config.resolved.yaml"
+    METRICS = "metrics.jsonl"
+    CHECKPOINTS = "checkpoints"
+    MODEL = "model.pt"
+    PREDICTIONS = "predictions.pt"
+    EMBEDDINGS = "embeddings.pt"
+    SUMMARY = "summary.json"
+    CURVES = "curves.png"
+    HEARTBEAT = "heartbeat"
+    LOG = "train.log"
+    RUN_ID = "run_id"
+    ARTEFACTS = (MODEL, PREDICTIONS, EMBEDDINGS, SUMMARY, CURVES, METRICS, CONFIG)
+
     @property
     def config_path(self) -> Path:
-        return self.path / "config.resolved.yaml"
+        return self.path / self.CONFIG
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+        return self.path / self.METRICS
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / self.CHECKPOINTS
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model.pt"
+        return self.path / self.MODEL
 
     @property
     def predictions_path(self) -> Path:
-        return self.path / "predictions.pt"
+        return self.path / self.PREDICTIONS
 
     @property
     def embeddings_path(self) -> Path:
-        return self.path / "embeddings.pt"
+        return self.path / self.EMBEDDINGS
 
     @property
     def summary_path(self) -> Path:
-        return self.path / "summary.json"
+        return self.path / self.SUMMARY
 
     @property
     def curves_path(self) -> Path:
-        return self.path / "curves.png"
+        return self.path / self.CURVES
+
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.path / self.HEARTBEAT
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / self.LOG
 
     @property
     def run_id_path(self) -> Path:
-        return self.path / "run_id"
+        return self.path / self.RUN_ID
 
     def run_id(self) -> str:
-        """This directory's identity, stamped into every checkpoint it holds."""
-        if not self.run_id_path.exists():
-            self.run_id_path.write_text(uuid.uuid4().hex + "\n")
-        return self.run_id_path.read_text().strip()
+        """This directory's identity, stamped into every checkpoint it holds (made by :meth:`create`).
+
+        Raises:
+            CheckpointError: the directory was never created by a run.
+        """
+        try:
+            return self.run_id_path.read_text().strip()
+        except FileNotFoundError:
+            raise CheckpointError(f"{self.path} has no run_id; is it a largegraph run directory?") from None
+
+    def _claim_run_id(self) -> None:
+        """Give the directory an id once: the first writer wins and everyone reads its id, however
+        many ranks or processes create the directory at the same moment (``os.link`` fails on an
+        existing name, so there is no window between the check and the write)."""
+        if self.run_id_path.exists():
+            return
+        tmp = self.run_id_path.with_name(f".{self.RUN_ID}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(uuid.uuid4().hex + "\n")
+        try:
+            os.link(tmp, self.run_id_path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def has_results(self) -> bool:
+        """Whether a run finished here (its summary was written last)."""
+        return self.summary_path.is_file()
 
     def truncate_metrics(self, step: int) -> None:
         """Drop records written after ``step`` (work a crash undid), so a resumed run's log has each
         epoch once. Rewritten atomically: a crash here leaves the old file."""
         keep = [r for r in self.read_metrics() if r.get("step") is None or r["step"] <= step]
-        tmp = self.metrics_path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        os.replace(tmp, self.metrics_path)
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def create(self, cfg: JobConfig) -> None:
-        """Create the directory and write the resolved config."""
+        """Create the directory, give it its run id (once) and write the resolved config."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"--run-dir {self.path} exists and is not a directory")
         try:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create run directory {self.path}: {exc.strerror}") from None
+        self._claim_run_id()
         dump_config(cfg, self.config_path)
 
     def append_metrics(self, record: dict) -> None:
@@ -118,7 +168,7 @@ class RunDir:
         return records
 
     def write_summary(self, summary: dict) -> None:
-        self.summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
 
 
 class Heartbeat:
@@ -137,10 +187,9 @@ class Heartbeat:
 
     def beat(self) -> None:
         record = {"pid": os.getpid(), "time": time.time(), "step": self.step()}
-        tmp = self.path.with_name(f".heartbeat.tmp-{os.getpid()}")
         try:
-            tmp.write_text(json.dumps(record) + "\n")
-            os.replace(tmp, self.path)
+            # not fsynced: rewritten every few seconds, and a lost one only looks stale
+            atomic_write_text(self.path, json.dumps(record) + "\n", durable=False)
         except OSError:
             pass  # a full disk must not kill training; the supervisor will see a stale heartbeat
 

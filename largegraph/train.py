@@ -133,7 +133,7 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
     workers = f" x {env.world_size} workers" if env.enabled else ""
     say(f"model {cfg.model.arch} ({params:,} parameters) on {dev}{workers}; run dir {run.path}")
     if env.is_main:
-        with Heartbeat(run.path / "heartbeat", heartbeat_interval(), lambda: trainer.step):
+        with Heartbeat(run.heartbeat_path, heartbeat_interval(), lambda: trainer.step):
             summary = trainer.fit()
         say(summary_table(run, task.metric))
         return summary_line(summary, task.metric)

@@ -1,0 +1,53 @@
+"""The one way largegraph replaces a file: write a temporary sibling, fsync it, rename it over the
+target, fsync the directory. A reader (or a crash at any instant) sees the old file or the whole new
+one, never half of either."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TMP_MARK = ".tmp-"  # leftovers of interrupted writes are named ``.<name>.tmp-<pid>``
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -> None:
+    """Replace ``path`` with ``payload`` atomically.
+
+    Args:
+        durable: fsync the file and its directory (what checkpoints, records and caches need);
+            False skips both for files rewritten every few seconds (a heartbeat) whose loss in a
+            power cut costs nothing.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str, durable: bool = True) -> None:
+    """:func:`atomic_write_bytes` for text (UTF-8)."""
+    atomic_write_bytes(path, text.encode(), durable)
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Delete temporary files that interrupted atomic writes left in ``directory``."""
+    for tmp in Path(directory).glob(f".*{TMP_MARK}*"):
+        tmp.unlink(missing_ok=True)
