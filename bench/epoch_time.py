@@ -11,7 +11,7 @@ backward, optimizer step; no evaluation) of
 * ``plain_dgl``: the textbook loop of DGL's GraphSAGE example (``NeighborSampler`` with prefetched
   features and labels, ``dgl.dataloading.DataLoader`` over the training ids with ``shuffle=True``,
   two mean ``SAGEConv`` layers and a linear head, Adam, cross-entropy), written out in this file;
-* ``largegraph``: ``Trainer._train_epoch()`` of a job built with ``build_config``/``build_task``,
+* ``largegraph``: ``Trainer.train_one_epoch()`` of a job built with ``build_config``/``assemble``,
   i.e. largegraph's own loader (deterministic per-batch seeding), model, loss and bookkeeping.
 
 Both train on the same in-memory graph (loaded once), with the same fanouts, batch size, sampling
@@ -52,13 +52,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import largegraph.trainer
 from largegraph.config import DataConfig, JobConfig, build_config
 from largegraph.data import GraphData, load_dataset
 from largegraph.data.ogb_layout import dataset_dir
 from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
 from largegraph.rundir import RunDir
-from largegraph.tasks import build_task
+from largegraph.train import assemble
 from largegraph.trainer import Trainer
 
 DATASET_NAME = "bench-epoch-time"
@@ -177,14 +176,11 @@ class LargegraphLoop:
         cfg = job_config(args, data_root)
         run = RunDir(run_path)
         run.create(cfg)
-        self.trainer = Trainer(cfg, build_task(cfg, data), run, torch.device("cpu"), log=lambda line: None)
+        self.trainer = Trainer(cfg.train, assemble(cfg, data, run, torch.device("cpu")), log=lambda line: None)
 
     def train_epoch(self, epoch: int) -> int:
         """Train epoch ``epoch``; returns the number of batches."""
-        t = self.trainer
-        t.epoch, t.batch, t.partial = epoch, 0, largegraph.trainer._fresh_partial()
-        t._train_epoch()
-        return int(t.partial["batches"])
+        return int(self.trainer.train_one_epoch(epoch)["batches"])
 
 
 # --- timing --------------------------------------------------------------------------------------------

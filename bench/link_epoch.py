@@ -32,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-import largegraph.trainer
 from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 from largegraph.rundir import RunDir
-from largegraph.tasks import build_task, link_prediction
+from largegraph.tasks import link_prediction
+from largegraph.train import assemble
 from largegraph.trainer import Trainer
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ogbl_ddi"
@@ -93,17 +93,16 @@ def trainer(args: argparse.Namespace, name: str, root: Path, data, full_graph: b
     }, source="bench/link_epoch.py")
     run = RunDir(run_path)
     run.create(cfg)
-    return Trainer(cfg, build_task(cfg, data), run, torch.device("cpu"), log=lambda line: None)
+    return Trainer(cfg.train, assemble(cfg, data, run, torch.device("cpu")), log=lambda line: None)
 
 
 def train_epoch(t: Trainer, epoch: int, one_chunk: bool) -> float:
     chunk_bytes = link_prediction.CPU_CHUNK_BYTES
     if one_chunk:
         link_prediction.CPU_CHUNK_BYTES = 1 << 62
-    t.epoch, t.batch, t.offset, t.partial = epoch, 0, 0, largegraph.trainer._fresh_partial()
     start = time.perf_counter()
     try:
-        t._train_epoch()
+        t.train_one_epoch(epoch)
     finally:
         link_prediction.CPU_CHUNK_BYTES = chunk_bytes
     return time.perf_counter() - start

@@ -1,17 +1,19 @@
-"""The only code that reads or writes checkpoint files.
+"""The only code that reads, writes or names checkpoint files, and decides when to write them.
 
 A checkpoint is ``checkpoints/step-<global step>.pt`` (tensors and plain Python values only, loadable
 with ``torch.load(weights_only=True)``) plus ``step-<global step>.json``, its manifest: SHA-256 of the
 ``.pt`` file, epoch, config fingerprint and library versions. The manifest is written last, so a
 checkpoint without one is incomplete and ignored. Every file goes through write-to-temp, fsync,
 rename, directory fsync: a crash at any instant leaves the previous checkpoint intact.
+
+:class:`CheckpointStore` is the files; :class:`CheckpointManager` the policy over them (when to save,
+what a failed write does, which checkpoint a run resumes from), for every rank of a run.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import os
 import platform
 import re
 from pathlib import Path
@@ -19,6 +21,9 @@ from typing import Any, Callable
 
 import torch
 
+from largegraph import distributed
+from largegraph.config import CheckpointConfig
+from largegraph.distributed import DistEnv
 from largegraph.errors import CheckpointError
 from largegraph.fsutil import atomic_write_bytes, remove_leftovers
 
@@ -27,6 +32,11 @@ class CheckpointMismatch(CheckpointError):
 
 
 _NAME = re.compile(r"^step-(\d{10})\.json$")
+
+
+def checkpoint_name(step: int) -> str:
+    """``step-0000000042``: the name of global step 42's checkpoint (without suffix)."""
+    return f"step-{step:010d}"
 
 
 def save_tensors(path: Path, obj: Any) -> str:
@@ -69,7 +79,7 @@ class CheckpointStore:
         Raises:
             CheckpointError: the write failed (disk full, permissions); earlier checkpoints are intact.
         """
-        stem = f"step-{step:010d}"
+        stem = checkpoint_name(step)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             digest = save_tensors(self.directory / f"{stem}.pt", state)
@@ -161,3 +171,76 @@ class CheckpointStore:
             except CheckpointError as exc:
                 warn(f"skipping checkpoint {exc}")
         return None
+
+
+def has_checkpoints(directory: Path) -> bool:
+    """Whether ``directory`` holds at least one complete checkpoint."""
+    return bool(CheckpointStore(directory, "").manifests())
+
+
+class CheckpointManager:
+    """The checkpoint policy of one run, the same object on every rank.
+
+    Rank 0 alone writes and picks; the others learn its choice and load the same checkpoint.
+
+    Args:
+        store: the run's checkpoint files.
+        cfg: the ``checkpoint`` section (save intervals, what a failed save does).
+        dist: this process's place among the ranks.
+        warn: where warnings (a skipped corrupt checkpoint, a failed save that is ignored) go.
+    """
+
+    def __init__(self, store: CheckpointStore, cfg: CheckpointConfig, dist: DistEnv | None = None,
+                 warn: Callable[[str], None] = print):
+        self.store = store
+        self.cfg = cfg
+        self.dist = dist or DistEnv()
+        self.warn = warn
+
+    def due_in_epoch(self, step: int, last_batch: bool) -> bool:
+        """Whether to checkpoint after ``step`` inside an epoch (its last batch saves at epoch end)."""
+        every = self.cfg.every_n_steps
+        return bool(every) and step % every == 0 and not last_batch
+
+    def due_after_epoch(self, epochs_done: int, final: bool) -> bool:
+        return final or epochs_done % self.cfg.every_n_epochs == 0
+
+    def save(self, step: int, state: Callable[[], dict], meta: dict, final: bool = False) -> None:
+        """Checkpoint global step ``step`` (every rank calls it; rank 0 builds ``state()`` and writes).
+
+        A failed write stops the run unless ``checkpoint.on_save_error`` is ``continue``; the final
+        checkpoint's failure always does, since nothing after it would save the run's end.
+        """
+        def write() -> None:
+            try:
+                self.store.save(step, state(), meta)
+            except CheckpointError as exc:
+                if self.cfg.on_save_error == "fail" or final:
+                    raise
+                self.warn(f"{exc}; training goes on (checkpoint.on_save_error=continue)")
+
+        distributed.on_main(write, self.dist)
+
+    def pick(self, checkpoint: str | None = None) -> tuple[dict, dict] | None:
+        """Load ``checkpoint`` (a path) or, if None, the newest one that verifies, on every rank.
+
+        Returns:
+            (state, manifest), or None when there is nothing to resume from.
+        Raises:
+            CheckpointError: a named checkpoint is corrupt, foreign, or for another config.
+        """
+        found: dict = {}
+
+        def choose() -> str | None:
+            if checkpoint is not None:
+                return str(self.store.resolve(checkpoint))
+            latest = self.store.latest(warn=self.warn)
+            if latest is None:
+                return None
+            found["it"] = latest
+            return str(self.store.directory / f"{checkpoint_name(int(latest[1]['step']))}.json")
+
+        path = distributed.on_main(choose, self.dist)
+        if path is None:
+            return None
+        return found.get("it") or self.store.load(Path(path))

@@ -13,7 +13,8 @@ import time
 import warnings
 
 from largegraph.argtypes import non_negative_int, positive
-from largegraph.errors import EXIT_BAD_INPUT, ConfigError, LargeGraphError, SharedError, Stopped
+from largegraph.errors import (EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, LargeGraphError,
+                               SharedError, Stopped)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +60,12 @@ def _launch(args: argparse.Namespace, worker_argv: list[str]) -> int:
     return launch(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
 
 
+def _print_summary(summary_line: str) -> int:
+    if summary_line:  # ranks > 0 have none
+        print(summary_line)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from largegraph.train import run_training
 
@@ -71,11 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         run_dir = args.run_dir or str(default_run_dir(cfg))
         return _launch(args, ["train", args.config, *args.overrides, "--run-dir", run_dir, "--resume", args.resume])
-    summary_line = run_training(args.config, args.overrides, run_dir=args.run_dir, device=args.device,
-                                resume=args.resume, **_dist_options(args))
-    if summary_line:
-        print(summary_line)
-    return 0
+    return _print_summary(run_training(args.config, args.overrides, run_dir=args.run_dir, device=args.device,
+                                       resume=args.resume, **_dist_options(args)))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -84,39 +88,41 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.nproc > 1:
         check_run_dir(args.run_dir)
         return _launch(args, ["resume", args.run_dir])
-    summary_line = resume_run(args.run_dir, device=args.device, **_dist_options(args))
-    if summary_line:
-        print(summary_line)
+    return _print_summary(resume_run(args.run_dir, device=args.device, **_dist_options(args)))
+
+
+def _given(**values) -> dict:
+    """The options the user set (argparse leaves the others None, so the dataclass defaults apply)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _wrote(args: argparse.Namespace, path, started: float | None = None) -> int:
+    took = f" in {time.perf_counter() - started:.1f}s" if started is not None else ""
+    print(f"wrote {args.name} to {path}{took} (train with data.name={args.name} data.root={args.root})")
     return 0
 
 
 def cmd_synth_node(args: argparse.Namespace) -> int:
     from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
 
-    given = dict(
+    params = SynthNodeParams(**_given(
         num_nodes=args.nodes, avg_degree=args.avg_degree, num_classes=args.classes, feat_dim=args.feat_dim,
         homophily=args.homophily, feature_signal=args.feature_signal, label_noise=args.label_noise,
-        degree_exponent=args.degree_exponent, split_ratios=args.split_ratios, seed=args.seed)
-    params = SynthNodeParams(**{k: v for k, v in given.items() if v is not None})
-    start = time.perf_counter()
-    path = write_synthetic_node_dataset(args.root, args.name, params, layout=args.layout)
-    print(f"wrote {args.name} to {path} in {time.perf_counter() - start:.1f}s "
-          f"(train with data.name={args.name} data.root={args.root})")
-    return 0
+        degree_exponent=args.degree_exponent, split_ratios=args.split_ratios, seed=args.seed))
+    started = time.perf_counter()
+    return _wrote(args, write_synthetic_node_dataset(args.root, args.name, params, layout=args.layout), started)
 
 
 def cmd_synth_link(args: argparse.Namespace) -> int:
     from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 
-    given = dict(num_nodes=args.nodes, avg_degree=args.avg_degree, num_communities=args.communities,
-                 feat_dim=args.feat_dim, homophily=args.homophily, seed=args.seed)
-    params = SynthLinkParams(**{k: v for k, v in given.items() if v is not None})
-    start = time.perf_counter()
+    params = SynthLinkParams(**_given(num_nodes=args.nodes, avg_degree=args.avg_degree,
+                                      num_communities=args.communities, feat_dim=args.feat_dim,
+                                      homophily=args.homophily, seed=args.seed))
+    started = time.perf_counter()
     path = write_synthetic_link_dataset(args.root, args.name, params, split_style=args.split_style,
                                         num_neg=args.num_neg)
-    print(f"wrote {args.name} to {path} in {time.perf_counter() - start:.1f}s "
-          f"(train with data.name={args.name} data.root={args.root})")
-    return 0
+    return _wrote(args, path, started)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -127,16 +133,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         src_col=args.src_col, dst_col=args.dst_col, id_col=args.id_col, label_col=args.label_col,
         split_ratios=None if args.split_dir else args.split_ratios, split_dir=args.split_dir,
         directed=args.directed, seed=args.seed)
-    print(f"wrote {args.name} to {path} (train with data.name={args.name} data.root={args.root})")
-    return 0
+    return _wrote(args, path)
 
 
 def cmd_planetoid(args: argparse.Namespace) -> int:
     from largegraph.data.planetoid import convert_planetoid
 
-    path = convert_planetoid(args.src, args.root, name=args.name, prefix=args.prefix)
-    print(f"wrote {args.name} to {path} (train with data.name={args.name} data.root={args.root})")
-    return 0
+    return _wrote(args, convert_planetoid(args.src, args.root, name=args.name, prefix=args.prefix))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -346,15 +349,15 @@ def _main(argv: list[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("largegraph: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `largegraph status --json | head`: the reader left; nothing to report. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except MemoryError:
         print("largegraph: error: out of memory; lower sampler.batch_size, fanouts or eval_batch_size", file=sys.stderr)
-        return 1
+        return EXIT_CRASHED
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from largegraph.device import DGL_CUDA_HINT, dgl_has_cuda, resolve_device
-from largegraph.errors import ConfigError, LargeGraphError, SharedError
+from largegraph.errors import ConfigError, JobError, LargeGraphError, SharedError
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 1800
@@ -175,11 +175,6 @@ def any_rank(flag: bool, env: DistEnv) -> bool:
     return bool(t.item())
 
 
-def barrier(env: DistEnv) -> None:
-    if env.enabled:
-        dist.barrier()
-
-
 def on_main(fn: Callable[[], T], env: DistEnv, share: bool = True) -> T | None:
     """Run ``fn`` on rank 0 only and hand its result (unless ``share`` is False: then ranks > 0
     get None), or its error, to every rank.
@@ -232,3 +227,49 @@ def parameters_match(model: nn.Module, env: DistEnv) -> bool:
         digest.update(p.detach().cpu().contiguous().numpy().tobytes())
     digests = gather(digest.hexdigest(), env)
     return all(d == digests[0] for d in digests)
+
+
+class DDPCheck:
+    """Proof that data-parallel ranks stay in lock step and split the data (``LARGEGRAPH_VERIFY_DDP=1``).
+
+    After every step the ranks compare parameter digests; after every whole epoch they check that
+    the seeds they trained on are disjoint and together the epoch's order. Off (and free) otherwise.
+    """
+
+    def __init__(self, env: DistEnv, log: Callable[[str], None]):
+        self.env = env
+        self.log = log
+        self.enabled = env.enabled and os.environ.get("LARGEGRAPH_VERIFY_DDP") == "1"
+        self.steps = 0
+        self._seen: list | None = None
+
+    def start_epoch(self, offset: int) -> None:
+        # Only a whole epoch can be checked for coverage; one resumed mid-way is checked per step.
+        self._seen = [] if self.enabled and offset == 0 else None
+
+    def after_step(self, model: nn.Module, seed_ids: torch.Tensor, step: int) -> None:
+        if not self.enabled:
+            return
+        if not parameters_match(model, self.env):
+            raise JobError(f"DDP check failed: parameters differ across ranks after step {step}")
+        self.steps += 1
+        if self._seen is not None:
+            self._seen.append(seed_ids.cpu())
+
+    def after_epoch(self, epoch: int, consumed: int, seeds: torch.Tensor) -> None:
+        """Every rank's seeds of a whole epoch: disjoint, and together the epoch's consumed order."""
+        if self._seen is None:
+            return
+        mine = torch.cat(self._seen) if self._seen else torch.empty(0, dtype=torch.long)
+        everyone = torch.cat(gather(mine, self.env))
+        unique = set(everyone.tolist())
+        if len(unique) != len(everyone) or len(unique) != consumed or not unique <= set(seeds.tolist()):
+            raise JobError(f"DDP check failed: epoch {epoch + 1}: ranks trained on {len(everyone)} seeds, "
+                           f"{len(unique)} distinct, expected {consumed} distinct training seeds")
+        self.log(f"ddp check: epoch {epoch + 1}: {self.env.world_size} ranks trained on {len(everyone)} seeds, "
+                 f"disjoint, covering all {consumed}")
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.log(f"ddp check: parameters identical on all {self.env.world_size} ranks after each of "
+                     f"{self.steps} steps")

@@ -86,3 +86,13 @@ def report(run_dir: str | Path) -> str:
     else:
         text += "\n(run not finished: no summary.json yet)"
     return text + f"\ncurves: {run.curves_path}"
+
+
+def epoch_line(r: dict, metric: str) -> str:
+    """The progress line of one epoch's metrics record."""
+    parts = [f"epoch {r['epoch']:>3}", f"loss {r['loss']:.4f}"]
+    for part in ("train", "valid", "test"):
+        if r.get(f"{part}_{metric}") is not None:
+            parts.append(f"{part}_{metric} {r[f'{part}_{metric}']:.4f}")
+    parts.append(f"{r['time_s']:.1f}s ({r['batches_per_s']:.1f} batches/s, {r['nodes_per_s']:.0f} nodes/s)")
+    return "  ".join(parts)

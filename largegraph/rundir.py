@@ -47,7 +47,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    # Every file of a run directory, by role. Artefacts are what a finished run hands its users.
+    # Every file of a run directory, by role.
     CONFIG = "config.resolved.yaml"
     METRICS = "metrics.jsonl"
     CHECKPOINTS = "checkpoints"
@@ -59,7 +59,6 @@ class RunDir:
     HEARTBEAT = "heartbeat"
     LOG = "train.log"
     RUN_ID = "run_id"
-    ARTEFACTS = (MODEL, PREDICTIONS, EMBEDDINGS, SUMMARY, CURVES, METRICS, CONFIG)
 
     @property
     def config_path(self) -> Path:
@@ -130,10 +129,6 @@ class RunDir:
             pass
         finally:
             tmp.unlink(missing_ok=True)
-
-    def has_results(self) -> bool:
-        """Whether a run finished here (its summary was written last)."""
-        return self.summary_path.is_file()
 
     def truncate_metrics(self, step: int) -> None:
         """Drop records written after ``step`` (work a crash undid), so a resumed run's log has each

@@ -1,24 +1,137 @@
-"""One training run, wired together: config -> dataset -> task -> trainer -> run directory.
+"""One training run, assembled in one place: config -> dataset -> model, loader, task -> trainer.
 
-The same function runs a single process and every worker of a torchrun job; the workers learn
-their rank from the environment (see :mod:`largegraph.distributed`).
+:func:`assemble` turns the config's sections into built objects; models, loaders and tasks take their
+own small settings, never the whole config, and the trainer reads only ``train``. The same code runs
+a single process and every worker of a torchrun job; the workers learn their rank from the
+environment (see :mod:`largegraph.distributed`).
 """
 from __future__ import annotations
 
 import os
-import signal
 import time
-from contextlib import contextmanager
-from typing import Iterator
+
+import torch
 
 from largegraph import distributed
+from largegraph.averaging import WeightAverage
+from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkpoints
 from largegraph.config import JobConfig, load_config
 from largegraph.distributed import DistEnv
 from largegraph.errors import CheckpointError, ConfigError
+from largegraph.evaluation import EvalTracker
+from largegraph.export import RunExport
+from largegraph.models import EncoderSpec, build_encoder
+from largegraph.optim import Schedule, build_optimizer
 from largegraph.report import summary_line, summary_table
+from largegraph.rng import mix_seed, seed_everything
 from largegraph.rundir import Heartbeat, RunDir, default_run_dir
-from largegraph.tasks import build_task, load_task_data
+from largegraph.sampling import EdgeBatchLoader, NodeBatchLoader, SeededNegatives
+from largegraph.signals import StopRequest
+from largegraph.tasks import link_prediction as lp
+from largegraph.tasks.node_classification import NodeClassificationTask, NodeClassifier
+from largegraph.parts import Parts
 from largegraph.trainer import Trainer
+
+
+# --- assembly: config sections -> built objects --------------------------------------------------------
+def load_data(cfg: JobConfig):
+    """The dataset ``cfg.task`` needs, loaded and prepared per ``cfg.data``."""
+    if cfg.task == "link_prediction":
+        from largegraph.data.link import load_link_dataset
+
+        data = load_link_dataset(cfg.data.name, cfg.data.root)
+        if cfg.data.feature_norm != "none" and "feat" in data.graph.ndata:
+            from largegraph.data import normalize_features
+
+            normalize_features(data.graph.ndata["feat"], cfg.data.feature_norm)
+        return data
+    from largegraph.data import load_dataset
+
+    return load_dataset(cfg.data)
+
+
+def _encoder(cfg: JobConfig, in_dim: int):
+    spec = EncoderSpec(**cfg.model.model_dump(exclude={"arch"}))
+    return build_encoder(cfg.model.arch, spec, in_dim)
+
+
+def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
+    """(model, loader, task) of node classification."""
+    model = NodeClassifier(_encoder(cfg, data.feat_dim), data.num_classes)
+    loader = NodeBatchLoader(data.graph, data.split["train"], cfg.sampler, uses_graph=model.encoder.uses_graph,
+                             base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size)
+    task = NodeClassificationTask(data, label_smoothing=cfg.train.label_smoothing,
+                                  eval_batch_size=cfg.sampler.eval_batch_size)
+    return model, loader, task
+
+
+def _link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
+    """(model, loader, task) of link prediction."""
+    lc = cfg.link
+    embedding = lp.uses_embedding(lc.embedding, data)
+    width = (lc.embedding_dim or cfg.model.hidden) if embedding else data.feat_dim
+    # the table is drawn before the encoder: initial weights depend on the order of the draws
+    table = lp.make_embedding(data.num_nodes, width) if embedding else None
+    model = lp.build_link_model(_encoder(cfg, width), table, lc.predictor, lc.predictor_layers,
+                                lc.predictor_dropout, lc.predictor_input_dropout)
+    negatives = SeededNegatives(lc.num_negatives, cfg.seed, lc.negative_sampler == "global_uniform",
+                                lc.true_negatives)
+    loader = EdgeBatchLoader(data.graph, lp.train_seed_edges(data), cfg.sampler, negatives=negatives,
+                             undirected=lp.is_undirected(data), exclude_seed_edges=lc.exclude_seed_edges,
+                             base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size)
+    task = lp.LinkPredictionTask(data, loss=lc.loss, num_negatives=lc.num_negatives, margin=lc.margin,
+                                 eval_batch_size=cfg.sampler.eval_batch_size,
+                                 score_batch_size=lc.score_batch_size, seed=cfg.seed)
+    return model, loader, task
+
+
+def build_components(cfg: JobConfig, data, device: torch.device, dist: DistEnv | None = None):
+    """(model, loader, task) of ``cfg.task`` for this rank (the model's weights drawn from the
+    global RNG as it stands)."""
+    dist = dist or DistEnv()
+    build = _link_parts if cfg.task == "link_prediction" else _node_parts
+    return build(cfg, data, device, dist)
+
+
+def assemble(cfg: JobConfig, data, run: RunDir, device: torch.device, dist: DistEnv | None = None,
+             warn=None) -> Parts:
+    """Everything a :class:`Trainer` drives, built from ``cfg`` for this rank.
+
+    Every rank starts from the same initial weights (seeded by ``cfg.seed``) and then draws its
+    own dropout stream. ``run`` must exist already (:meth:`RunDir.create`).
+    """
+    dist = dist or DistEnv()
+    seed_everything(cfg.seed)
+    # Before DDP's first collective: a rank that cannot build its loader stops all of them.
+    model, loader, task = distributed.together(lambda: build_components(cfg, data, device, dist), dist)
+    model = model.to(device)
+    if dist.rank:
+        seed_everything(mix_seed(cfg.seed, dist.rank))
+    optimizer = build_optimizer(cfg.train, model.parameters())
+    ck = cfg.checkpoint
+    store = CheckpointStore(run.checkpoints, cfg.fingerprint(), run.run_id(), ck.keep_last, ck.keep_best)
+    return Parts(
+        model=model, train_model=distributed.wrap_model(model, dist, device), loader=loader, task=task,
+        optimizer=optimizer, schedule=Schedule(cfg.train, optimizer), average=WeightAverage(model, cfg.train.ema_decay),
+        tracker=EvalTracker(task.metric, cfg.train.early_stopping_patience, keep_weights=dist.is_main),
+        checkpoints=CheckpointManager(store, ck, dist, warn=warn or _warn),
+        export=RunExport(run, task, cfg.train.export_embeddings), run=run, device=device, seed=cfg.seed, dist=dist)
+
+
+# --- the run ------------------------------------------------------------------------------------------
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"largegraph: warning: {message}", file=sys.stderr, flush=True)
+
+
+def check_run_dir(run_dir: str) -> RunDir:
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise CheckpointError(f"run directory {run.path} does not exist")
+    if not run.config_path.is_file():
+        raise CheckpointError(f"{run.path} has no {RunDir.CONFIG}; is it a largegraph run directory?")
+    return run
 
 
 def resume_run(run_dir: str, *, device: str = "auto", **dist_options) -> str:
@@ -27,44 +140,11 @@ def resume_run(run_dir: str, *, device: str = "auto", **dist_options) -> str:
     return run_training(str(run.config_path), [], run_dir=str(run.path), device=device, resume="auto", **dist_options)
 
 
-def check_run_dir(run_dir: str) -> RunDir:
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise CheckpointError(f"run directory {run.path} does not exist")
-    if not run.config_path.is_file():
-        raise CheckpointError(f"{run.path} has no config.resolved.yaml; is it a largegraph run directory?")
-    return run
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-def _quiet(line: str) -> None:
-    pass
-
-
 def heartbeat_interval() -> float:
     try:
         return max(0.1, float(os.environ.get("LARGEGRAPH_HEARTBEAT_S", "10")))
     except ValueError:
         raise ConfigError("LARGEGRAPH_HEARTBEAT_S must be a number of seconds") from None
-
-
-@contextmanager
-def _sigterm_requests_stop(flag: dict) -> Iterator[None]:
-    """SIGTERM (preemption, orchestrator drain, torchrun shutting workers down) sets a flag the
-    trainer honours at the next batch boundary: checkpoint, then exit 143."""
-    def request(signum, frame):
-        flag["stop"] = True
-        if "trainer" in flag:
-            flag["trainer"].stop_requested = True
-
-    previous = signal.signal(signal.SIGTERM, request)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_training(config_path: str, overrides: list[str], *, run_dir: str | None = None,
@@ -85,57 +165,56 @@ def run_training(config_path: str, overrides: list[str], *, run_dir: str | None 
         backend: torch.distributed backend under torchrun: ``auto`` (NCCL on GPU, gloo on CPU).
         dist_timeout: seconds a rank waits for its peers before failing instead of hanging.
     """
-    flag: dict = {}
-    with _sigterm_requests_stop(flag):
+    # SIGTERM from here on is a request to checkpoint and stop, however early it comes.
+    with StopRequest() as stop:
         cfg = load_config(config_path, overrides)
         env = distributed.from_env()
         dev = distributed.pick_device(env, device)
         distributed.init(env, dev, backend, dist_timeout)
-        return _train(cfg, env, dev, run_dir, "auto" if env.restart_count else resume, flag)
+        return _train(cfg, env, dev, run_dir, "auto" if env.restart_count else resume, stop)
 
 
 def _open_run_dir(cfg: JobConfig, env: DistEnv, run_dir: str | None, resume: str) -> tuple[RunDir, bool]:
     """The run directory every rank agrees on, and whether it already holds checkpoints."""
     def choose() -> tuple[str, bool]:
         run = RunDir(run_dir or default_run_dir(cfg, launch_id=env.run_id))
-        has_checkpoints = run.checkpoints.is_dir() and any(run.checkpoints.glob("step-*.json"))
-        if has_checkpoints and resume == "never":
+        held = has_checkpoints(run.checkpoints)
+        if held and resume == "never":
             raise ConfigError(f"{run.path} already holds checkpoints; pass --resume auto to continue it or "
                               f"choose another --run-dir")
         if resume not in ("auto", "never") and not run_dir:
             raise ConfigError("--resume PATH needs --run-dir: the checkpoint must belong to that run directory")
-        return str(run.path), has_checkpoints
+        return str(run.path), held
 
-    path, has_checkpoints = distributed.on_main(choose, env)
-    return RunDir(path), has_checkpoints
+    path, held = distributed.on_main(choose, env)
+    return RunDir(path), held
 
 
-def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, flag: dict) -> str:
-    say = _say if env.is_main else _quiet
-    run, has_checkpoints = _open_run_dir(cfg, env, run_dir, resume)
+def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, stop: StopRequest) -> str:
+    say = (lambda line: print(line, flush=True)) if env.is_main else (lambda line: None)
+    run, held = _open_run_dir(cfg, env, run_dir, resume)
     start = time.perf_counter()
     # Rank 0 first: it reports a missing or bad dataset once, and fills OGB's processed-graph cache
-    # that the other ranks then read instead of all parsing the raw files at once.
-    data = distributed.on_main(lambda: load_task_data(cfg), env, share=False)
-    if not env.is_main:
-        data = load_task_data(cfg)
-    say(f"dataset {data.describe()} (loaded in {time.perf_counter() - start:.1f}s)")
+    # that the other ranks then read instead of all parsing the raw files at once. It also creates
+    # the run directory and its id before any other rank reads them.
+    data = distributed.on_main(lambda: load_data(cfg), env, share=False)
     distributed.on_main(lambda: run.create(cfg), env, share=False)
-    task = build_task(cfg, data)
-    trainer = Trainer(cfg, task, run, dev, log=say, dist=env)
-    flag["trainer"] = trainer
-    trainer.stop_requested = flag.get("stop", False)
+    if not env.is_main:
+        data = load_data(cfg)
+    say(f"dataset {data.describe()} (loaded in {time.perf_counter() - start:.1f}s)")
+    parts = assemble(cfg, data, run, dev, env)
+    trainer = Trainer(cfg.train, parts, stop=stop, log=say)
     if resume not in ("auto", "never"):
         trainer.resume(resume)
-    elif has_checkpoints:
+    elif held:
         trainer.resume()
-    params = sum(p.numel() for p in trainer.model.parameters())
+    params = sum(p.numel() for p in parts.model.parameters())
     workers = f" x {env.world_size} workers" if env.enabled else ""
     say(f"model {cfg.model.arch} ({params:,} parameters) on {dev}{workers}; run dir {run.path}")
-    if env.is_main:
-        with Heartbeat(run.heartbeat_path, heartbeat_interval(), lambda: trainer.step):
-            summary = trainer.fit()
-        say(summary_table(run, task.metric))
-        return summary_line(summary, task.metric)
-    trainer.fit()
-    return ""
+    if not env.is_main:
+        trainer.fit()
+        return ""
+    with Heartbeat(run.heartbeat_path, heartbeat_interval(), lambda: trainer.step):
+        summary = trainer.fit()
+    say(summary_table(run, parts.task.metric))
+    return summary_line(summary, parts.task.metric)

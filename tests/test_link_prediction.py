@@ -14,7 +14,8 @@ from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
 from largegraph.errors import ConfigError
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
-from largegraph.tasks.link_prediction import LinkPredictionTask, link_loss
+from largegraph.tasks.link_prediction import link_loss
+from largegraph.train import build_components
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,16 @@ def job(root: Path, name: str, **sections) -> dict:
     return cfg
 
 
+class Built:
+    """The model, loader and task a run of ``cfg`` would train (as ``largegraph train`` assembles them)."""
+
+    def __init__(self, cfg, data):
+        self.model, self.loader, self.task = build_components(cfg, data, torch.device("cpu"))
+
+    def evaluate(self, model, device):
+        return self.task.evaluate(model, device)
+
+
 def pairs(src: torch.Tensor, dst: torch.Tensor, n: int) -> set[int]:
     return set((src * n + dst).tolist())
 
@@ -47,14 +58,14 @@ FULL_GRAPH = {"fanouts": [-1, -1], "batch_size": 512, "full_graph": True}
 @pytest.mark.parametrize("sampler", [SAMPLED, FULL_GRAPH], ids=["sampled", "full_graph"])
 def test_batches_never_see_their_own_edges_nor_heldout_edges(link_root, sampler):
     data = load_link_dataset("collab-like", link_root)
-    task = LinkPredictionTask(build_config(job(link_root, "collab-like", sampler=sampler)), data)
+    task = Built(build_config(job(link_root, "collab-like", sampler=sampler)), data)
     g, n = data.graph, data.num_nodes
     heldout = set()
     for part in ("valid", "test"):
         e = data.split[part]["edge"]
         heldout |= pairs(e[:, 0], e[:, 1], n) | pairs(e[:, 1], e[:, 0], n)
     batches = 0
-    for batch in task.train_loader(torch.device("cpu")).epoch(0):
+    for batch in task.loader.epoch(0):
         seeds = batch.pair_graph.edata[dgl.EID]
         forbidden = set(seeds.tolist()) | set((seeds ^ 1).tolist())
         s, d = g.find_edges(seeds)
@@ -65,21 +76,21 @@ def test_batches_never_see_their_own_edges_nor_heldout_edges(link_root, sampler)
             bs, bd = g.find_edges(eids)
             assert not heldout & pairs(bs, bd, n)
         batches += 1
-    assert batches == task.train_loader(torch.device("cpu")).num_batches() > 1
+    assert batches == task.loader.num_batches() > 1
 
 
 def test_full_graph_steps_score_like_full_neighbour_blocks(link_root):
     # Same seeds, same exclusions, same negatives: only how the neighbourhood is built differs.
     data = load_link_dataset("collab-like", link_root)
     link = {"predictor": "mlp", "negative_sampler": "global_uniform"}
-    tasks = [LinkPredictionTask(build_config(job(link_root, "collab-like", link=link,
+    tasks = [Built(build_config(job(link_root, "collab-like", link=link,
                                                  sampler=dict(FULL_GRAPH, full_graph=full))), data)
              for full in (False, True)]
     torch.manual_seed(0)
-    model = tasks[0].build_model().eval()
+    model = tasks[0].model.eval()
     scored = []
     for task in tasks:
-        batch = next(iter(task.train_loader(torch.device("cpu")).epoch(2)))
+        batch = next(iter(task.loader.epoch(2)))
         with torch.no_grad():
             pos, neg = model(batch.blocks, batch.input_nodes, batch.x,
                              batch.pair_graph.edges(), batch.neg_graph.edges())
@@ -95,7 +106,7 @@ def test_seed_edges_are_visible_only_when_exclusion_is_off(link_root, sampler):
     data = load_link_dataset("collab-like", link_root)
     cfg = build_config(job(link_root, "collab-like", sampler=dict(sampler, fanouts=[-1, -1]),
                            link={"exclude_seed_edges": False}))
-    batch = next(iter(LinkPredictionTask(cfg, data).train_loader(torch.device("cpu")).epoch(0)))
+    batch = next(iter(Built(cfg, data).loader.epoch(0)))
     # all neighbours, nothing excluded: the last block holds every in-edge of the batch's endpoints,
     # the seed edges and their reverses among them; the graph itself has no held-out edge
     block = batch.blocks[-1]
@@ -114,9 +125,9 @@ def test_full_graph_is_for_link_prediction_with_all_neighbours(tmp_path, link_ro
 
 def test_negatives_are_repeatable_per_batch(link_root):
     data = load_link_dataset("collab-like", link_root)
-    task = LinkPredictionTask(build_config(job(link_root, "collab-like")), data)
-    first = [b.neg_graph.edges()[1] for b in task.train_loader(torch.device("cpu")).epoch(3)]
-    again = [b.neg_graph.edges()[1] for b in task.train_loader(torch.device("cpu")).epoch(3)]
+    task = Built(build_config(job(link_root, "collab-like")), data)
+    first = [b.neg_graph.edges()[1] for b in task.loader.epoch(3)]
+    again = [b.neg_graph.edges()[1] for b in task.loader.epoch(3)]
     assert all(torch.equal(a, b) for a, b in zip(first, again))
 
 
@@ -132,7 +143,7 @@ def test_true_negatives_are_never_training_edges(tmp_path, sampler):
         cfg = build_config(job(tmp_path, "dense", link={"negative_sampler": sampler, "num_negatives": 3,
                                                         "true_negatives": true_negatives}))
         hits = self_pairs = 0
-        for batch in LinkPredictionTask(cfg, data).train_loader(torch.device("cpu")).epoch(0):
+        for batch in Built(cfg, data).loader.epoch(0):
             ids = batch.neg_graph.ndata[dgl.NID]
             src, dst = (ids[e] for e in batch.neg_graph.edges())
             hits += int(g.has_edges_between(src, dst).sum())
@@ -197,22 +208,22 @@ def test_link_losses_follow_their_definitions():
 def test_mlp_scorer_has_the_configured_depth_and_dropout(link_root):
     cfg = build_config(job(link_root, "collab-like", link={"predictor": "mlp", "predictor_layers": 3,
                                                            "predictor_dropout": 0.4}))
-    model = LinkPredictionTask(cfg, load_link_dataset("collab-like", link_root)).build_model()
+    model = Built(cfg, load_link_dataset("collab-like", link_root)).model
     layers = list(model.scorer.net)
     assert [type(m) for m in layers if isinstance(m, (nn.Linear, nn.Dropout))] == [
         nn.Linear, nn.Dropout, nn.Linear, nn.Dropout, nn.Linear]
     assert all(m.p == 0.4 for m in layers if isinstance(m, nn.Dropout))
     assert layers[-1].out_features == 1
     cfg.link.predictor_input_dropout = 0.3
-    model = LinkPredictionTask(cfg, load_link_dataset("collab-like", link_root)).build_model()
+    model = Built(cfg, load_link_dataset("collab-like", link_root)).model
     dropouts = [m.p for m in model.scorer.net if isinstance(m, nn.Dropout)]
     assert isinstance(model.scorer.net[0], nn.Dropout) and dropouts == [0.3, 0.4, 0.4]
 
 
 def test_evaluation_turns_the_scorers_dropout_off(link_root):
     cfg = build_config(job(link_root, "collab-like", link={"predictor": "mlp", "predictor_dropout": 0.5}))
-    task = LinkPredictionTask(cfg, load_link_dataset("collab-like", link_root))
-    model = task.build_model()
+    task = Built(cfg, load_link_dataset("collab-like", link_root))
+    model = task.model
     model.train()
     first, second = (task.evaluate(model, torch.device("cpu")) for _ in range(2))
     assert first["valid_hits@50"] == second["valid_hits@50"] and first["test_hits@50"] == second["test_hits@50"]

@@ -7,7 +7,7 @@ import torch
 
 from largegraph.config import ModelConfig
 from largegraph.errors import ConfigError
-from largegraph.models import Encoder, build_encoder
+from largegraph.models import Encoder, EncoderSpec, build_encoder
 
 IN_DIM = 16
 ARCHS = [
@@ -35,6 +35,11 @@ def _cfg(norm: str = "none", num_layers: int = 2, **kw) -> ModelConfig:
     return ModelConfig(hidden=32, num_layers=num_layers, dropout=0.3, input_dropout=0.1, norm=norm, **kw)
 
 
+def _build(cfg: ModelConfig, in_dim: int, out_dim: int | None = None) -> Encoder:
+    # as a run assembles it: the config's model section, less its arch, is the encoder's shape
+    return build_encoder(cfg.arch, EncoderSpec(**cfg.model_dump(exclude={"arch"})), in_dim, out_dim)
+
+
 def _randomise_norm_stats(model: Encoder) -> None:
     # Fresh batch-norm stats are (0, 1), which would hide a wrong eval-mode path; make them non-trivial.
     for m in model.modules():
@@ -47,7 +52,7 @@ def _randomise_norm_stats(model: Encoder) -> None:
 @pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 def test_layerwise_inference_matches_full_forward(graph, arch, norm):
     torch.manual_seed(1)
-    model = build_encoder(_cfg(norm=norm, **arch), IN_DIM, out_dim=8)
+    model = _build(_cfg(norm=norm, **arch), IN_DIM, out_dim=8)
     _randomise_norm_stats(model)
     model.eval()
     feat = graph.ndata["feat"]
@@ -63,8 +68,8 @@ def test_layerwise_inference_matches_full_forward(graph, arch, norm):
 @pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 def test_activate_output_applies_the_activation_to_the_embedding(graph, arch):
     torch.manual_seed(3)
-    raw = build_encoder(_cfg(**arch), IN_DIM, out_dim=8).eval()
-    activated = build_encoder(_cfg(activate_output=True, **arch), IN_DIM, out_dim=8).eval()
+    raw = _build(_cfg(**arch), IN_DIM, out_dim=8).eval()
+    activated = _build(_cfg(activate_output=True, **arch), IN_DIM, out_dim=8).eval()
     activated.load_state_dict(raw.state_dict())
     feat = graph.ndata["feat"]
     with torch.no_grad():
@@ -76,7 +81,7 @@ def test_activate_output_applies_the_activation_to_the_embedding(graph, arch):
 
 
 def test_inference_restores_training_mode(graph):
-    model = build_encoder(_cfg(arch="sage"), IN_DIM)
+    model = _build(_cfg(arch="sage"), IN_DIM)
     model.train()
     a = model.inference(graph, graph.ndata["feat"], batch_size=64)
     b = model.inference(graph, graph.ndata["feat"], batch_size=300)
@@ -87,7 +92,7 @@ def test_inference_restores_training_mode(graph):
 @pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 def test_sampled_blocks_forward_and_gradients(graph, arch):
     torch.manual_seed(2)
-    model = build_encoder(_cfg(norm="batch", **arch), IN_DIM, out_dim=5)
+    model = _build(_cfg(norm="batch", **arch), IN_DIM, out_dim=5)
     model.train()
     sampler = dgl.dataloading.NeighborSampler([5, 5])
     loader = dgl.dataloading.DataLoader(graph, torch.arange(64), sampler, batch_size=32, shuffle=True)
@@ -106,27 +111,27 @@ def test_sampled_blocks_forward_and_gradients(graph, arch):
 @pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
 @pytest.mark.parametrize("num_layers", [1, 3])
 def test_output_width(graph, arch, num_layers):
-    model = build_encoder(_cfg(num_layers=num_layers, **arch), IN_DIM)
+    model = _build(_cfg(num_layers=num_layers, **arch), IN_DIM)
     assert (model.in_dim, model.out_dim, model.num_layers) == (IN_DIM, 32, num_layers)
     model.eval()
     blocks = [graph] * num_layers if model.uses_graph else []
     with torch.no_grad():
         assert model(blocks, graph.ndata["feat"]).shape == (graph.num_nodes(), 32)
-    custom = build_encoder(_cfg(num_layers=num_layers, **arch), IN_DIM, out_dim=3)
+    custom = _build(_cfg(num_layers=num_layers, **arch), IN_DIM, out_dim=3)
     assert custom.inference(graph, graph.ndata["feat"], batch_size=100).shape == (graph.num_nodes(), 3)
 
 
 def test_uses_graph_flag():
-    assert not build_encoder(_cfg(arch="mlp"), IN_DIM).uses_graph
-    assert all(build_encoder(_cfg(arch=a), IN_DIM).uses_graph for a in ("sage", "gat", "gcn"))
+    assert not _build(_cfg(arch="mlp"), IN_DIM).uses_graph
+    assert all(_build(_cfg(arch=a), IN_DIM).uses_graph for a in ("sage", "gat", "gcn"))
 
 
 def test_gat_hidden_not_divisible_by_heads():
     with pytest.raises(ConfigError, match=r"model\.hidden.*model\.heads"):
-        build_encoder(ModelConfig(arch="gat", hidden=30, heads=4), IN_DIM)
+        _build(ModelConfig(arch="gat", hidden=30, heads=4), IN_DIM)
 
 
 def test_wrong_number_of_blocks(graph):
-    model = build_encoder(_cfg(arch="sage"), IN_DIM)
+    model = _build(_cfg(arch="sage"), IN_DIM)
     with pytest.raises(ValueError, match="2 layers but got 1 blocks"):
         model([graph], graph.ndata["feat"])

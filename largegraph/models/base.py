@@ -1,15 +1,53 @@
 """Shared encoder machinery: the layer loop, between-layer treatment and layer-wise inference."""
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import dgl
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from largegraph.config import ModelConfig
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The shape of an encoder, whatever its architecture (the config's ``model`` section less ``arch``).
+
+    Attributes:
+        num_layers: layers (message-passing layers for graph encoders).
+        hidden: width between layers.
+        dropout, input_dropout: dropout between layers and on the input features.
+        norm: ``none``, ``batch`` or ``layer`` normalisation between layers.
+        activation: ``relu``, ``elu`` or ``gelu``.
+        activate_output: apply the activation to the last layer's output too.
+        aggregator: GraphSAGE's neighbour aggregator.
+        heads: GAT's attention heads.
+    """
+
+    num_layers: int = 2
+    hidden: int = 256
+    dropout: float = 0.5
+    input_dropout: float = 0.0
+    norm: str = "none"
+    activation: str = "relu"
+    activate_output: bool = False
+    aggregator: str = "mean"
+    heads: int = 4
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode (dropout off, batch-norm running statistics) for the block, then back
+    in the mode it was in, whatever the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
@@ -40,26 +78,26 @@ class Encoder(nn.Module):
 
     uses_graph: bool = True
 
-    def __init__(self, cfg: ModelConfig, in_dim: int, out_dim: int) -> None:
+    def __init__(self, spec: EncoderSpec, in_dim: int, out_dim: int) -> None:
         """Args:
-            cfg: the model section of the job config.
+            spec: the encoder's shape.
             in_dim: input feature width.
             out_dim: width of the final embedding.
         """
         super().__init__()
         self.in_dim = in_dim
         self.out_dim = out_dim
-        self.num_layers = cfg.num_layers
-        self.hidden_dim = cfg.hidden
-        self.input_dropout = nn.Dropout(cfg.input_dropout)
-        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.hidden) for _ in range(cfg.num_layers - 1))
-        self.activation = _ACTIVATIONS[cfg.activation]()
-        self.activate_output = cfg.activate_output
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.num_layers = spec.num_layers
+        self.hidden_dim = spec.hidden
+        self.input_dropout = nn.Dropout(spec.input_dropout)
+        self.norms = nn.ModuleList(make_norm(spec.norm, spec.hidden) for _ in range(spec.num_layers - 1))
+        self.activation = _ACTIVATIONS[spec.activation]()
+        self.activate_output = spec.activate_output
+        self.dropout = nn.Dropout(spec.dropout)
         self.layers = nn.ModuleList(
-            self.make_layer(cfg, i, d_in, d_out) for i, (d_in, d_out) in enumerate(self.layer_dims()))
+            self.make_layer(spec, i, d_in, d_out) for i, (d_in, d_out) in enumerate(self.layer_dims()))
 
-    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+    def make_layer(self, spec: EncoderSpec, i: int, d_in: int, d_out: int) -> nn.Module:
         """Build layer ``i`` mapping width ``d_in`` to ``d_out``."""
         raise NotImplementedError
 
@@ -118,31 +156,27 @@ class Encoder(nn.Module):
         Returns:
             (N, out_dim) embeddings on CPU.
         """
-        was_training = self.training
-        self.eval()  # dropout off and batch-norm running stats: inference must be deterministic
-        try:
-            with warnings.catch_warnings():
-                # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
-                warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
-                sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
-                loader = dgl.dataloading.DataLoader(
-                    g, g.nodes(), sampler, batch_size=batch_size, shuffle=False, drop_last=False,
-                    num_workers=num_workers,
-                    # keep the global RNG (dropout's stream) untouched by evaluation
-                    generator=torch.Generator())
-                dtype = next(self.parameters()).dtype
-                h = feat
-                for i in range(self.num_layers):
-                    width = self.out_dim if i == self.num_layers - 1 else self.hidden_dim
-                    out = torch.empty(g.num_nodes(), width, dtype=dtype)
-                    desc = f"inference layer {i + 1}/{self.num_layers}"
-                    for input_nodes, output_nodes, blocks in tqdm(loader, desc=desc, disable=not progress):
-                        x = h[input_nodes.to(h.device)].to(device)
-                        if i == 0:
-                            x = self.input_dropout(x)
-                        y = self._after(i, self._layer(i, blocks[0].to(device), x))
-                        out[output_nodes.cpu()] = y.cpu()
-                    h = out
-                return h
-        finally:
-            self.train(was_training)
+        # eval mode: dropout off and batch-norm running stats, so inference is deterministic
+        with evaluating(self), warnings.catch_warnings():
+            # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
+            warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+            sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
+            loader = dgl.dataloading.DataLoader(
+                g, g.nodes(), sampler, batch_size=batch_size, shuffle=False, drop_last=False,
+                num_workers=num_workers,
+                # keep the global RNG (dropout's stream) untouched by evaluation
+                generator=torch.Generator())
+            dtype = next(self.parameters()).dtype
+            h = feat
+            for i in range(self.num_layers):
+                width = self.out_dim if i == self.num_layers - 1 else self.hidden_dim
+                out = torch.empty(g.num_nodes(), width, dtype=dtype)
+                desc = f"inference layer {i + 1}/{self.num_layers}"
+                for input_nodes, output_nodes, blocks in tqdm(loader, desc=desc, disable=not progress):
+                    x = h[input_nodes.to(h.device)].to(device)
+                    if i == 0:
+                        x = self.input_dropout(x)
+                    y = self._after(i, self._layer(i, blocks[0].to(device), x))
+                    out[output_nodes.cpu()] = y.cpu()
+                h = out
+            return h

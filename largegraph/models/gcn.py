@@ -4,8 +4,7 @@ from __future__ import annotations
 import dgl.nn
 from torch import nn
 
-from largegraph.config import ModelConfig
-from largegraph.models.base import Encoder
+from largegraph.models.base import Encoder, EncoderSpec
 
 
 class GCNEncoder(Encoder):
@@ -18,7 +17,7 @@ class GCNEncoder(Encoder):
     so ``"right"`` makes layer-wise inference exact.
     """
 
-    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+    def make_layer(self, spec: EncoderSpec, i: int, d_in: int, d_out: int) -> nn.Module:
         # Zero in-degree nodes (isolated, or unsampled) just get the bias instead of raising.
         return dgl.nn.GraphConv(d_in, d_out, norm="right", allow_zero_in_degree=True)
 

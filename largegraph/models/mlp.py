@@ -8,8 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from largegraph.config import ModelConfig
-from largegraph.models.base import Encoder
+from largegraph.models.base import Encoder, EncoderSpec, evaluating
 
 
 class MLPEncoder(Encoder):
@@ -17,7 +16,7 @@ class MLPEncoder(Encoder):
 
     uses_graph = False
 
-    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
+    def make_layer(self, spec: EncoderSpec, i: int, d_in: int, d_out: int) -> nn.Module:
         return nn.Linear(d_in, d_out)
 
     def _layer(self, i: int, block: Any, h: torch.Tensor) -> torch.Tensor:
@@ -55,14 +54,10 @@ class MLPEncoder(Encoder):
         Returns:
             (N, out_dim) embeddings on CPU.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             out = torch.empty(feat.shape[0], self.out_dim, dtype=next(self.parameters()).dtype)
             starts = range(0, feat.shape[0], batch_size)
             for start in tqdm(starts, desc="inference", disable=not progress):
                 rows = slice(start, start + batch_size)
                 out[rows] = self([], feat[rows].to(device)).cpu()
             return out
-        finally:
-            self.train(was_training)

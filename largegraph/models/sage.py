@@ -4,13 +4,12 @@ from __future__ import annotations
 import dgl.nn
 from torch import nn
 
-from largegraph.config import ModelConfig
-from largegraph.models.base import Encoder
+from largegraph.models.base import Encoder, EncoderSpec
 
 
 class SAGEEncoder(Encoder):
-    """Stack of ``dgl.nn.SAGEConv`` layers with ``cfg.aggregator``."""
+    """Stack of ``dgl.nn.SAGEConv`` layers with ``spec.aggregator``."""
 
-    def make_layer(self, cfg: ModelConfig, i: int, d_in: int, d_out: int) -> nn.Module:
-        return dgl.nn.SAGEConv(d_in, d_out, aggregator_type=cfg.aggregator)
+    def make_layer(self, spec: EncoderSpec, i: int, d_in: int, d_out: int) -> nn.Module:
+        return dgl.nn.SAGEConv(d_in, d_out, aggregator_type=spec.aggregator)
 

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from largegraph.config import JobConfig
 from largegraph.data.link import LinkData
-from largegraph.models import Encoder, build_encoder
-from largegraph.sampling import EdgeBatchLoader, EdgeMiniBatch, FullGraphEdgeLoader
+from largegraph.errors import ConfigError
+from largegraph.models import Encoder, evaluating
+from largegraph.sampling import EdgeMiniBatch
 
 
 class DotPredictor(nn.Module):
@@ -93,66 +93,72 @@ class LinkPredictor(nn.Module):
         return torch.cat([self.scorer(h[s], h[d]) for s, d in zip(src.split(chunk), dst.split(chunk))])
 
 
+def uses_embedding(mode: str, data: LinkData) -> bool:
+    """Whether the model's input is a learnable node table (``link.embedding``: auto, always, never)."""
+    has_feat = "feat" in data.graph.ndata
+    if mode == "never" and not has_feat:
+        raise ConfigError(f"{data.name} has no node features; set link.embedding to auto or always")
+    return mode == "always" or (mode == "auto" and not has_feat)
+
+
+def make_embedding(rows: int, dim: int) -> nn.Embedding:
+    """A learnable input table for featureless graphs (Xavier-initialised)."""
+    embedding = nn.Embedding(rows, dim)
+    nn.init.xavier_uniform_(embedding.weight)
+    return embedding
+
+
+def build_link_model(encoder: Encoder, embedding: nn.Embedding | None, predictor: str, predictor_layers: int = 2,
+                     predictor_dropout: float = 0.0, predictor_input_dropout: float = 0.0) -> LinkPredictor:
+    """Encoder + scorer (``dot`` or ``mlp``) over ``encoder``'s embeddings, with ``embedding`` as the
+    input layer when given."""
+    scorer = (DotPredictor() if predictor == "dot"
+              else MLPPredictor(encoder.out_dim, predictor_layers, predictor_dropout, predictor_input_dropout))
+    return LinkPredictor(encoder, scorer, embedding)
+
+
+def train_seed_edges(data: LinkData) -> torch.Tensor:
+    """One edge id per training edge: with reverse edges interleaved (undirected data), the even ids."""
+    n = data.graph.num_edges()
+    return torch.arange(0, n, 2) if is_undirected(data) else torch.arange(n)
+
+
+def is_undirected(data: LinkData) -> bool:
+    return bool(data.info.get("undirected", True))
+
+
 class LinkPredictionTask:
-    """Everything the shared trainer needs to know about link prediction.
+    """The loss and the evaluation of link prediction, for the shared trainer.
 
     Args:
-        cfg: the job config.
         data: a loaded link dataset (message-passing graph = training edges only).
+        loss: ``link.loss`` (see :func:`link_loss`), with ``margin``.
+        num_negatives: negatives per positive in a training batch.
+        eval_batch_size: nodes per chunk of layer-wise inference.
+        score_batch_size: pairs per chunk when scoring evaluation edges.
+        seed: picks the fixed subset of training edges that "train" metrics rank.
     """
 
     name = "link_prediction"
 
-    def __init__(self, cfg: JobConfig, data: LinkData):
-        self.cfg = cfg
+    def __init__(self, data: LinkData, *, loss: str = "bce", num_negatives: int = 1, margin: float = 1.0,
+                 eval_batch_size: int = 8192, score_batch_size: int = 65536, seed: int = 0):
         self.data = data
         self.metric = data.metric
+        self.loss_kind = loss
+        self.num_negatives = num_negatives
+        self.margin = margin
+        self.eval_batch_size = eval_batch_size
+        self.score_batch_size = score_batch_size
+        self.seed = seed
         from ogb.linkproppred import Evaluator
 
         self.evaluator = Evaluator(data.evaluator_name)
-        lc = cfg.link
-        has_feat = "feat" in data.graph.ndata
-        self.use_embedding = lc.embedding == "always" or (lc.embedding == "auto" and not has_feat)
-        if not self.use_embedding and not has_feat:
-            from largegraph.errors import ConfigError
-
-            raise ConfigError(f"{data.name} has no node features; set link.embedding to auto or always")
-        self.undirected = bool(data.info.get("undirected", True))
-
-    def build_model(self) -> LinkPredictor:
-        lc, hidden = self.cfg.link, self.cfg.model.hidden
-        in_dim = (lc.embedding_dim or hidden) if self.use_embedding else self.data.graph.ndata["feat"].shape[1]
-        embedding = None
-        if self.use_embedding:
-            embedding = nn.Embedding(self.data.num_nodes, in_dim)
-            nn.init.xavier_uniform_(embedding.weight)
-        encoder = build_encoder(self.cfg.model, in_dim)
-        scorer = (DotPredictor() if lc.predictor == "dot"
-                  else MLPPredictor(encoder.out_dim, lc.predictor_layers, lc.predictor_dropout,
-                                    lc.predictor_input_dropout))
-        return LinkPredictor(encoder, scorer, embedding)
-
-    def train_seed_edges(self) -> torch.Tensor:
-        """One edge id per training edge: with reverse edges interleaved, the even ids."""
-        n = self.data.graph.num_edges()
-        return torch.arange(0, n, 2) if self.undirected else torch.arange(n)
-
-    def train_loader(self, device: torch.device, rank: int = 0,
-                     world_size: int = 1) -> EdgeBatchLoader | FullGraphEdgeLoader:
-        """Batches over the training edges; with ``world_size > 1``, this rank's share of each step."""
-        lc = self.cfg.link
-        loader = FullGraphEdgeLoader if self.cfg.sampler.full_graph else EdgeBatchLoader
-        return loader(
-            self.data.graph, self.train_seed_edges(), self.cfg.sampler,
-            num_negatives=lc.num_negatives, global_uniform=lc.negative_sampler == "global_uniform",
-            true_negatives=lc.true_negatives, exclude_seed_edges=lc.exclude_seed_edges,
-            undirected=self.undirected, base_seed=self.cfg.seed, device=device, rank=rank, world_size=world_size)
 
     def loss(self, model: LinkPredictor, batch: EdgeMiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (loss, number of positives scored above zero and negatives below)."""
         pos, neg = model(batch.blocks, batch.input_nodes, batch.x, batch.pair_graph.edges(), batch.neg_graph.edges())
-        lc = self.cfg.link
-        loss = link_loss(lc.loss, pos, neg, lc.num_negatives, lc.margin)
+        loss = link_loss(self.loss_kind, pos, neg, self.num_negatives, self.margin)
         correct = int((pos > 0).sum()) + int((neg < 0).sum())
         # Accuracy over positives and negatives, expressed per positive so the trainer's
         # correct/size ratio stays in [0, 1].
@@ -165,11 +171,11 @@ class LinkPredictionTask:
         in eval mode and restores its mode)."""
         g = self.data.graph
         x = model.embedding.weight.detach().cpu() if model.embedding is not None else g.ndata["feat"]
-        return model.encoder.inference(g, x, self.cfg.sampler.eval_batch_size, device)
+        return model.encoder.inference(g, x, self.eval_batch_size, device)
 
     def _scores(self, model: LinkPredictor, emb: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                 device: torch.device) -> torch.Tensor:
-        chunk = self.cfg.link.score_batch_size
+        chunk = self.score_batch_size
         if device.type == "cpu":
             chunk = min(chunk, cpu_chunk_pairs(emb.shape[1]))
         out = []
@@ -193,7 +199,7 @@ class LinkPredictionTask:
             # As OGB's examples do: a fixed random subset of training edges, as many as valid has,
             # ranked against the validation negatives.
             edges = split["train"]["edge"]
-            gen = torch.Generator().manual_seed(self.cfg.seed)
+            gen = torch.Generator().manual_seed(self.seed)
             edges = edges[torch.randperm(len(edges), generator=gen)[:len(split["valid"]["edge"])]]
             neg_edges = split["valid"]["edge_neg"]
         else:
@@ -208,14 +214,10 @@ class LinkPredictionTask:
         Returns:
             ``{"train_<metric>", "valid_<metric>", "test_<metric>", "emb"}`` (train may be None).
         """
-        was_training = model.training
-        model.eval()  # the scorer too: an MLP scorer's dropout must be off while ranking
-        try:
+        with evaluating(model):  # the scorer too: an MLP scorer's dropout must be off while ranking
             emb = self.embed(model, device)
             scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
                       for part in ("train", "valid", "test")}
-        finally:
-            model.train(was_training)
         return {**scores, "emb": emb}
 
     def predictions(self, result: dict) -> dict:

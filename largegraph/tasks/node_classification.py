@@ -5,10 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from largegraph.config import JobConfig
 from largegraph.data.graph import SPLITS, GraphData
-from largegraph.models import Encoder, build_encoder
-from largegraph.sampling import MiniBatch, NodeBatchLoader
+from largegraph.models import Encoder, evaluating
+from largegraph.sampling import MiniBatch
 
 
 MAX_PROB_VALUES = 100_000_000
@@ -33,49 +32,36 @@ class NodeClassifier(nn.Module):
         Returns:
             (logits (N, C), embeddings (N, out_dim)), both on CPU.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             emb = self.encoder.inference(graph, feat, batch_size, device, progress=progress)
             logits = torch.cat([self.head(chunk.to(device)).cpu() for chunk in emb.split(batch_size)])
-        finally:
-            self.train(was_training)
         return logits, emb
 
 
 class NodeClassificationTask:
-    """Everything the shared trainer needs to know about node classification.
+    """The loss and the evaluation of node classification, for the shared trainer.
 
     Args:
-        cfg: the job config.
         data: a validated, prepared dataset.
+        label_smoothing: of the cross-entropy loss.
+        eval_batch_size: nodes per chunk of layer-wise inference.
     """
 
     name = "node_classification"
     metric = "acc"
 
-    def __init__(self, cfg: JobConfig, data: GraphData):
-        self.cfg = cfg
+    def __init__(self, data: GraphData, *, label_smoothing: float = 0.0, eval_batch_size: int = 8192):
         self.data = data
+        self.label_smoothing = label_smoothing
+        self.eval_batch_size = eval_batch_size
         from ogb.nodeproppred import Evaluator
 
         self.evaluator = Evaluator(data.evaluator_name)
 
-    def build_model(self) -> NodeClassifier:
-        encoder = build_encoder(self.cfg.model, self.data.feat_dim)
-        return NodeClassifier(encoder, self.data.num_classes)
-
-    def train_loader(self, device: torch.device, rank: int = 0, world_size: int = 1) -> NodeBatchLoader:
-        """Batches over the training nodes; with ``world_size > 1``, this rank's share of each step."""
-        uses_graph = self.cfg.model.arch != "mlp"
-        return NodeBatchLoader(
-            self.data.graph, self.data.split["train"], self.cfg.sampler, uses_graph=uses_graph,
-            base_seed=self.cfg.seed, device=device, rank=rank, world_size=world_size)
-
     def loss(self, model: nn.Module, batch: MiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (mean loss, number of correct predictions in the batch)."""
         logits = model(batch.blocks, batch.x)
-        loss = F.cross_entropy(logits, batch.y, label_smoothing=self.cfg.train.label_smoothing)
+        loss = F.cross_entropy(logits, batch.y, label_smoothing=self.label_smoothing)
         correct = int((logits.argmax(dim=1) == batch.y).sum())
         return loss, correct
 
@@ -92,7 +78,7 @@ class NodeClassificationTask:
             tensors over all nodes.
         """
         g = self.data.graph
-        logits, emb = model.inference(g, g.ndata["feat"], self.cfg.sampler.eval_batch_size, device, progress)
+        logits, emb = model.inference(g, g.ndata["feat"], self.eval_batch_size, device, progress)
         pred = logits.argmax(dim=1)
         scores = {f"{part}_{self.metric}": self._score(pred, self.data.split[part]) for part in SPLITS}
         return {**scores, "pred": pred, "logits": logits, "emb": emb}

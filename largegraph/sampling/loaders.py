@@ -1,0 +1,208 @@
+"""Delivery: an epoch of batch records, resumable at any seed offset, for this rank.
+
+:class:`NodeBatchLoader` and :class:`EdgeBatchLoader` share the epoch's order, its sharding over
+ranks and DGL's DataLoader (in-process, in worker processes, or from pinned memory); what they
+sample is :mod:`largegraph.sampling.samplers`' business.
+"""
+from __future__ import annotations
+
+import signal
+from typing import Iterator
+
+import dgl
+import torch
+
+from largegraph.config import SamplerConfig
+from largegraph.device import dgl_has_cuda
+from largegraph.errors import ConfigError
+from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
+from largegraph.sampling.order import BatchList, count_batches, epoch_order
+from largegraph.sampling.samplers import (SeededEdgeSampler, SeededNegatives, SeededNeighborSampler,
+                                          SeedOnlySampler, reverse_edge_ids)
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    # SIGTERM to the process group (orchestrator drain, Slurm preemption) must reach the trainer,
+    # which checkpoints and stops; a sampler worker dying first would crash the loader instead.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class EpochLoader:
+    """An epoch's seed order, sharded over ranks, delivered by DGL's DataLoader.
+
+    What the trainer relies on: ``epoch(e, start)`` yields this rank's batch records of epoch ``e``
+    from ``start`` seeds into its order, ``num_batches(start)`` counts them, ``seeds`` are the
+    training seeds and ``batch_size`` is the per-rank batch size.
+
+    Args:
+        graph: the message-passing graph.
+        seeds: node or edge ids to train on.
+        cfg: sampler settings.
+        base_seed: the job seed; see :mod:`largegraph.sampling` for the guarantee.
+        device: where batches are delivered.
+        rank, world_size: this process's place among data-parallel ranks (see BatchList).
+    """
+
+    def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *, base_seed: int,
+                 device: torch.device, rank: int = 0, world_size: int = 1):
+        if len(seeds) < world_size:
+            raise ConfigError(f"{world_size} workers but only {len(seeds)} training seeds; use at most "
+                              f"{len(seeds)} workers (--nproc)")
+        self.graph = graph
+        self.seeds = seeds
+        self.cfg = cfg
+        self.batch_size = cfg.batch_size
+        self.base_seed = base_seed
+        self.device = device
+        self.rank = rank
+        self.world_size = world_size
+        # On a GPU with a CUDA build of DGL, sample straight from pinned host memory (UVA) instead of
+        # copying the whole graph to the device.
+        self.use_uva = device.type == "cuda" and dgl_has_cuda()
+
+    def num_batches(self, start: int = 0) -> int:
+        """Batches this rank runs in an epoch resumed ``start`` seeds into its order."""
+        return count_batches(len(self.seeds) - start, self.cfg.batch_size, self.world_size, self.cfg.drop_last)
+
+    def plan(self, epoch: int, start: int) -> BatchList:
+        """The rest of epoch ``epoch``'s order from seed ``start``, cut into this rank's batches."""
+        order = epoch_order(self.seeds, self.base_seed, epoch, self.cfg.shuffle)[start:]
+        return BatchList(order, self.cfg.batch_size, self.cfg.drop_last, self.rank, self.world_size)
+
+    def _dataloader(self, batches: BatchList, sampler) -> dgl.dataloading.DataLoader:
+        return dgl.dataloading.DataLoader(
+            self.graph, batches, sampler, device=self.device, use_uva=self.use_uva,
+            batch_size=1, shuffle=False, drop_last=False, persistent_workers=False,
+            num_workers=0 if self.use_uva else self.cfg.num_workers, worker_init_fn=_ignore_sigterm,
+            # torch seeds every loader iterator from the global RNG unless given a generator; that
+            # draw would shift dropout's random stream between a run and its mid-epoch resume.
+            generator=torch.Generator(),
+        )
+
+    def sampled(self, epoch: int, start: int, sampler) -> Iterator[tuple[int, tuple]]:
+        """(seeds consumed after the batch, DGL's sampler output) for the rest of the epoch."""
+        batches = self.plan(epoch, start)
+        if len(batches) == 0:
+            return
+        for i, out in enumerate(self._dataloader(batches, sampler)):
+            yield start + batches.end(i), out
+
+
+class NodeBatchLoader(EpochLoader):
+    """Delivers an epoch of node-classification mini-batches.
+
+    Args:
+        graph: graph with ``ndata['feat']`` and ``ndata['label']``.
+        uses_graph: False for encoders without message passing (MLP): no neighbour sampling.
+        others: as :class:`EpochLoader`.
+    """
+
+    def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *,
+                 uses_graph: bool, base_seed: int, device: torch.device, rank: int = 0, world_size: int = 1):
+        super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
+        if uses_graph:
+            self.sampler = SeededNeighborSampler(
+                cfg.fanouts, base_seed, prefetch_node_feats=["feat"], prefetch_labels=["label"])
+        else:
+            self.sampler = SeedOnlySampler()
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[MiniBatch]:
+        """Yield this rank's batches of ``epoch``, resuming ``start`` seeds into the epoch's order."""
+        # Worker processes copy the sampler when the iterator starts, so this epoch reaches them.
+        self.sampler.epoch = epoch
+        for offset, (input_nodes, seeds, blocks) in self.sampled(epoch, start, self.sampler):
+            yield self._batch(input_nodes, seeds, blocks, offset)
+
+    def _batch(self, input_nodes, seeds, blocks, offset: int) -> MiniBatch:
+        if blocks:
+            x, y = blocks[0].srcdata["feat"], blocks[-1].dstdata["label"]
+        else:
+            x = self.graph.ndata["feat"][input_nodes.cpu()].to(self.device)
+            y = self.graph.ndata["label"][seeds.cpu()].to(self.device)
+        return MiniBatch(input_nodes=input_nodes, seeds=seeds, blocks=blocks, x=x, y=y, offset=offset)
+
+
+class EdgeBatchLoader(EpochLoader):
+    """Delivers an epoch of link-prediction batches over the training edges.
+
+    With ``exclude_seed_edges`` a batch's own edges *and their reverse edges* are left out of its
+    message passing, so the model never sees the edge it is asked to predict; validation and test
+    edges are not in the graph at all.
+
+    Two strategies, by ``cfg.full_graph``:
+
+    * blocks: DGL's edge-prediction sampler builds per-batch blocks with ``cfg.fanouts``.
+    * whole graph: for graphs small enough that every step can afford all of them (ogbl-ddi: 4,267
+      nodes) each step's message passing runs over the training graph less the batch's excluded
+      edges (a boolean mask over the edge ids); this is what full-neighbour blocks compute, without
+      building two blocks of ~all edges per step. Pair indices are then plain node ids.
+
+    Batch order, sharding, negatives and resume are the same in both.
+
+    Args:
+        graph: message-passing graph of training edges; for undirected data edge ``2i+1`` is the
+            reverse of edge ``2i`` (OGB's layout).
+        seed_eids: edge ids to train on (one direction per undirected edge).
+        negatives: draws each batch's negative pairs.
+        undirected: whether reverse edges exist (and are excluded with their twin).
+        exclude_seed_edges: see above.
+        others: as :class:`EpochLoader`.
+    """
+
+    def __init__(self, graph: dgl.DGLGraph, seed_eids: torch.Tensor, cfg: SamplerConfig, *,
+                 negatives: SeededNegatives, undirected: bool, exclude_seed_edges: bool = True,
+                 base_seed: int, device: torch.device, rank: int = 0, world_size: int = 1):
+        super().__init__(graph, seed_eids, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
+        self.negatives = negatives
+        self.undirected = undirected
+        self.exclude_seed_edges = exclude_seed_edges
+        self.features = "feat" in graph.ndata
+        self.nodes = self.sampler = None
+        if not cfg.full_graph:
+            self.nodes = SeededNeighborSampler(
+                cfg.fanouts, base_seed, prefetch_node_feats=["feat"] if self.features else None)
+            self.sampler = self._block_sampler()
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[EdgeMiniBatch]:
+        """Yield this rank's batches of ``epoch``, resuming ``start`` seeds into the epoch's order."""
+        self.negatives.epoch = epoch
+        if self.nodes is None:
+            batches = self.plan(epoch, start)
+            for i in range(len(batches)):
+                yield self._whole_graph_batch(batches[i], start + batches.end(i))
+            return
+        self.nodes.epoch = epoch
+        for offset, (input_nodes, pair_graph, neg_graph, blocks) in self.sampled(epoch, start, self.sampler):
+            x = blocks[0].srcdata["feat"] if self.features else None
+            yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x, offset)
+
+    def _block_sampler(self) -> SeededEdgeSampler:
+        if not self.exclude_seed_edges:
+            exclude = {}
+        elif self.undirected:
+            exclude = {"exclude": "reverse_id", "reverse_eids": reverse_edge_ids(self.graph.num_edges())}
+        else:
+            exclude = {"exclude": "self"}
+        return SeededEdgeSampler(self.nodes, negative_sampler=self.negatives, **exclude)
+
+    def _whole_graph_batch(self, eids: torch.Tensor, offset: int) -> EdgeMiniBatch:
+        g, n = self.graph, self.graph.num_nodes()
+        visible = self._visible_graph(eids).to(self.device)
+        pair_graph = dgl.graph(g.find_edges(eids), num_nodes=n)
+        pair_graph.edata[dgl.EID] = eids
+        neg_graph = dgl.graph(self.negatives(g, eids), num_nodes=n)
+        # as in sampled batches, NID maps the pair graphs' nodes (here: all of them) to graph ids
+        pair_graph.ndata[dgl.NID] = neg_graph.ndata[dgl.NID] = torch.arange(n)
+        x = g.ndata["feat"].to(self.device) if self.features else None
+        return EdgeMiniBatch(torch.arange(n, device=self.device), pair_graph.to(self.device),
+                             neg_graph.to(self.device), [visible] * len(self.cfg.fanouts), x, offset)
+
+    def _visible_graph(self, eids: torch.Tensor) -> dgl.DGLGraph:
+        """The training graph less the batch's seed edges and their reverses."""
+        if not self.exclude_seed_edges:
+            return self.graph
+        keep = torch.ones(self.graph.num_edges(), dtype=torch.bool)
+        keep[eids] = False
+        if self.undirected:
+            keep[eids ^ 1] = False
+        return dgl.edge_subgraph(self.graph, keep, relabel_nodes=False)
