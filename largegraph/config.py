@@ -34,14 +34,22 @@ class DataConfig(Section):
 
 
 class SamplerConfig(Section):
-    """Mini-batch sampling: one fanout per GNN layer, -1 for all neighbors."""
+    """Mini-batch sampling and delivery: one fanout per GNN layer, -1 for all neighbors.
 
-    fanouts: list[int] = Field(default_factory=lambda: [15, 10], min_length=1)
-    batch_size: int = Field(1024, gt=0)
+    Batch *b* of epoch *e* is a function of ``(seed, e, b)``, whatever ``num_workers`` is.
+    """
+
+    fanouts: list[int] = Field(
+        default_factory=lambda: [15, 10], min_length=1,
+        description="neighbours sampled per layer, first layer first; each positive or -1 (every neighbour); "
+        "one entry per model.num_layers (any length for model.arch mlp)")
+    batch_size: int = Field(
+        1024, gt=0, description="seed nodes (node classification) or positive edges (link prediction) per "
+        "optimizer step, per worker: with N data-parallel workers a step takes batch_size x N")
     eval_batch_size: int = Field(8192, gt=0, description="node chunk size for layer-wise inference")
     num_workers: int = Field(0, ge=0, description="sampling worker processes (0: sample in the trainer)")
-    shuffle: bool = True
-    drop_last: bool = False
+    shuffle: bool = Field(True, description="a new seeded order of the training seeds every epoch (false: stored order)")
+    drop_last: bool = Field(False, description="skip each epoch's last, incomplete batch")
     full_graph: bool = Field(
         False, description="link prediction on small graphs: every step passes messages over the whole "
         "training graph less the batch's own edges, instead of building per-batch blocks (fanouts all -1)")
@@ -59,15 +67,17 @@ class SamplerConfig(Section):
 class ModelConfig(Section):
     """The encoder (message passing); task heads are built from the task section."""
 
-    arch: Literal["sage", "gat", "gcn", "mlp"] = "sage"
-    hidden: int = Field(256, gt=0)
-    num_layers: int = Field(2, ge=1, le=8)
+    arch: Literal["sage", "gat", "gcn", "mlp"] = Field(
+        "sage", description="encoder: GraphSAGE, GAT, GCN, or an MLP on the node features alone (no message passing)")
+    hidden: int = Field(256, gt=0, description="width of the hidden layers and of the node embedding")
+    num_layers: int = Field(2, ge=1, le=8, description="encoder layers (message-passing layers for graph encoders)")
     aggregator: Literal["mean", "pool", "gcn"] = Field("mean", description="GraphSAGE aggregator")
-    heads: int = Field(4, ge=1, description="GAT attention heads")
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    norm: Literal["none", "batch", "layer"] = "none"
-    activation: Literal["relu", "elu", "gelu"] = "relu"
+    heads: int = Field(4, ge=1, description="GAT attention heads (model.hidden must be divisible by them)")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout after each hidden layer's activation")
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the input features")
+    norm: Literal["none", "batch", "layer"] = Field(
+        "none", description="normalisation after each hidden layer: BatchNorm, LayerNorm or none")
+    activation: Literal["relu", "elu", "gelu"] = Field("relu", description="activation after each hidden layer")
     activate_output: bool = Field(
         False, description="apply the activation to the last layer's output too (PLNLP's link encoders); "
         "by default the embedding is left raw for the task head")
@@ -76,13 +86,15 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     """Optimisation and evaluation schedule."""
 
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(0.003, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr_schedule: Literal["none", "cosine", "step", "plateau"] = "none"
+    epochs: int = Field(10, ge=1, description="passes over the training seeds (early stopping may end sooner)")
+    lr: float = Field(0.003, gt=0, description="learning rate (not rescaled for data-parallel workers)")
+    weight_decay: float = Field(0.0, ge=0, description="the optimizer's weight decay")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="sgd uses momentum 0.9")
+    lr_schedule: Literal["none", "cosine", "step", "plateau"] = Field(
+        "none", description="cosine: annealed over train.epochs; step: times lr_gamma every lr_step_epochs; "
+        "plateau: times lr_gamma after 2 evaluations without a better validation score")
     lr_step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
-    lr_gamma: float = Field(0.5, gt=0, le=1)
+    lr_gamma: float = Field(0.5, gt=0, le=1, description="step and plateau schedules: factor applied at each decay")
     grad_clip: Optional[float] = Field(None, gt=0, description="max gradient norm; null disables clipping")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: training forward passes under bfloat16 autocast (weights and evaluation stay fp32)")
@@ -93,14 +105,15 @@ class TrainConfig(Section):
     early_stopping_patience: Optional[int] = Field(
         None, ge=1, description="stop after N evaluations without a better validation score")
     restore_best: bool = Field(True, description="final model.pt/predictions come from the best validation epoch")
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="node classification: label smoothing of the cross-entropy loss")
     export_embeddings: bool = Field(False, description="also write embeddings.pt (N x hidden float32)")
 
 
 class LinkConfig(Section):
     """Link prediction: negatives, the edge scorer, the loss and evaluation chunking."""
 
-    predictor: Literal["dot", "mlp"] = "dot"
+    predictor: Literal["dot", "mlp"] = Field(
+        "dot", description="edge scorer: dot product of the two embeddings, or an MLP on their elementwise product")
     predictor_layers: int = Field(2, ge=1, le=8, description="mlp predictor: linear layers")
     predictor_dropout: float = Field(0.0, ge=0, lt=1, description="mlp predictor: dropout between its layers")
     predictor_input_dropout: float = Field(
@@ -108,10 +121,10 @@ class LinkConfig(Section):
     loss: Literal["bce", "margin", "auc"] = Field(
         "bce", description="margin: hinge ranking loss, positive above its negatives by margin; "
         "auc: squared loss pulling every positive-negative gap towards margin (PLNLP's AUC loss)")
-    margin: float = Field(1.0, gt=0)
+    margin: float = Field(1.0, gt=0, description="margin and auc losses: the target gap between a positive's score and its negatives'")
     negative_sampler: Literal["uniform", "global_uniform"] = Field(
         "uniform", description="uniform: k random destinations per positive source; global_uniform: random pairs")
-    num_negatives: int = Field(1, ge=1, le=1000)
+    num_negatives: int = Field(1, ge=1, le=1000, description="negative pairs drawn per positive edge, per batch")
     exclude_seed_edges: bool = Field(
         True, description="leave each batch's positive edges and their reverses out of its message passing "
         "(false: OGB's full-graph examples' setting, the model sees the edges it scores)")
@@ -127,12 +140,16 @@ class CheckpointConfig(Section):
     """When checkpoints are written and how many are kept."""
 
     every_n_steps: Optional[int] = Field(None, ge=1, description="also checkpoint inside epochs every N optimizer steps")
-    every_n_epochs: int = Field(1, ge=1)
-    keep_last: int = Field(2, ge=1)
+    every_n_epochs: int = Field(1, ge=1, description="checkpoint after every N epochs (and always after the last)")
+    keep_last: int = Field(2, ge=1, description="newest checkpoints kept; older ones are deleted")
     keep_best: bool = Field(True, description="also keep the checkpoint with the best validation score")
     on_save_error: Literal["fail", "continue"] = Field(
         "fail", description="a failed save (e.g. disk full): stop the run, or warn and keep training")
 
+
+# Encoders that pass no messages take no fanouts (each encoder class says so too: a test keeps
+# the two in agreement).
+GRAPH_FREE_ARCHS = frozenset({"mlp"})
 
 _LATER_MODEL_KEYS = {"activate_output": False}
 
@@ -140,9 +157,11 @@ _LATER_MODEL_KEYS = {"activate_output": False}
 class JobConfig(Section):
     """A whole training job, as written in ``configs/*.yaml``."""
 
-    name: str = Field("job", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
-    task: Literal["node_classification", "link_prediction"] = "node_classification"
-    seed: int = Field(0, ge=0)
+    name: str = Field("job", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
+                      description="job name; the default run directory is `runs/<name>-<UTC time>`")
+    task: Literal["node_classification", "link_prediction"] = Field(
+        "node_classification", description="what is trained; link_prediction also reads the link section")
+    seed: int = Field(0, ge=0, description="seeds the initial weights, every epoch's order and every sampled batch")
     data: DataConfig
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -152,7 +171,7 @@ class JobConfig(Section):
 
     @model_validator(mode="after")
     def _fanouts_match_layers(self) -> "JobConfig":
-        if self.model.arch != "mlp" and len(self.sampler.fanouts) != self.model.num_layers:
+        if self.model.arch not in GRAPH_FREE_ARCHS and len(self.sampler.fanouts) != self.model.num_layers:
             raise ValueError(
                 f"sampler.fanouts has {len(self.sampler.fanouts)} entries but model.num_layers is "
                 f"{self.model.num_layers}; give one fanout per layer"
@@ -181,7 +200,7 @@ def _format_error(exc: ValidationError, source: str) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key (check its spelling against configs/ or the README)"
+        msg = "unknown key (check its spelling against docs/config.md)"
     elif err["type"] == "missing":
         msg = "required key is missing"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

@@ -135,3 +135,10 @@ def test_wrong_number_of_blocks(graph):
     model = _build(_cfg(arch="sage"), IN_DIM)
     with pytest.raises(ValueError, match="2 layers but got 1 blocks"):
         model([graph], graph.ndata["feat"])
+
+
+def test_config_and_encoders_agree_on_which_architectures_pass_no_messages():
+    from largegraph.config import GRAPH_FREE_ARCHS
+    from largegraph.models import ENCODERS
+
+    assert {arch for arch, cls in ENCODERS.items() if not cls.uses_graph} == GRAPH_FREE_ARCHS

@@ -50,9 +50,9 @@ def link_loss(kind: str, pos: torch.Tensor, neg: torch.Tensor, k: int, margin: f
     raise ValueError(f"unknown link loss {kind!r}")
 
 
-# glibc hands out blocks over 32 MiB as fresh mmap'd pages and unmaps them on free, so a step that
-# scores 262k pairs at once page-faults ~1M times re-zeroing its activations (ogbl-ddi, 256 wide:
-# 4.0 s a step of which 1.4 s in the kernel, against 1.8 s in 16 MiB pieces the heap reuses).
+# glibc hands out large blocks as fresh mmap'd pages and unmaps them on free, so a step that scores
+# all its pairs at once page-faults its activations in again every time; pieces this size stay in
+# the heap and are reused (measured with bench/link_epoch.py: see bench/README.md).
 CPU_CHUNK_BYTES = 16 << 20
 
 
