@@ -35,6 +35,7 @@ import torch
 from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+from largegraph.fsutil import mirror_with_symlinks
 from largegraph.rundir import RunDir
 from largegraph.tasks import link_prediction
 from largegraph.train import assemble
@@ -71,13 +72,7 @@ def dataset(args: argparse.Namespace, root: Path) -> str:
                                  num_communities=4, feat_dim=0, homophily=0.6, seed=0)
         write_synthetic_link_dataset(root, "bench-links", params)
         return "bench-links"
-    for path in args.src.rglob("*"):
-        target = root / "ogbl_ddi" / path.relative_to(args.src)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(path.resolve())
+    mirror_with_symlinks(args.src, root / "ogbl_ddi")
     return "ogbl-ddi"
 
 

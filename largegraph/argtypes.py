@@ -2,26 +2,24 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 
-def positive(kind):
-    """A parser of numbers of ``kind`` (int, float) greater than zero."""
+def _checked(kind, what: str, ok: Callable[[float], bool], rule: str):
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
         return value
     return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+def positive(kind):
+    """A parser of numbers of ``kind`` (int, float) greater than zero."""
+    return _checked(kind, "a number", lambda v: v > 0, "positive")
+
+
+non_negative_int = _checked(int, "a whole number", lambda v: v >= 0, "0 or more")

@@ -16,6 +16,7 @@ import io
 import json
 import platform
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,6 +55,7 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "dgl": dgl.__version__}
 
 
+@dataclass
 class CheckpointStore:
     """Checkpoints of one run directory.
 
@@ -65,13 +67,14 @@ class CheckpointStore:
         keep_best: also keep the checkpoint with the best validation score.
     """
 
-    def __init__(self, directory: Path, fingerprint: str, run_id: str = "", keep_last: int = 2,
-                 keep_best: bool = False):
-        self.directory = Path(directory)
-        self.fingerprint = fingerprint
-        self.run_id = run_id
-        self.keep_last = keep_last
-        self.keep_best = keep_best
+    directory: Path
+    fingerprint: str
+    run_id: str = ""
+    keep_last: int = 2
+    keep_best: bool = False
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
 
     def save(self, step: int, state: dict, meta: dict | None = None) -> Path:
         """Write ``state`` as the checkpoint of global step ``step`` and prune old ones.

@@ -175,6 +175,19 @@ def any_rank(flag: bool, env: DistEnv) -> bool:
     return bool(t.item())
 
 
+def _attempt(fn: Callable[[], T]) -> tuple[T | None, LargeGraphError | None]:
+    """``fn()``'s result, or the input error it raised (anything else is a crash and propagates)."""
+    try:
+        return fn(), None
+    except LargeGraphError as exc:
+        return None, exc
+
+
+def _report(error: LargeGraphError | None) -> tuple[str, int] | None:
+    """What other ranks need of an error to stop the same way: its message and exit code."""
+    return None if error is None else (str(error), error.exit_code)
+
+
 def on_main(fn: Callable[[], T], env: DistEnv, share: bool = True) -> T | None:
     """Run ``fn`` on rank 0 only and hand its result (unless ``share`` is False: then ranks > 0
     get None), or its error, to every rank.
@@ -184,14 +197,8 @@ def on_main(fn: Callable[[], T], env: DistEnv, share: bool = True) -> T | None:
     """
     if not env.enabled:
         return fn()
-    result, error = None, None
-    if env.is_main:
-        try:
-            result = fn()
-        except LargeGraphError as exc:
-            error = exc
-    message = None if error is None else (str(error), error.exit_code)
-    shared, message = broadcast((result if share else None, message), env)
+    result, error = _attempt(fn) if env.is_main else (None, None)
+    shared, message = broadcast((result if share else None, _report(error)), env)
     if error is not None:
         raise error
     if message is not None:
@@ -204,12 +211,8 @@ def together(fn: Callable[[], T], env: DistEnv) -> T:
     alone reports why (ranks that failed later, or not at all, raise a quiet SharedError)."""
     if not env.enabled:
         return fn()
-    result, error = None, None
-    try:
-        result = fn()
-    except LargeGraphError as exc:
-        error = exc
-    reports = gather(None if error is None else (str(error), error.exit_code), env)
+    result, error = _attempt(fn)
+    reports = gather(_report(error), env)
     failed = [rank for rank, report in enumerate(reports) if report is not None]
     if not failed:
         return result

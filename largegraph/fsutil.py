@@ -51,3 +51,20 @@ def remove_leftovers(directory: Path) -> None:
     """Delete temporary files that interrupted atomic writes left in ``directory``."""
     for tmp in Path(directory).glob(f".*{TMP_MARK}*"):
         tmp.unlink(missing_ok=True)
+
+
+def mirror_with_symlinks(src: str | Path, dst: str | Path) -> Path:
+    """``dst`` as a tree of directories whose files are symlinks into ``src``.
+
+    OGB writes its processed cache beside a dataset's raw files; a read-only release (a shared
+    mount) is made loadable this way without copying it.
+    """
+    src, dst = Path(src).resolve(), Path(dst)
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    return dst

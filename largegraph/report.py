@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from largegraph.errors import ConfigError
 from largegraph.rundir import RunDir
 
 
@@ -72,11 +71,7 @@ def _metric_from_log(run: RunDir) -> str:
 
 def report(run_dir: str | Path) -> str:
     """Redraw curves.png and return the summary table plus the final line."""
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise ConfigError(f"run directory {run.path} does not exist")
-    if not run.metrics_path.exists():
-        raise ConfigError(f"{run.path} has no metrics.jsonl; is it a largegraph run directory?")
+    run = RunDir.existing(run_dir, RunDir.METRICS)
     summary = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else None
     metric = summary.get("metric", "acc") if summary else _metric_from_log(run)
     plot_curves(run, metric)

@@ -47,6 +47,20 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    @classmethod
+    def existing(cls, path: str | Path, needs: str, error: type[Exception] = ConfigError) -> "RunDir":
+        """A run directory that exists and holds the file ``needs`` (one of the names below).
+
+        Raises:
+            ``error``: naming what is missing.
+        """
+        run = cls(path)
+        if not run.path.is_dir():
+            raise error(f"run directory {run.path} does not exist")
+        if not (run.path / needs).is_file():
+            raise error(f"{run.path} has no {needs}; is it a largegraph run directory?")
+        return run
+
     # Every file of a run directory, by role.
     CONFIG = "config.resolved.yaml"
     METRICS = "metrics.jsonl"

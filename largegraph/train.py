@@ -79,7 +79,7 @@ def _link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
     loader = EdgeBatchLoader(data.graph, lp.train_seed_edges(data), cfg.sampler, negatives=negatives,
                              undirected=lp.is_undirected(data), exclude_seed_edges=lc.exclude_seed_edges,
                              base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size)
-    task = lp.LinkPredictionTask(data, loss=lc.loss, num_negatives=lc.num_negatives, margin=lc.margin,
+    task = lp.LinkPredictionTask(data, loss_kind=lc.loss, num_negatives=lc.num_negatives, margin=lc.margin,
                                  eval_batch_size=cfg.sampler.eval_batch_size,
                                  score_batch_size=lc.score_batch_size, seed=cfg.seed)
     return model, loader, task
@@ -126,12 +126,8 @@ def _warn(message: str) -> None:
 
 
 def check_run_dir(run_dir: str) -> RunDir:
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise CheckpointError(f"run directory {run.path} does not exist")
-    if not run.config_path.is_file():
-        raise CheckpointError(f"{run.path} has no {RunDir.CONFIG}; is it a largegraph run directory?")
-    return run
+    """The run directory ``largegraph resume`` continues (it must hold its resolved config)."""
+    return RunDir.existing(run_dir, RunDir.CONFIG, CheckpointError)
 
 
 def resume_run(run_dir: str, *, device: str = "auto", **dist_options) -> str:

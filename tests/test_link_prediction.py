@@ -268,13 +268,9 @@ def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
     if not src.is_dir():
         pytest.skip(f"{src} is not present")
     # OGB writes processed/ next to the data: mirror the read-only release with symlinked files.
-    for path in src.rglob("*"):
-        target = tmp_path / "ogbl_ddi" / path.relative_to(src)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(path)
+    from largegraph.fsutil import mirror_with_symlinks
+
+    mirror_with_symlinks(src, tmp_path / "ogbl_ddi")
     root = Path(__file__).resolve().parents[1]
     result = run_cli("train", root / "configs" / "ogbl_ddi_sage.yaml", f"data.root={tmp_path}",
                      "train.epochs=12", "train.eval_every=12",

@@ -41,19 +41,8 @@ class MLPEncoder(Encoder):
     def inference(self, g: dgl.DGLGraph, feat: torch.Tensor, batch_size: int,
                   device: torch.device | str = "cpu", num_workers: int = 0,
                   progress: bool = False) -> torch.Tensor:
-        """Embeddings of every row of ``feat``, applied in chunks of ``batch_size`` rows.
-
-        Args:
-            g: unused beyond the signature shared with graph encoders.
-            feat: (N, D) features of all nodes.
-            batch_size: rows per chunk.
-            device: where each chunk is computed.
-            num_workers: unused (no sampling).
-            progress: show a tqdm bar.
-
-        Returns:
-            (N, out_dim) embeddings on CPU.
-        """
+        """Embeddings of every row of ``feat`` in chunks of ``batch_size`` rows; the graph and
+        ``num_workers`` are unused (the signature is :meth:`Encoder.inference`'s)."""
         with evaluating(self):
             out = torch.empty(feat.shape[0], self.out_dim, dtype=next(self.parameters()).dtype)
             starts = range(0, feat.shape[0], batch_size)

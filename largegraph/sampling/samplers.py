@@ -1,6 +1,9 @@
 """What is sampled for a batch: neighbours (DGL's samplers, re-seeded per batch) and negatives."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import dgl
 import torch
 from dgl.utils import set_num_threads
@@ -47,6 +50,7 @@ class SeedOnlySampler(dgl.dataloading.Sampler):
         return seed_nodes, seed_nodes, []
 
 
+@dataclass
 class SeededNegatives:
     """Negative pairs for a batch of seed edges, drawn from (seed, epoch, batch) like the neighbors.
 
@@ -60,14 +64,13 @@ class SeededNegatives:
 
     # Each round keeps a pair with probability about the graph's density, so a few rounds leave
     # almost none; a source adjacent to every node can never get a true negative and stays as drawn.
-    REDRAW_ROUNDS = 8
+    REDRAW_ROUNDS: ClassVar[int] = 8
 
-    def __init__(self, k: int, base_seed: int, global_uniform: bool = False, true_negatives: bool = False):
-        self.k = k
-        self.base_seed = base_seed
-        self.global_uniform = global_uniform
-        self.true_negatives = true_negatives
-        self.epoch = 0
+    k: int  # negatives per positive
+    base_seed: int
+    global_uniform: bool = False
+    true_negatives: bool = False
+    epoch: int = 0  # set by the loader each epoch
 
     def __call__(self, g, eids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(mix_seed(self.base_seed, self.epoch, int(eids[0]), 0x4E6))

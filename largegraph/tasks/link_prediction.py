@@ -1,6 +1,9 @@
 """Link prediction: any encoder, an edge scorer on node embeddings, BCE or margin loss, OGB evaluation."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -127,33 +130,34 @@ def is_undirected(data: LinkData) -> bool:
     return bool(data.info.get("undirected", True))
 
 
+@dataclass
 class LinkPredictionTask:
     """The loss and the evaluation of link prediction, for the shared trainer.
 
     Args:
         data: a loaded link dataset (message-passing graph = training edges only).
-        loss: ``link.loss`` (see :func:`link_loss`), with ``margin``.
+        loss_kind: ``link.loss`` (see :func:`link_loss`), with ``margin``.
         num_negatives: negatives per positive in a training batch.
         eval_batch_size: nodes per chunk of layer-wise inference.
         score_batch_size: pairs per chunk when scoring evaluation edges.
         seed: picks the fixed subset of training edges that "train" metrics rank.
     """
 
-    name = "link_prediction"
+    name: ClassVar[str] = "link_prediction"
 
-    def __init__(self, data: LinkData, *, loss: str = "bce", num_negatives: int = 1, margin: float = 1.0,
-                 eval_batch_size: int = 8192, score_batch_size: int = 65536, seed: int = 0):
-        self.data = data
-        self.metric = data.metric
-        self.loss_kind = loss
-        self.num_negatives = num_negatives
-        self.margin = margin
-        self.eval_batch_size = eval_batch_size
-        self.score_batch_size = score_batch_size
-        self.seed = seed
+    data: LinkData
+    loss_kind: str = "bce"
+    num_negatives: int = 1
+    margin: float = 1.0
+    eval_batch_size: int = 8192
+    score_batch_size: int = 65536
+    seed: int = 0
+
+    def __post_init__(self) -> None:
         from ogb.linkproppred import Evaluator
 
-        self.evaluator = Evaluator(data.evaluator_name)
+        self.metric = self.data.metric
+        self.evaluator = Evaluator(self.data.evaluator_name)
 
     def loss(self, model: LinkPredictor, batch: EdgeMiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (loss, number of positives scored above zero and negatives below)."""
