@@ -23,7 +23,8 @@ from pathlib import Path
 
 from largegraph.config import DataConfig
 from largegraph.data import load_dataset
-from largegraph.data.ogb_layout import dataset_dir, write_node_dataset
+from largegraph.data.layout import dataset_dir
+from largegraph.data.ogb_layout import write_node_dataset
 from largegraph.data.synthetic import SynthNodeParams, generate_node_graph
 
 

@@ -35,19 +35,10 @@ from largegraph.trainer import Trainer
 
 # --- assembly: config sections -> built objects --------------------------------------------------------
 def load_data(cfg: JobConfig):
-    """The dataset ``cfg.task`` needs, loaded and prepared per ``cfg.data``."""
-    if cfg.task == "link_prediction":
-        from largegraph.data.link import load_link_dataset
+    """The dataset ``cfg.task`` needs, loaded, validated and prepared per ``cfg.data``."""
+    from largegraph.data import load_dataset, load_link_data
 
-        data = load_link_dataset(cfg.data.name, cfg.data.root)
-        if cfg.data.feature_norm != "none" and "feat" in data.graph.ndata:
-            from largegraph.data import normalize_features
-
-            normalize_features(data.graph.ndata["feat"], cfg.data.feature_norm)
-        return data
-    from largegraph.data import load_dataset
-
-    return load_dataset(cfg.data)
+    return load_link_data(cfg.data) if cfg.task == "link_prediction" else load_dataset(cfg.data)
 
 
 def _encoder(cfg: JobConfig, in_dim: int):

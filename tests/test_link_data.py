@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from largegraph.config import DataConfig
+from largegraph.data import load_link_data
+from largegraph.data.layout import META_FILE
 from largegraph.data.link import LinkData, load_link_dataset
-from largegraph.data.ogb_layout import META_FILE, write_link_dataset
+from largegraph.data.ogb_layout import write_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, generate_link_graph, write_synthetic_link_dataset
-from largegraph.errors import DatasetError
+from largegraph.errors import ConfigError, DatasetError
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMALL = SynthLinkParams(num_nodes=1500, avg_degree=8.0, num_communities=4, feat_dim=8, seed=2)
@@ -191,6 +194,65 @@ def test_missing_official_dataset_names_directory_and_never_prompts(tmp_path):
         load_link_dataset("ogbl-collab", tmp_path)
     with pytest.raises(DatasetError, match="unknown dataset 'ogbl-nope'"):
         load_link_dataset("ogbl-nope", tmp_path)
+
+
+def _assert_twin_layout(data: LinkData, train: np.ndarray) -> None:
+    """The link task's layout: edge 2i is training edge i, edge 2i+1 its reverse."""
+    src, dst = data.graph.edges()
+    assert data.graph.num_edges() == 2 * len(train)
+    assert torch.equal(src[0::2], torch.from_numpy(train[:, 0]))
+    assert torch.equal(dst[0::2], torch.from_numpy(train[:, 1]))
+    assert torch.equal(src[1::2], dst[0::2]) and torch.equal(dst[1::2], src[0::2])
+
+
+@pytest.mark.parametrize("reverse", ["auto", "true", "false"])
+def test_prepare_link_keeps_the_twin_layout_and_normalises_features(tmp_path, reverse):
+    generated = generate_link_graph(SMALL, "edge")
+    write_synthetic_link_dataset(tmp_path, "prep", SMALL)
+    cfg = DataConfig(name="prep", root=str(tmp_path), add_reverse_edges=reverse, feature_norm="row")
+    data = load_link_data(cfg)
+    # Undirected data already holds both directions: no setting adds or drops any.
+    _assert_twin_layout(data, generated["edges_train"])
+    assert data.info["undirected"] and data.info["reverse_edges_added"] is False and data.info["self_loops"] is False
+    feat = data.graph.ndata["feat"]
+    expected = torch.from_numpy(generated["feat"])
+    expected = expected / expected.abs().sum(dim=1, keepdim=True)
+    assert torch.allclose(feat, expected, atol=1e-6)
+    assert torch.allclose(feat.abs().sum(dim=1), torch.ones(SMALL.num_nodes), atol=1e-5)
+
+
+def test_prepare_link_without_features(tmp_path):
+    params = SynthLinkParams(num_nodes=800, avg_degree=6.0, num_communities=3, feat_dim=0, seed=5)
+    write_synthetic_link_dataset(tmp_path, "bare", params, metric="hits@20")
+    data = load_link_data(DataConfig(name="bare", root=str(tmp_path), feature_norm="standardize"))
+    assert "feat" not in data.graph.ndata and data.graph.num_edges() == 2 * len(data.split["train"]["edge"])
+
+
+def test_prepare_link_refuses_self_loops(tmp_path):
+    write_synthetic_link_dataset(tmp_path, "loops", SMALL)
+    with pytest.raises(ConfigError) as err:
+        load_link_data(DataConfig(name="loops", root=str(tmp_path), self_loops=True))
+    message = str(err.value)
+    assert "data.self_loops=true" in message and "set data.self_loops=false" in message and "\n" not in message
+
+
+def test_prepare_directed_link_dataset(tmp_path):
+    generated = generate_link_graph(SMALL, "source_target", num_neg=5)
+    write_link_dataset(tmp_path, "directed", edges_train=generated["edges_train"], num_nodes=SMALL.num_nodes,
+                       feat=generated["feat"], split=generated["split"], split_style="source_target",
+                       metric="mrr", directed=True)
+    for reverse in ("auto", "false"):
+        data = load_link_data(DataConfig(name="directed", root=str(tmp_path), add_reverse_edges=reverse))
+        # One edge per training edge, in its own direction: what the task's seeds and exclusion expect.
+        assert not data.info["undirected"] and data.info["reverse_edges_added"] is False
+        src, dst = data.graph.edges()
+        train = generated["edges_train"]
+        assert torch.equal(src, torch.from_numpy(train[:, 0])) and torch.equal(dst, torch.from_numpy(train[:, 1]))
+    with pytest.raises(ConfigError) as err:
+        load_link_data(DataConfig(name="directed", root=str(tmp_path), add_reverse_edges="true"))
+    message = str(err.value)
+    assert "data.add_reverse_edges=true" in message and "set data.add_reverse_edges=auto" in message
+    assert "\n" not in message
 
 
 def _link_copy(src: Path, dst: Path) -> None:

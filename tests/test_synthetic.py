@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from largegraph.config import DataConfig
+from largegraph.data import load_dataset
+from largegraph.data.layout import META_FILE
 from largegraph.data.ogb import load_ogb_node_dataset
-from largegraph.data.ogb_layout import META_FILE
 from largegraph.data.synthetic import SynthNodeParams, generate_node_graph, write_synthetic_node_dataset
 from largegraph.errors import DatasetError
 
@@ -175,3 +177,57 @@ def test_bad_params_name_the_flag(change, flag):
 def test_bad_layout_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="layout"):
         write_synthetic_node_dataset(tmp_path, "synth-x", SMALL, layout="parquet")
+
+
+def _edge_keys(src: torch.Tensor, dst: torch.Tensor, n: int) -> set[int]:
+    return set((src * n + dst).tolist())
+
+
+@pytest.mark.parametrize("reverse", ["auto", "true", "false"])
+def test_prepare_node_graph_reverse_edges(synth_root, reverse):
+    raw = load_ogb_node_dataset("tiny", synth_root)
+    data = load_dataset(DataConfig(name="tiny", root=str(synth_root), add_reverse_edges=reverse))
+    e, n = raw.graph.num_edges(), raw.num_nodes
+    src, dst = raw.graph.edges()
+    added = reverse != "false"  # our datasets store each undirected edge once
+    assert data.info["reverse_edges_added"] is added and data.info["self_loops"] is False
+    assert data.graph.num_edges() == (2 * e if added else e)
+    keys = _edge_keys(*data.graph.edges(), n)
+    assert _edge_keys(src, dst, n) <= keys
+    assert (_edge_keys(dst, src, n) <= keys) is added
+
+
+def test_prepare_node_graph_self_loops_and_feature_norm(synth_root):
+    raw = load_ogb_node_dataset("tiny", synth_root)
+    data = load_dataset(DataConfig(name="tiny", root=str(synth_root), self_loops=True, feature_norm="standardize"))
+    n = raw.num_nodes
+    assert data.graph.num_edges() == 2 * raw.graph.num_edges() + n
+    src, dst = data.graph.edges()
+    loops = src[src == dst]
+    assert torch.equal(torch.sort(loops).values, torch.arange(n))  # exactly one per node
+    feat = data.graph.ndata["feat"]
+    assert feat.mean(dim=0).abs().max() < 1e-4 and (feat.std(dim=0) - 1).abs().max() < 1e-4
+    assert torch.equal(data.graph.ndata["label"], raw.graph.ndata["label"])
+
+
+def test_interrupted_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
+    import largegraph.data.ogb_layout as ogb_layout
+
+    write_synthetic_node_dataset(tmp_path, "keep", SMALL, layout="csv")
+    before = load_ogb_node_dataset("keep", tmp_path)
+    written = []
+
+    def fail_on_third(path, payload, durable=True):
+        if len(written) == 2:
+            raise OSError("disk full")
+        written.append(path)
+        return real(path, payload, durable)
+
+    real = ogb_layout.atomic_write_bytes
+    monkeypatch.setattr(ogb_layout, "atomic_write_bytes", fail_on_third)
+    with pytest.raises(OSError, match="disk full"):
+        write_synthetic_node_dataset(tmp_path, "keep", dataclasses.replace(SMALL, seed=9), layout="csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no staging directory left behind
+    after = load_ogb_node_dataset("keep", tmp_path)
+    assert torch.equal(after.graph.edges()[0], before.graph.edges()[0])
+    assert torch.equal(after.graph.ndata["feat"], before.graph.ndata["feat"])

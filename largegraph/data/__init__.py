@@ -1,15 +1,19 @@
-"""Datasets: every loader returns a validated :class:`GraphData` ready for sampling."""
+"""Datasets as a job uses them: :func:`load_dataset` (node classification, a validated
+:class:`GraphData`) and :func:`load_link_data` (link prediction, a :class:`LinkData`), each loaded and
+then prepared for sampling by :func:`prepare` as the job's ``data`` settings ask."""
 from __future__ import annotations
 
-import dgl
 import torch
 
 from largegraph.config import DataConfig
-from largegraph.data.graph import SPLITS, GraphData
+from largegraph.data.graph import GraphData
+from largegraph.data.layout import SPLITS
+from largegraph.data.link import LinkData, load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset
+from largegraph.data.prepare import prepare
 from largegraph.errors import DatasetError
 
-__all__ = ["GraphData", "load_dataset", "validate", "prepare_graph", "normalize_features"]
+__all__ = ["GraphData", "LinkData", "load_dataset", "load_link_data", "validate", "prepare"]
 
 
 def validate(data: GraphData) -> None:
@@ -42,32 +46,6 @@ def validate(data: GraphData) -> None:
                                f"range [0, {data.num_classes}); fix the labels or num_classes")
 
 
-def normalize_features(feat: torch.Tensor, kind: str) -> None:
-    """In place (no second copy): ``row`` L1-normalises rows, ``standardize`` columns."""
-    if kind == "row":
-        feat.div_(feat.abs().sum(dim=1, keepdim=True).clamp_min(1e-12))
-    elif kind == "standardize":
-        feat.sub_(feat.mean(dim=0)).div_(feat.std(dim=0).clamp_min(1e-6))
-
-
-def prepare_graph(data: GraphData, cfg: DataConfig) -> GraphData:
-    """Apply reverse edges, self-loops and feature normalisation in place of the raw graph.
-
-    Node data is carried over by reference, so features are never held twice.
-    """
-    g = data.graph
-    ogb_symmetric = data.info.get("inverse_edges_added_by_ogb", False)
-    add_reverse = cfg.add_reverse_edges == "true" or (cfg.add_reverse_edges == "auto" and not ogb_symmetric)
-    if add_reverse and not ogb_symmetric:
-        g = dgl.add_reverse_edges(g, copy_ndata=True)
-    if cfg.self_loops:
-        g = dgl.add_self_loop(dgl.remove_self_loop(g))
-    normalize_features(g.ndata["feat"], cfg.feature_norm)
-    data.graph = g
-    data.info.update(reverse_edges_added=bool(add_reverse and not ogb_symmetric), self_loops=cfg.self_loops)
-    return data
-
-
 def load_dataset(cfg: DataConfig) -> GraphData:
     """Load, validate and prepare the dataset a job config names.
 
@@ -76,4 +54,15 @@ def load_dataset(cfg: DataConfig) -> GraphData:
     """
     data = load_ogb_node_dataset(cfg.name, cfg.root)
     validate(data)
-    return prepare_graph(data, cfg)
+    return prepare(data, cfg)
+
+
+def load_link_data(cfg: DataConfig) -> LinkData:
+    """Load and prepare the link-prediction dataset a job config names (see :func:`prepare` for
+    which settings links honour).
+
+    Raises:
+        DatasetError: with a one-line description of what is wrong and how to fix it.
+        ConfigError: a data setting link prediction cannot honour, saying what to set instead.
+    """
+    return prepare(load_link_dataset(cfg.name, cfg.root), cfg)

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from largegraph.data.layout import SPLITS
 from largegraph.data.ogb_layout import write_node_dataset
 from largegraph.errors import DatasetError
 
 PathLike = str | os.PathLike
-SPLIT_FILES = ("train", "valid", "test")
 _INT_PATTERN = r"[+-]?\d+"
 # Cells read as missing (NaN) in feature columns, so that they are reported rather than parsed as text.
 _MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"]
@@ -217,7 +217,7 @@ def _read_split_files(split_dir: PathLike) -> dict[str, tuple[Path, np.ndarray, 
     if not directory.is_dir():
         raise DatasetError(f"split directory {directory} does not exist; it must hold train.csv, valid.csv, test.csv")
     parts = {}
-    for part in SPLIT_FILES:
+    for part in SPLITS:
         path = directory / f"{part}.csv"
         if not path.is_file():
             raise DatasetError(f"split file {path} is missing; the split directory needs train.csv, valid.csv "
@@ -359,8 +359,8 @@ def _split_by_ratios(labels: np.ndarray, ratios, seed: int) -> dict[str, np.ndar
     if min(n_train, n_valid, n_test) <= 0 or n_train + n_valid + n_test > n:
         raise DatasetError(f"split ratios {ratios} leave a split empty with {n} labelled node(s); "
                            f"label more nodes or change the ratios")
-    train, valid, test = np.split(order[:n_train + n_valid + n_test], [n_train, n_train + n_valid])
-    return {"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}
+    parts = np.split(order[:n_train + n_valid + n_test], [n_train, n_train + n_valid])
+    return {part: np.sort(ids) for part, ids in zip(SPLITS, parts)}
 
 
 def _split_from_dir(nodes: _NodeIds, labels: np.ndarray, split_dir: PathLike, id_col: str) -> dict[str, np.ndarray]:
@@ -382,7 +382,7 @@ def _split_from_dir(nodes: _NodeIds, labels: np.ndarray, split_dir: PathLike, id
         for bad, message in checks:
             if bad.any():
                 k = int(np.flatnonzero(bad)[0])
-                other = SPLIT_FILES[owner[known[k]]] if owner[known[k]] >= 0 else part
+                other = SPLITS[owner[known[k]]] if owner[known[k]] >= 0 else part
                 raise DatasetError(f"split file {path}, line {lines[k]}: " + message.format(v=raw[k], other=other))
         owner[idx] = part_no
         split[part] = idx

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 import dgl
 import torch
 
-SPLITS = ("train", "valid", "test")
+from largegraph.data.layout import SPLITS  # re-exported: the node task imports it from here
+
+__all__ = ["SPLITS", "GraphData"]
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Link-prediction datasets through OGB's own DGL loader (``DglLinkPropPredDataset``), for official
 ``ogbl-*`` names and for datasets that largegraph wrote in OGB's linkproppred layout.
 
-The same rules as for node datasets (``largegraph.data.ogb``): every file OGB would download or ask
-about is checked first, stdin is closed and stdout redirected while OGB runs, and first loads are
-serialised by a lock on the dataset directory.
+Read with the same helpers as node datasets (``largegraph.data.ogb``): every file OGB would download
+or ask about is checked first, stdin is closed and stdout redirected while OGB runs, and first loads
+are serialised by a lock on the dataset directory.
 
 The message-passing graph holds the **training edges only**. What OGB's DGL loader returns for an
 undirected dataset (``add_inverse_edge`` True in its meta, e.g. ogbl-ddi/collab/ppa) is
@@ -21,16 +21,14 @@ from pathlib import Path
 
 import dgl
 import numpy as np
-import pandas as pd
 import torch
 
-from largegraph.data.ogb import read_with_ogb, require_raw_and_marker, resolve_dataset
-from largegraph.data.ogb_layout import (
-    LINK_METRIC_EVALUATORS, check_link_split, link_pair_keys, positive_pairs,
+from largegraph.data.layout import (
+    EDGE, FLOAT_SPLIT_KEYS, LINK_METRIC_EVALUATORS, SOURCE_NODE, SPLITS, TARGET_NODE, TRAIN, check_link_metric,
+    check_link_split, heldout_in_train, link_split_keys, negatives, num_positives, positive_pairs, split_style_of,
 )
+from largegraph.data.ogb import read_with_ogb, resolve_dataset
 from largegraph.errors import DatasetError
-
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass
@@ -40,7 +38,8 @@ class LinkData:
     Attributes:
         name: dataset name (``ogbl-ddi``, ``synth-links``...).
         graph: message-passing graph of the training edges only (both directions for undirected
-            data); ``ndata['feat']`` float32 when the dataset has node features (ogbl-ddi has none).
+            data, edge ``2i+1`` the reverse of edge ``2i``); ``ndata['feat']`` float32 when the
+            dataset has node features (ogbl-ddi has none).
         num_nodes: number of nodes.
         split: ``train``/``valid``/``test`` -> dict of int64 tensors as OGB's ``get_edge_split()``
             returns them: ``edge`` ``(E, 2)`` [+ ``edge_neg``] or ``source_node``/``target_node``
@@ -69,37 +68,11 @@ class LinkData:
         parts = []
         for part in SPLITS:
             d = self.split[part]
-            pos = d["edge"] if "edge" in d else d["source_node"]
-            neg = d.get("edge_neg", d.get("target_node_neg"))
-            parts.append(f"{part}={len(pos)}" + ("" if neg is None else f"(+{tuple(neg.shape)} neg)"))
+            neg = negatives(d, self.split_style)
+            parts.append(f"{part}={num_positives(d, self.split_style)}"
+                         + ("" if neg is None else f"(+{tuple(neg.shape)} neg)"))
         return (f"{self.name}: {self.num_nodes} nodes, {self.graph.num_edges()} message-passing edges, "
                 f"{self.feat_dim}-d features, {self.metric}, split {' '.join(parts)}")
-
-
-def official_link_meta() -> pd.DataFrame:
-    """OGB's master table of link-property datasets (one column per dataset)."""
-    import ogb.linkproppred
-
-    path = Path(ogb.linkproppred.__file__).parent / "master.csv"
-    return pd.read_csv(path, index_col=0, keep_default_na=False)
-
-
-def _require_link_files(directory: Path, meta: dict, name: str, how_to_get: str) -> None:
-    raw_needed = ["data.npz"] if meta["binary"] == "True" else ["edge.csv.gz"]
-    require_raw_and_marker(directory, meta, name, how_to_get, raw_needed)
-    split_dir = directory / "split" / meta["split"]
-    if not (split_dir / "split_dict.pt").exists():
-        for part in SPLITS:
-            path = split_dir / f"{part}.pt"
-            if not path.exists():
-                raise DatasetError(f"split file {path} is missing; re-extract the dataset")
-
-
-def _read_with_ogb(name: str, directory: Path, meta: dict, official: bool):
-    from ogb.linkproppred import DglLinkPropPredDataset
-
-    dataset, split = read_with_ogb(DglLinkPropPredDataset, "get_edge_split", name, directory, meta, official)
-    return dataset[0], split
 
 
 def _to_int64_split(split: dict) -> dict[str, dict[str, torch.Tensor]]:
@@ -108,7 +81,7 @@ def _to_int64_split(split: dict) -> dict[str, dict[str, torch.Tensor]]:
         out[part] = {}
         for key, value in split[part].items():
             t = torch.as_tensor(np.asarray(value))
-            if t.is_floating_point() and key in ("weight", "year"):
+            if t.is_floating_point() and key in FLOAT_SPLIT_KEYS:
                 out[part][key] = t  # ogbl-collab's edge weights / years: kept as they are
                 continue
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
@@ -126,8 +99,24 @@ def _train_graph(train_pairs: np.ndarray, num_nodes: int, add_reverse: bool) -> 
     return dgl.graph((src, dst), num_nodes=num_nodes)
 
 
+def _split_style(name: str, raw_split: dict, directory: Path) -> str:
+    """The style of OGB's split (raises DatasetError unless it has all parts and training edges)."""
+    if not all(part in raw_split for part in SPLITS):
+        raise DatasetError(f"{name}: OGB's split has parts {sorted(raw_split)}, expected {list(SPLITS)}")
+    train = raw_split[TRAIN]
+    split_style = split_style_of(train)
+    if split_style is None:
+        raise DatasetError(f"{name}: train split has keys {sorted(train)}; expected {EDGE!r} or "
+                           f"{SOURCE_NODE!r}/{TARGET_NODE!r}")
+    first_key = link_split_keys(split_style, TRAIN)[0]
+    if np.asarray(train[first_key]).size == 0:
+        raise DatasetError(f"{name}: the train split has no edges ({directory}); link prediction needs training edges")
+    return split_style
+
+
 def load_link_dataset(name: str, root: str | os.PathLike) -> LinkData:
-    """Load a link-prediction dataset through OGB's ``DglLinkPropPredDataset``.
+    """Load a link-prediction dataset through OGB's ``DglLinkPropPredDataset``, as stored (no
+    feature normalisation: ``largegraph.data.prepare`` applies the job's data settings).
 
     Args:
         name: an official OGB name (``ogbl-ddi``) or a dataset largegraph wrote under ``root``.
@@ -141,35 +130,21 @@ def load_link_dataset(name: str, root: str | os.PathLike) -> LinkData:
             out-of-range or negative node ids, empty training edges, unknown metric.
     """
     root = Path(root).expanduser()
-    directory, meta, official, own_meta = resolve_dataset(
-        name, root, "link", official_link_meta(), _require_link_files, "`largegraph data synth link`")
+    directory, meta, official, own_meta = resolve_dataset(name, root, "link")
     if meta["is hetero"] == "True" or meta["task type"] != "link prediction":
         raise DatasetError(f"{name} is a {'heterogeneous ' if meta['is hetero'] == 'True' else ''}"
                            f"{meta['task type']} dataset; largegraph does homogeneous link prediction")
     metric = meta["eval metric"]
-    if metric not in LINK_METRIC_EVALUATORS:
-        raise DatasetError(f"{name}: unknown link metric {metric!r}; OGB's Evaluator knows "
-                           f"{', '.join(LINK_METRIC_EVALUATORS)}")
-    ogb_graph, raw_split = _read_with_ogb(name, directory, meta, official)
+    check_link_metric(metric, name)
+    dataset, raw_split = read_with_ogb("link", name, directory, meta, official)
+    ogb_graph = dataset[0]
     num_nodes = int(ogb_graph.num_nodes())
-    if not all(part in raw_split for part in SPLITS):
-        raise DatasetError(f"{name}: OGB's split has parts {sorted(raw_split)}, expected {list(SPLITS)}")
-    train = raw_split["train"]
-    if "edge" in train:
-        split_style = "edge"
-    elif "source_node" in train and "target_node" in train:
-        split_style = "source_target"
-    else:
-        raise DatasetError(f"{name}: train split has keys {sorted(train)}; expected 'edge' or "
-                           f"'source_node'/'target_node'")
-    if split_style == "edge" and np.asarray(train["edge"]).size == 0 or \
-            split_style == "source_target" and np.asarray(train["source_node"]).size == 0:
-        raise DatasetError(f"{name}: the train split has no edges ({directory}); link prediction needs training edges")
+    split_style = _split_style(name, raw_split, directory)
     check_link_split(raw_split, num_nodes, split_style, metric, where=f"{name} split")
     split = _to_int64_split(raw_split)
 
     undirected = meta["add_inverse_edge"] == "True"
-    train_pairs = positive_pairs(split["train"], split_style)
+    train_pairs = positive_pairs(split[TRAIN], split_style)
     graph = _train_graph(train_pairs, num_nodes, add_reverse=undirected)
     o_src, o_dst = ogb_graph.edges()
     g_src, g_dst = graph.edges()
@@ -180,10 +155,7 @@ def load_link_dataset(name: str, root: str | os.PathLike) -> LinkData:
         if not torch.isfinite(graph.ndata["feat"]).all():
             raise DatasetError(f"{name}: node features contain NaN or inf")
 
-    train_keys = np.unique(link_pair_keys(train_pairs, num_nodes, directed=not undirected))
-    leaked = {part: int(np.isin(link_pair_keys(positive_pairs(split[part], split_style), num_nodes,
-                                               directed=not undirected), train_keys).sum())
-              for part in ("valid", "test")}
+    leaked = heldout_in_train(split, split_style, train_pairs, num_nodes, directed=not undirected)
     if not official and any(leaked.values()):
         raise DatasetError(f"{name}: valid/test edges also in the training edges ({leaked}); rewrite the dataset")
     return LinkData(

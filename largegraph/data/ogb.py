@@ -1,74 +1,89 @@
-"""Node-property datasets through OGB's own DGL loader, for official OGB names and for datasets
-that largegraph wrote in OGB's layout.
+"""Datasets through OGB's own DGL loaders: the reading helpers shared by node and link datasets
+(finding a dataset, checking its files, opening it with OGB) and the node-property loader.
 
 OGB's loader downloads missing files and asks questions on stdin (large downloads; "update the
 dataset?" when the ``RELEASE_v*.txt`` marker is missing). Machines running largegraph often have no
-internet and no terminal, so every file OGB would look for is checked here first, and stdin is
-closed while OGB runs: a question that slips through fails instead of hanging a job.
+internet and no terminal, so every file OGB would look for is checked here first, stdin is closed
+while OGB runs (a question that slips through fails instead of hanging a job), and first loads are
+serialised by a lock on the dataset directory.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import gzip
+import importlib
 import io
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from largegraph.data.graph import GraphData
-from largegraph.data.ogb_layout import META_FILE, dataset_dir_name, read_meta
+from largegraph.data.layout import (
+    LOCK_FILE, META_FILE, PROCESSED_CACHE, RAW_DIR, SPLIT_DICT, SPLITS, dataset_dir, official_dataset_dir,
+    raw_files, read_meta, release_marker, split_dir, split_file,
+)
 from largegraph.errors import DatasetError
 
 
-def official_node_meta() -> pd.DataFrame:
-    """OGB's master table of node-property datasets (one column per dataset)."""
-    import ogb.nodeproppred
+@dataclass(frozen=True)
+class _OgbTask:
+    """How OGB serves one task: its package (with ``master.csv``), DGL dataset class and split method."""
 
-    path = Path(ogb.nodeproppred.__file__).parent / "master.csv"
-    return pd.read_csv(path, index_col=0, keep_default_na=False)
-
-
-def _official_dir(root: Path, name: str) -> Path:
-    plain = root / dataset_dir_name(name)
-    # OGB prefers a previously downloaded "<name>_dgl" folder when it exists; so do we.
-    dgl_variant = root / (dataset_dir_name(name) + "_dgl")
-    return dgl_variant if dgl_variant.exists() else plain
+    package: str
+    dataset_class: str
+    split_method: str
+    kind: str  # for messages
+    how_to_make: str  # the CLI that writes such a dataset
 
 
-def _require_files(directory: Path, meta: dict, name: str, how_to_get: str) -> None:
-    raw_needed = ["data.npz", "node-label.npz"] if meta["binary"] == "True" else ["edge.csv.gz"]
-    require_raw_and_marker(directory, meta, name, how_to_get, raw_needed)
-    split_dir = directory / "split" / meta["split"]
-    if not (split_dir / "split_dict.pt").exists():
-        for part in ("train", "valid", "test"):
-            path = split_dir / f"{part}.csv.gz"
-            if not path.exists():
-                raise DatasetError(f"split file {path} is missing; re-extract the dataset")
-            if _gzip_is_empty(path):
-                raise DatasetError(f"{name}: the {part} split is empty ({path}); every split needs nodes")
+_TASKS = {
+    "node": _OgbTask("ogb.nodeproppred", "DglNodePropPredDataset", "get_idx_split", "node-classification",
+                     "`largegraph data synth node` or `largegraph data import`"),
+    "link": _OgbTask("ogb.linkproppred", "DglLinkPropPredDataset", "get_edge_split", "link-prediction",
+                     "`largegraph data synth link`"),
+}
 
 
-def require_raw_and_marker(directory: Path, meta: dict, name: str, how_to_get: str,
-                           raw_needed: list[str]) -> None:
-    """Check what OGB's loaders (node and link alike) would otherwise download or prompt about: the
-    raw files (unless OGB's processed cache exists) and the ``RELEASE_v*.txt`` marker."""
-    processed = directory / "processed" / "dgl_data_processed"
-    missing = [f"raw/{f}" for f in raw_needed if not (directory / "raw" / f).exists()]
-    if not directory.is_dir() or (missing and not processed.exists()):
+def official_meta(task: str) -> pd.DataFrame:
+    """OGB's master table of ``task`` (``node``/``link``) datasets (one column per dataset)."""
+    package = importlib.import_module(_TASKS[task].package)
+    return pd.read_csv(Path(package.__file__).parent / "master.csv", index_col=0, keep_default_na=False)
+
+
+def require_files(directory: Path, meta: dict, name: str, how_to_get: str, task: str) -> None:
+    """Check every file OGB's ``task`` loader would otherwise download or prompt about: the raw
+    files (unless OGB's processed cache exists), the ``RELEASE_v*.txt`` marker and the split.
+
+    Raises:
+        DatasetError: naming the missing file and ``how_to_get`` it.
+    """
+    needed = raw_files(task, meta["binary"] == "True")
+    missing = [f"{RAW_DIR}/{f}" for f in needed if not (directory / RAW_DIR / f).exists()]
+    if not directory.is_dir() or (missing and not (directory / PROCESSED_CACHE).exists()):
         raise DatasetError(f"dataset {name} not found: expected {directory}/{missing[0] if missing else ''}; {how_to_get}")
-    marker = directory / f"RELEASE_v{meta['version']}.txt"
+    marker = release_marker(directory, meta["version"])
     if not marker.exists():
         raise DatasetError(
             f"{marker} is missing, so OGB would ask to re-download {name}; restore the marker file from "
             f"OGB's zip (or `touch` it if the files are OGB release v{meta['version']})"
         )
+    folder = split_dir(directory, meta["split"])
+    if (folder / SPLIT_DICT).exists():
+        return
+    for part in SPLITS:
+        path = folder / split_file(task, part)
+        if not path.exists():
+            raise DatasetError(f"split file {path} is missing; re-extract the dataset")
+        # A node split is node ids in csv.gz; a link split's emptiness is checked once it is read.
+        if task == "node" and _gzip_is_empty(path):
+            raise DatasetError(f"{name}: the {part} split is empty ({path}); every split needs nodes")
 
 
 def _gzip_is_empty(path: Path) -> bool:
@@ -96,9 +111,8 @@ def _quiet_and_closed_stdin():
 def _dataset_lock(directory: Path):
     """OGB caches the processed graph on first load; concurrent first loads (several ranks or jobs)
     would otherwise write the cache file at the same time."""
-    lock_path = directory / ".largegraph.lock"
     try:
-        handle = open(lock_path, "a+")
+        handle = open(directory / LOCK_FILE, "a+")
     except OSError:
         # A read-only dataset directory needs no lock: nobody can write its cache either.
         yield
@@ -111,51 +125,51 @@ def _dataset_lock(directory: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def resolve_dataset(name: str, root: Path, task: str, master: pd.DataFrame,
-                    require_files: Callable[[Path, dict, str, str], None],
-                    how_to_make: str) -> tuple[Path, dict, bool, dict]:
+def resolve_dataset(name: str, root: Path, task: str) -> tuple[Path, dict, bool, dict]:
     """Find dataset ``name`` under ``root``: one largegraph wrote, else an official OGB one.
 
     Args:
         task: ``node`` or ``link``; a largegraph dataset of the other task is refused.
-        master: OGB's master table for that task (one column per official dataset).
-        require_files: checks a directory holds every file OGB will read (raises DatasetError).
-        how_to_make: the CLI hint for an unknown name.
 
     Returns:
         (dataset directory, OGB meta_dict, is_official, largegraph.json contents or {}).
+
+    Raises:
+        DatasetError: unknown name, wrong task or missing files, with how to fix it.
     """
     if not root.is_dir():
         raise DatasetError(f"data.root {root} does not exist or is not a directory; create it or point data.root at your datasets")
-    own = root / dataset_dir_name(name)
+    own = dataset_dir(root, name)
     if (own / META_FILE).exists():
         meta = read_meta(own)
         if meta.get("task") != task:
-            kind = {"node": "node-classification", "link": "link-prediction"}[task]
-            raise DatasetError(f"{own} holds a {meta.get('task')} dataset, not a {kind} one")
+            raise DatasetError(f"{own} holds a {meta.get('task')} dataset, not a {_TASKS[task].kind} one")
         ogb_meta = dict(meta["ogb_meta"], dir_path=str(own))
-        require_files(own, ogb_meta, name, "rewrite it with `largegraph data`")
+        require_files(own, ogb_meta, name, "rewrite it with `largegraph data`", task)
         return own, ogb_meta, False, meta
+    master = official_meta(task)
     if name in master:
-        directory = _official_dir(root, name)
+        directory = official_dataset_dir(root, name)
         meta = dict(master[name])
         how = (f"this machine cannot download; fetch {meta['url']} elsewhere and unzip it into {root} "
-               f"so that {root / dataset_dir_name(name)}/raw exists")
-        require_files(directory, meta, name, how)
+               f"so that {own / RAW_DIR} exists")
+        require_files(directory, meta, name, how, task)
         return directory, meta, True, {}
     known = ", ".join(master.columns)
     raise DatasetError(
         f"unknown dataset {name!r}: not an OGB {task} dataset ({known}) and no largegraph dataset at {own}; "
-        f"create one with {how_to_make}"
+        f"create one with {_TASKS[task].how_to_make}"
     )
 
 
-def read_with_ogb(dataset_cls, split_method: str, name: str, directory: Path, meta: dict, official: bool):
-    """Open a dataset with one of OGB's DGL loaders and return ``(dataset, its split)``.
+def read_with_ogb(task: str, name: str, directory: Path, meta: dict, official: bool):
+    """Open a dataset with OGB's DGL loader for ``task`` and return ``(dataset, its split)``.
 
     Under the dataset's lock, with stdin closed (OGB must never prompt), and with OGB's failures
-    turned into one DatasetError. ``split_method``: ``get_idx_split`` or ``get_edge_split``.
+    turned into one DatasetError.
     """
+    spec = _TASKS[task]
+    dataset_cls = getattr(importlib.import_module(spec.package), spec.dataset_class)
     with _dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
         # OGB wraps read-only numpy arrays; the tensors are copied right after, so harmless.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -166,17 +180,10 @@ def read_with_ogb(dataset_cls, split_method: str, name: str, directory: Path, me
                 dataset = dataset_cls(name, root=str(directory.parent))
             else:
                 dataset = dataset_cls(name, meta_dict=meta)
-            split = getattr(dataset, split_method)()
+            split = getattr(dataset, spec.split_method)()
         except (EOFError, FileNotFoundError, RuntimeError, ValueError, KeyError, OSError) as exc:
             raise DatasetError(f"OGB could not read {name} from {directory}: {exc}") from None
     return dataset, split
-
-
-def _read_with_ogb(name: str, directory: Path, meta: dict, official: bool):
-    from ogb.nodeproppred import DglNodePropPredDataset
-
-    dataset, split = read_with_ogb(DglNodePropPredDataset, "get_idx_split", name, directory, meta, official)
-    return dataset.graph[0], dataset.labels, split
 
 
 def _labels_to_int(labels: torch.Tensor) -> torch.Tensor:
@@ -204,15 +211,14 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
         DatasetError: unknown name, missing files, or malformed contents.
     """
     root = Path(root).expanduser()
-    directory, meta, official, _ = resolve_dataset(
-        name, root, "node", official_node_meta(), _require_files,
-        "`largegraph data synth node` or `largegraph data import`")
+    directory, meta, official, _ = resolve_dataset(name, root, "node")
     if meta["is hetero"] == "True":
         raise DatasetError(f"{name} is a heterogeneous graph; largegraph trains on homogeneous graphs")
     if int(meta["num tasks"]) != 1 or "multiclass" not in meta["task type"]:
         raise DatasetError(f"{name} is a {meta['task type']} task with {meta['num tasks']} targets; "
                            f"node classification here needs single-label multiclass data")
-    graph, labels, split = _read_with_ogb(name, directory, meta, official)
+    dataset, split = read_with_ogb("node", name, directory, meta, official)
+    graph, labels = dataset.graph[0], dataset.labels
     if "feat" not in graph.ndata:
         raise DatasetError(f"{name} has no node features; node classification needs them")
     feat = graph.ndata.pop("feat")

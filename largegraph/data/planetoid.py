@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from largegraph.data.layout import SPLITS
 from largegraph.data.ogb_layout import write_node_dataset
 from largegraph.errors import DatasetError
 
@@ -125,11 +126,9 @@ def read_planetoid(src_dir: str | os.PathLike, prefix: str = "ind.cora") -> dict
     labels = np.where(onehot.any(axis=1), onehot.argmax(axis=1), -1)
 
     test = np.sort(test_index)
-    split = {
-        "train": np.arange(len(y), dtype=np.int64),
-        "valid": np.arange(len(y), len(y) + NUM_VALID, dtype=np.int64),
-        "test": test[labels[test] >= 0],
-    }
+    train = np.arange(len(y), dtype=np.int64)
+    valid = np.arange(len(y), len(y) + NUM_VALID, dtype=np.int64)
+    split = dict(zip(SPLITS, (train, valid, test[labels[test] >= 0])))
     return {"edges": edges, "num_nodes": num_nodes, "feat": feat, "labels": labels,
             "num_classes": int(ally.shape[1]), "split": split}
 

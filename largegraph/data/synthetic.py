@@ -30,7 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from largegraph.data.ogb_layout import write_node_dataset
+from largegraph.data.layout import (
+    EDGE, EDGE_NEG, HELDOUT, LINK_SPLIT_STYLES, SOURCE_NODE, SPLITS, TARGET_NODE, TARGET_NODE_NEG, TRAIN,
+    pair_keys,
+)
+from largegraph.data.ogb_layout import write_link_dataset, write_node_dataset
 from largegraph.errors import DatasetError
 
 GENERATOR = "largegraph.synthetic"
@@ -241,8 +245,7 @@ class _EdgeSampler:
 def _pair_keys(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     """Encode undirected pairs as int64 ``min * n + max``, dropping self-loops."""
     keep = src != dst
-    src, dst = src[keep], dst[keep]
-    return np.minimum(src, dst) * n + np.maximum(src, dst)
+    return pair_keys(src[keep], dst[keep], n)
 
 
 def _draw_unique_pairs(rng: np.random.Generator, sampler: _EdgeSampler, n: int, m: int,
@@ -326,11 +329,8 @@ def _split(rng: np.random.Generator, n: int, ratios: tuple[float, float, float])
     n_train = int(round(ratios[0] * n))
     n_valid = int(round(ratios[1] * n))
     # Sorted ids read better in files and make gathers cache-friendlier; the split stays random.
-    return {
-        "train": np.sort(perm[:n_train]),
-        "valid": np.sort(perm[n_train:n_train + n_valid]),
-        "test": np.sort(perm[n_train + n_valid:]),
-    }
+    parts = np.split(perm, [n_train, n_train + n_valid])
+    return {part: np.sort(ids) for part, ids in zip(SPLITS, parts)}
 
 
 def generate_node_graph(params: SynthNodeParams) -> dict:
@@ -523,20 +523,15 @@ def _sample_neg_targets(rng: np.random.Generator, n: int, sources: np.ndarray, k
     """``(E, k)`` uniform random targets per source, none equal to the source or joined to it."""
     targets = rng.integers(0, n, (len(sources), k))
     src = np.broadcast_to(sources[:, None], targets.shape)
-    bad = (targets == src) | np.isin(_pair_keys_keep(src, targets, n), forbidden)
+    bad = (targets == src) | np.isin(pair_keys(src, targets, n), forbidden)
     for _ in range(_MAX_NEG_ROUNDS):
         count = int(bad.sum())
         if count == 0:
             return targets
         targets[bad] = rng.integers(0, n, count)
-        bad_now = (targets == src) | np.isin(_pair_keys_keep(src, targets, n), forbidden)
+        bad_now = (targets == src) | np.isin(pair_keys(src, targets, n), forbidden)
         bad = bad & bad_now
     raise DatasetError("cannot draw negative targets: some sources are joined to almost every node")
-
-
-def _pair_keys_keep(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Undirected pair keys of same-shaped arrays, self-loops included (unlike ``_pair_keys``)."""
-    return np.minimum(a, b) * n + np.maximum(a, b)
 
 
 def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_neg: int = 100,
@@ -562,8 +557,8 @@ def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_
         DatasetError: invalid parameters.
     """
     p = params
-    if split_style not in ("edge", "source_target"):
-        raise DatasetError(f"split_style must be 'edge' or 'source_target', got {split_style!r}")
+    if split_style not in LINK_SPLIT_STYLES:
+        raise DatasetError(f"split_style must be one of {LINK_SPLIT_STYLES}, got {split_style!r}")
     if not _is_int(num_neg) or num_neg < 1:
         raise DatasetError(f"num_neg must be an integer >= 1, got {num_neg!r}")
     if num_edge_neg is not None and (not _is_int(num_edge_neg) or num_edge_neg < 1):
@@ -586,30 +581,27 @@ def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_
     if n_valid < 1 or n_test < 1 or e - n_valid - n_test < 1:
         raise DatasetError(f"{e} edges are too few to hold out valid_ratio {p.valid_ratio} and "
                            f"test_ratio {p.test_ratio}; raise num_nodes or avg_degree")
-    perm = rng_hold.permutation(e)
-    parts = {
-        "valid": np.sort(perm[:n_valid]),
-        "test": np.sort(perm[n_valid:n_valid + n_test]),
-        "train": np.sort(perm[n_valid + n_test:]),
-    }
-    all_keys = _pair_keys_keep(edges[:, 0], edges[:, 1], n)  # sorted: edges are sorted (min, max)
+    valid_ids, test_ids, train_ids = np.split(rng_hold.permutation(e), [n_valid, n_valid + n_test])
+    parts = dict(zip(SPLITS, (np.sort(train_ids), np.sort(valid_ids), np.sort(test_ids))))
+    all_keys = pair_keys(edges[:, 0], edges[:, 1], n)  # sorted: edges are sorted (min, max)
     split: dict[str, dict[str, np.ndarray]] = {}
-    edges_train = edges[parts["train"]]
-    for part in ("train", "valid", "test"):
+    edges_train = edges[parts[TRAIN]]
+    for part in SPLITS:
         pos = edges[parts[part]]
+        heldout = part in HELDOUT
         if split_style == "edge":
-            split[part] = {"edge": pos}
-            if part != "train":
+            split[part] = {EDGE: pos}
+            if heldout:
                 count = len(pos) if num_edge_neg is None else int(num_edge_neg)
-                split[part]["edge_neg"] = _sample_non_edges(rng_neg, n, count, all_keys)
+                split[part][EDGE_NEG] = _sample_non_edges(rng_neg, n, count, all_keys)
         else:
-            if part != "train":
+            if heldout:
                 # Random orientation: the source is not always the smaller id.
                 flip = rng_orient.random(len(pos)) < 0.5
                 pos = np.where(flip[:, None], pos[:, ::-1], pos)
-            split[part] = {"source_node": pos[:, 0].copy(), "target_node": pos[:, 1].copy()}
-            if part != "train":
-                split[part]["target_node_neg"] = _sample_neg_targets(rng_neg, n, pos[:, 0], int(num_neg), all_keys)
+            split[part] = {SOURCE_NODE: pos[:, 0].copy(), TARGET_NODE: pos[:, 1].copy()}
+            if heldout:
+                split[part][TARGET_NODE_NEG] = _sample_neg_targets(rng_neg, n, pos[:, 0], int(num_neg), all_keys)
     info = {
         "generator": GENERATOR + ".link",
         "params": asdict(p),
@@ -639,9 +631,7 @@ def write_synthetic_link_dataset(root: str | os.PathLike, name: str, params: Syn
     """Generate a synthetic link-prediction dataset and write it in OGB's linkproppred layout.
 
     Args:
-        root: directory holding dataset folders.
-        name: dataset name (directory ``root/<name with - as _>``).
-        params: generator settings.
+        root, name, params: as for :func:`write_synthetic_node_dataset`.
         split_style: ``edge`` or ``source_target`` (see ``generate_link_graph``).
         num_neg: negatives per positive for ``source_target``.
         num_edge_neg: negative pairs per valid/test split for ``edge`` (default: #positives).
@@ -650,8 +640,6 @@ def write_synthetic_link_dataset(root: str | os.PathLike, name: str, params: Syn
     Returns:
         The dataset directory; load it with ``largegraph.data.link.load_link_dataset(name, root)``.
     """
-    from largegraph.data.ogb_layout import write_link_dataset
-
     data = generate_link_graph(params, split_style, num_neg, num_edge_neg)
     if metric is None:
         metric = "hits@50" if split_style == "edge" else "mrr"
