@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import shutil
 import statistics
 import sys
 import tempfile
@@ -52,9 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common import add_graph_args, add_root_args, dataset_root, peak_rss_gb
 from largegraph.config import DataConfig, JobConfig, build_config
 from largegraph.data import GraphData, load_dataset
-from largegraph.data.ogb_layout import dataset_dir
 from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
 from largegraph.rundir import RunDir
 from largegraph.train import assemble
@@ -67,10 +66,7 @@ LR = 0.003  # largegraph's default train.lr, used by both loops
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--avg-degree", type=float, default=20.0)
-    parser.add_argument("--classes", type=int, default=8)
-    parser.add_argument("--feat-dim", type=int, default=64)
+    add_graph_args(parser, nodes=100_000, avg_degree=20.0, classes=8, feat_dim=64)
     parser.add_argument("--fanouts", default="10,10", help="comma-separated, one per layer (-1 = all)")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--hidden", type=int, default=128)
@@ -79,8 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="epochs per loop; the mean leaves out the first unless only one is run")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch.set_num_threads for both loops (default: torch's default)")
-    parser.add_argument("--root", default=None, help="dataset root (default: a temporary directory)")
-    parser.add_argument("--keep", action="store_true", help="keep the written dataset afterwards")
+    add_root_args(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.fanouts = [int(f) for f in args.fanouts.split(",")]
@@ -89,11 +84,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     return args
-
-
-def peak_rss_gb(who: int = resource.RUSAGE_SELF) -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(who).ru_maxrss / 2**20
 
 
 # --- the data -------------------------------------------------------------------------------------
@@ -229,22 +219,9 @@ def run_benchmark(args: argparse.Namespace, root: Path, run_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    made_root = args.root is None
-    root = Path(tempfile.mkdtemp(prefix="largegraph-epoch-")) if made_root else Path(args.root)
-    root.mkdir(parents=True, exist_ok=True)
-    run_path = Path(tempfile.mkdtemp(prefix="largegraph-epoch-run-"))  # the trainer's run directory
-    try:
-        run_benchmark(args, root, run_path)
-    finally:
-        shutil.rmtree(run_path, ignore_errors=True)
-        if args.keep:
-            print(f"kept {root}", flush=True)
-        elif made_root:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            shutil.rmtree(dataset_dir(root, DATASET_NAME), ignore_errors=True)
+    with dataset_root(args, DATASET_NAME) as root, tempfile.TemporaryDirectory(prefix="largegraph-epoch-run-") as run:
+        run_benchmark(args, root, Path(run))  # run: the trainer's run directory
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

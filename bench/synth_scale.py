@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from common import add_graph_args, add_root_args, dataset_root, peak_rss_gb
 from largegraph.config import DataConfig
 from largegraph.data import load_dataset
-from largegraph.data.layout import dataset_dir
 from largegraph.data.ogb_layout import write_node_dataset
 from largegraph.data.synthetic import SynthNodeParams, generate_node_graph
-
-
-def peak_rss_gb() -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def dir_size_gb(path: Path) -> float:
@@ -39,23 +31,15 @@ def dir_size_gb(path: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=2_450_000)
-    parser.add_argument("--avg-degree", type=float, default=50.5)
-    parser.add_argument("--feat-dim", type=int, default=100)
-    parser.add_argument("--classes", type=int, default=47)
+    add_graph_args(parser, nodes=2_450_000, avg_degree=50.5, classes=47, feat_dim=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", default="auto", choices=["auto", "csv", "binary"])
     parser.add_argument("--name", default="synth-scale")
-    parser.add_argument("--root", default=None, help="dataset root (default: a new temporary directory)")
-    parser.add_argument("--keep", action="store_true", help="keep the written dataset afterwards")
+    add_root_args(parser)
     args = parser.parse_args(argv)
-
-    made_root = args.root is None
-    root = Path(tempfile.mkdtemp(prefix="largegraph-synth-")) if made_root else Path(args.root)
-    root.mkdir(parents=True, exist_ok=True)
     params = SynthNodeParams(num_nodes=args.nodes, avg_degree=args.avg_degree, num_classes=args.classes,
                              feat_dim=args.feat_dim, seed=args.seed)
-    try:
+    with dataset_root(args, args.name) as root:
         start = time.perf_counter()
         data = generate_node_graph(params)
         elapsed = time.perf_counter() - start
@@ -87,14 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             del loaded
             gc.collect()
         print(f"peak_rss={peak_rss_gb():.2f}GB", flush=True)
-    finally:
-        if not args.keep:
-            if made_root:
-                shutil.rmtree(root, ignore_errors=True)
-            else:
-                shutil.rmtree(dataset_dir(root, args.name), ignore_errors=True)
-        else:
-            print(f"kept {dataset_dir(root, args.name)}", flush=True)
     return 0
 
 

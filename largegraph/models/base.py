@@ -155,8 +155,13 @@ class Encoder(nn.Module):
 
         Returns:
             (N, out_dim) embeddings on CPU.
+
+        An encoder without message passing (``uses_graph`` False) runs over chunks of rows instead.
         """
         # eval mode: dropout off and batch-norm running stats, so inference is deterministic
+        if not self.uses_graph:
+            with evaluating(self):
+                return self._rowwise(feat, batch_size, device, progress)
         with evaluating(self), warnings.catch_warnings():
             # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
             warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
@@ -180,3 +185,11 @@ class Encoder(nn.Module):
                     out[output_nodes.cpu()] = y.cpu()
                 h = out
             return h
+
+    def _rowwise(self, feat: torch.Tensor, batch_size: int, device, progress: bool) -> torch.Tensor:
+        """Inference of an encoder that uses no graph: ``forward`` over chunks of feature rows."""
+        out = torch.empty(feat.shape[0], self.out_dim, dtype=next(self.parameters()).dtype)
+        for start in tqdm(range(0, feat.shape[0], batch_size), desc="inference", disable=not progress):
+            rows = slice(start, start + batch_size)
+            out[rows] = self([], feat[rows].to(device)).cpu()
+        return out

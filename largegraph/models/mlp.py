@@ -3,16 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import dgl
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from largegraph.models.base import Encoder, EncoderSpec, evaluating
+from largegraph.models.base import Encoder, EncoderSpec
 
 
 class MLPEncoder(Encoder):
-    """Stack of ``nn.Linear`` layers with the same between-layer treatment as the GNNs."""
+    """Stack of ``nn.Linear`` layers with the same between-layer treatment as the GNNs; its
+    inference is a chunked pass over the feature rows (see :meth:`Encoder.inference`)."""
 
     uses_graph = False
 
@@ -36,17 +35,3 @@ class MLPEncoder(Encoder):
         for i in range(self.num_layers):
             h = self._after(i, self._layer(i, None, h))
         return h
-
-    @torch.no_grad()
-    def inference(self, g: dgl.DGLGraph, feat: torch.Tensor, batch_size: int,
-                  device: torch.device | str = "cpu", num_workers: int = 0,
-                  progress: bool = False) -> torch.Tensor:
-        """Embeddings of every row of ``feat`` in chunks of ``batch_size`` rows; the graph and
-        ``num_workers`` are unused (the signature is :meth:`Encoder.inference`'s)."""
-        with evaluating(self):
-            out = torch.empty(feat.shape[0], self.out_dim, dtype=next(self.parameters()).dtype)
-            starts = range(0, feat.shape[0], batch_size)
-            for start in tqdm(starts, desc="inference", disable=not progress):
-                rows = slice(start, start + batch_size)
-                out[rows] = self([], feat[rows].to(device)).cpu()
-            return out

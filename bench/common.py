@@ -1,0 +1,51 @@
+"""What the benchmark scripts share: graph-shape options, a dataset root that cleans up after
+itself, and peak memory. The scripts run as ``python bench/NAME.py``, which puts this folder on
+``sys.path``."""
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from largegraph.data.layout import dataset_dir
+
+
+def peak_rss_gb(who: int = resource.RUSAGE_SELF) -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(who).ru_maxrss / 2**20
+
+
+def add_graph_args(parser: argparse.ArgumentParser, *, nodes: int, avg_degree: float, classes: int,
+                   feat_dim: int) -> None:
+    """The synthetic node graph's shape, with this benchmark's defaults."""
+    parser.add_argument("--nodes", type=int, default=nodes)
+    parser.add_argument("--avg-degree", type=float, default=avg_degree)
+    parser.add_argument("--classes", type=int, default=classes)
+    parser.add_argument("--feat-dim", type=int, default=feat_dim)
+
+
+def add_root_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", default=None, help="dataset root (default: a new temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the written dataset afterwards")
+
+
+@contextmanager
+def dataset_root(args: argparse.Namespace, name: str) -> Iterator[Path]:
+    """``--root`` (or a new temporary one); afterwards the dataset ``name`` is removed, or the
+    temporary root with it, unless ``--keep``."""
+    made = args.root is None
+    root = Path(tempfile.mkdtemp(prefix="largegraph-bench-")) if made else Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield root
+    finally:
+        if args.keep:
+            print(f"kept {dataset_dir(root, name)}", flush=True)
+        elif made:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            shutil.rmtree(dataset_dir(root, name), ignore_errors=True)
