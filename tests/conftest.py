@@ -23,6 +23,17 @@ def synth_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def small_link_root(tmp_path_factory) -> Path:
+    """A dataset root holding `links` (1.5k nodes, edge split, Hits@K) written by the synthetic generator."""
+    from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+
+    root = tmp_path_factory.mktemp("link-datasets")
+    params = SynthLinkParams(num_nodes=1500, avg_degree=8, num_communities=12, feat_dim=8, seed=4)
+    write_synthetic_link_dataset(root, "links", params, split_style="edge")
+    return root
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m largegraph ARGS` as a real subprocess with stdin closed (``env``: extra variables)."""

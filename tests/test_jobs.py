@@ -2,6 +2,10 @@
 
 Trainers are tiny (2k nodes, a few epochs); what takes time is process start-up, so daemon tests
 share what they can and poll fast (LARGEGRAPH_HEARTBEAT_S=1, --poll-interval 0.2).
+
+No test relies on a trainer being slow enough: where a test must act on a job mid-run (kill it,
+kill its daemon, cancel or drain it), it first freezes the job's processes (SIGSTOP, see
+:class:`Frozen`), so the job cannot move on until the daemon has done what the test waits for.
 """
 from __future__ import annotations
 
@@ -13,32 +17,63 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from conftest import ROOT, write_config
-from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+from conftest import ROOT, run_cli, write_config
+from largegraph.checkpoint import CheckpointStore
 from largegraph.jobs import procs
-from largegraph.jobs.store import JobStore
+from largegraph.jobs.store import Job, JobStore
 from largegraph.jobs.workspace import Workspace
+from largegraph.rundir import RunDir
 
 CLI = [sys.executable, "-m", "largegraph"]
-FAST_SERVE = ["--poll-interval", "0.2", "--gpu-slots", "0", "--retry-backoff", "0.5", "--kill-grace", "20"]
+# --kill-grace bounds how long a stopping trainer may take to checkpoint and exit; no passing test
+# waits it out, so it is generous: a loaded machine's slow checkpoint must not look like a hang.
+FAST_SERVE = ["--poll-interval", "0.2", "--gpu-slots", "0", "--retry-backoff", "0.5", "--kill-grace", "60"]
 # Small batches make an epoch long enough (~40 steps) to be interrupted between checkpoints.
 SLOW_JOB = dict(sampler={"fanouts": [5, 5], "batch_size": 32, "num_workers": 0},
                 train={"epochs": 8, "lr": 0.01}, checkpoint={"every_n_epochs": 1})
 
 
-def env_for(ws: Path, **extra: str) -> dict:
-    return dict(os.environ, PYTHONUNBUFFERED="1", LARGEGRAPH_WORKSPACE=str(ws), LARGEGRAPH_HEARTBEAT_S="1", **extra)
+@pytest.fixture
+def ws(tmp_path) -> Path:
+    """The workspace a test's jobs run in (created by its first `submit` or `serve`)."""
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def job_yaml(tmp_path, synth_root) -> Path:
+    """A quick node classification job (2 epochs on `tiny`)."""
+    return write_config(tmp_path / "job.yaml", "tiny", synth_root)
+
+
+@pytest.fixture
+def slow_yaml(tmp_path, synth_root) -> Path:
+    """A job long enough (8 epochs of ~40 steps, a checkpoint per epoch) to be interrupted mid-run."""
+    return write_config(tmp_path / "slow.yaml", "tiny", synth_root, **SLOW_JOB)
+
+
+def job_env(ws: Path, **extra: str) -> dict:
+    """What every job command of a test sees on top of the environment: its workspace, fast heartbeats."""
+    return dict(LARGEGRAPH_WORKSPACE=str(ws), LARGEGRAPH_HEARTBEAT_S="1", **extra)
+
+
+def env_for(ws: Path) -> dict:
+    return dict(os.environ, PYTHONUNBUFFERED="1", **job_env(ws))
 
 
 def lg(ws: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, env=env_for(ws, **env), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+    return run_cli(*args, timeout=timeout, env=job_env(ws, **env))
+
+
+def lg_start(ws: Path, *args: str) -> subprocess.Popen:
+    """`lg` in the background, for a command that waits on something the test must do meanwhile."""
+    return subprocess.Popen([*CLI, *map(str, args)], cwd=ROOT, env=env_for(ws), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
 def one_line_error(result: subprocess.CompletedProcess, needle: str) -> None:
@@ -57,36 +92,45 @@ def serve(ws: Path, *args: str) -> subprocess.Popen:
     return daemon
 
 
-def wait_for(what, timeout: float = 120, every: float = 0.1):
+def wait_for(what, timeout: float = 120, every: float = 0.1, explain=None):
+    """Poll ``what()`` until it is truthy and return that; on timeout fail, saying ``explain()`` if given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = what()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what.__doc__ or what}")
+    raise AssertionError(f"timed out waiting for {what.__doc__ or what}" + (f" ({explain()})" if explain else ""))
+
+
+def metric_kinds(run_dir: str | Path) -> list[str]:
+    # RunDir's reader skips a line the trainer is still writing, which a poll may well catch.
+    return [record["kind"] for record in RunDir(run_dir).read_metrics()]
 
 
 def epochs_done(run_dir: str | Path) -> int:
-    path = Path(run_dir) / "metrics.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return sum(1 for line in lines if '"kind": "epoch"' in line)
+    return metric_kinds(run_dir).count("epoch")
 
 
-def job(ws: Path, name: str):
-    store = JobStore(ws / "jobs.db")
-    try:
+def checkpointed_epochs(run_dir: str | Path) -> int:
+    """Epochs done by the newest complete checkpoint (0 before the first). A trainer appends an
+    epoch's metrics before it checkpoints the epoch, so this can lag `epochs_done` for a moment."""
+    for manifest in reversed(CheckpointStore(RunDir(run_dir).checkpoints, "").manifests()):
+        try:
+            return json.loads(manifest.read_text())["epoch"]
+        except (OSError, ValueError):
+            continue  # pruned under us
+    return 0
+
+
+def job(ws: Path, name: str) -> Job:
+    with closing(JobStore(Workspace(ws).db_path)) as store:
         return store.get(name)
-    finally:
-        store.close()
 
 
 def attempts(ws: Path, name: str) -> list[dict]:
-    store = JobStore(ws / "jobs.db")
-    try:
+    with closing(JobStore(Workspace(ws).db_path)) as store:
         return store.attempts(store.get(name).id)
-    finally:
-        store.close()
 
 
 def finish(daemon: subprocess.Popen, timeout: float = 240) -> None:
@@ -113,8 +157,91 @@ def serving(ws: Path, *args: str, timeout: float = 240) -> Iterator[subprocess.P
     finish(daemon, timeout)
 
 
-def metric_kinds(run_dir: str) -> list[str]:
-    return [json.loads(line)["kind"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+def sigterm_in(pid: int, *masks: str) -> bool:
+    """Whether SIGTERM is in any of the named signal masks of /proc/<pid>/status (SigPnd, ShdPnd: pending;
+    SigIgn: ignored; SigCgt: caught); False once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    bits = 0
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in masks:
+            bits |= int(value, 16)
+    return bool(bits & (1 << (signal.SIGTERM - 1)))
+
+
+def sigterm_pending(pid: int) -> bool:
+    """Whether a SIGTERM sent to ``pid`` waits to be delivered (as it does while the process is stopped)."""
+    return sigterm_in(pid, "SigPnd", "ShdPnd")
+
+
+class Frozen:
+    """A running job with every process stopped (SIGSTOP): it can neither progress nor finish, so
+    what the test does next provably lands mid-run, however slow or loaded the machine is."""
+
+    def __init__(self, ws: Path, name: str):
+        self.job = job(ws, name)
+        assert self.job.state == "running" and self.job.pid, self.job
+        pids = procs.job_processes(self.job.pid, Workspace(ws).job_mark(self.job.id))
+        self._pids = {pid: procs.start_time(pid) for pid in pids}  # start times: never signal a reused pid
+        self.thawed = False
+        self._signal(signal.SIGSTOP)
+
+    def _signal(self, sig: int) -> None:
+        for pid, start in self._pids.items():
+            if procs.is_alive(pid, start):
+                procs.signal_process(pid, sig)
+
+    def thaw(self) -> None:
+        """Let the job run again (SIGCONT); a no-op once thawed or gone."""
+        if not self.thawed:
+            self._signal(signal.SIGCONT)
+            self.thawed = True
+
+    def thaw_once_told_to_stop(self) -> bool:
+        """Thaw the job as soon as a daemon's SIGTERM waits on its leader, so that the trainer meets
+        the stop request with its remaining work still ahead; returns whether it is thawed."""
+        if not self.thawed and sigterm_pending(self.job.pid):
+            self.thaw()
+        return self.thawed
+
+    def signals(self) -> str:
+        """How the leader stands with SIGTERM, for a failure message."""
+        pid = self.job.pid
+        if not procs.is_alive(pid):
+            return f"{self.job.name}: leader {pid} is gone"
+        return (f"{self.job.name}: leader {pid} has SIGTERM pending {sigterm_pending(pid)}, "
+                f"caught {sigterm_in(pid, 'SigCgt')}, ignored {sigterm_in(pid, 'SigIgn')}")
+
+
+def thaw_once_told_to_stop(*jobs: Frozen) -> None:
+    """Wait until every one of ``jobs`` has been asked to stop (in whatever order), thawing each as
+    it is (see :meth:`Frozen.thaw_once_told_to_stop`)."""
+    wait_for(lambda: all([f.thaw_once_told_to_stop() for f in jobs]),
+             explain=lambda: "; ".join(f.signals() for f in jobs if not f.thawed))
+
+
+@contextmanager
+def frozen(ws: Path, *names: str) -> Iterator[list[Frozen]]:
+    """Freeze running jobs for the block, and thaw any still frozen after it (also when it fails).
+
+    Each must have two epochs ahead of it: it may be anywhere in the next one (past its last batch,
+    say), but then a whole epoch of batches remains, and a trainer honours SIGTERM at the first batch
+    boundary; a stop request therefore always finds it mid-run.
+    """
+    jobs: list[Frozen] = []
+    try:
+        for name in names:
+            jobs.append(Frozen(ws, name))
+        for f in jobs:
+            left = f.job.epochs - epochs_done(f.job.run_dir)
+            assert left >= 2, f"{f.job.name} had {left} epoch(s) left when frozen; the test needs 2"
+        yield jobs
+    finally:
+        for f in jobs:
+            f.thaw()
 
 
 class TrainerWatch(threading.Thread):
@@ -152,14 +279,6 @@ class TrainerWatch(threading.Thread):
         self.join()
 
 
-@pytest.fixture(scope="module")
-def link_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("jobs-links")
-    params = SynthLinkParams(num_nodes=1500, avg_degree=8, num_communities=12, feat_dim=8, seed=4)
-    write_synthetic_link_dataset(root, "links", params, split_style="edge")
-    return root
-
-
 # --- submit, status, cancel: no daemon needed ----------------------------------------------------------
 SUBMITTER = """
 import sys
@@ -172,16 +291,15 @@ for k in range(5):
 """
 
 
-def test_fifty_jobs_from_ten_concurrent_processes_are_recorded_exactly_once(tmp_path, synth_root):
-    ws = tmp_path / "ws"
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root)
-    submitters = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(p), str(cfg)], cwd=ROOT, env=env_for(ws),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(10)]
+def test_fifty_jobs_from_ten_concurrent_processes_are_recorded_exactly_once(ws, job_yaml):
+    submitters = [subprocess.Popen([sys.executable, "-c", SUBMITTER, str(p), str(job_yaml)], cwd=ROOT,
+                                   env=env_for(ws), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for p in range(10)]
     for p in submitters:
         out, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
         assert out.count("submitted ") == 5
-    rows = sqlite3.connect(ws / "jobs.db").execute("SELECT id, name, state, config_path FROM jobs").fetchall()
+    rows = sqlite3.connect(Workspace(ws).db_path).execute("SELECT id, name, state, config_path FROM jobs").fetchall()
     assert sorted(r[0] for r in rows) == list(range(1, 51))
     names = [r[1] for r in rows]
     assert len(set(names)) == 50
@@ -192,27 +310,23 @@ def test_fifty_jobs_from_ten_concurrent_processes_are_recorded_exactly_once(tmp_
     assert len(status) == 50 and {"id", "name", "task", "state", "attempt", "run_dir", "last_metric"} <= set(status[0])
 
 
-def test_bad_config_fails_at_submit_with_the_same_message_as_train(tmp_path, synth_root):
-    ws = tmp_path / "ws"
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root)
-    submitted = lg(ws, "submit", cfg, "model.hiden=8", "--name", "x")
+def test_bad_config_fails_at_submit_with_the_same_message_as_train(tmp_path, ws, job_yaml):
+    submitted = lg(ws, "submit", job_yaml, "model.hiden=8", "--name", "x")
     one_line_error(submitted, "model.hiden: unknown key")
-    trained = lg(ws, "train", cfg, "model.hiden=8", "--run-dir", tmp_path / "r")
+    trained = lg(ws, "train", job_yaml, "model.hiden=8", "--run-dir", tmp_path / "r")
     assert submitted.stderr == trained.stderr
     one_line_error(lg(ws, "submit", tmp_path / "missing.yaml"), "does not exist")
-    one_line_error(lg(ws, "submit", cfg, "--name", "../../etc"), "job name '../../etc' is invalid")
-    one_line_error(lg(ws, "submit", cfg, "--name", "a;touch pwned"), "is invalid")
+    one_line_error(lg(ws, "submit", job_yaml, "--name", "../../etc"), "job name '../../etc' is invalid")
+    one_line_error(lg(ws, "submit", job_yaml, "--name", "a;touch pwned"), "is invalid")
     assert not ws.exists()  # refused before anything was recorded
 
 
-def test_status_logs_cancel_name_unknown_jobs_and_missing_stores_in_one_line(tmp_path, synth_root):
-    ws = tmp_path / "ws"
+def test_status_logs_cancel_name_unknown_jobs_and_missing_stores_in_one_line(ws, job_yaml):
     one_line_error(lg(ws, "status"), "no job store in")
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root)
-    assert lg(ws, "submit", cfg, "--name", "a", "--priority", "3").returncode == 0
+    assert lg(ws, "submit", job_yaml, "--name", "a", "--priority", "3").returncode == 0
     for command in (["status", "nope"], ["logs", "nope"], ["cancel", "nope"], ["logs", "99"]):
         one_line_error(lg(ws, *command), "no job")
-    one_line_error(lg(ws, "submit", cfg, "--name", "a"), "a job named 'a' already exists")
+    one_line_error(lg(ws, "submit", job_yaml, "--name", "a"), "a job named 'a' already exists")
     table = lg(ws, "status").stdout.splitlines()
     assert table[0].split() == ["ID", "NAME", "TASK", "STATE", "ATTEMPT", "EPOCH/STEP", "BEST", "AGE"]
     assert table[1].split()[:5] == ["1", "a", "node", "queued", "0"]
@@ -222,33 +336,31 @@ def test_status_logs_cancel_name_unknown_jobs_and_missing_stores_in_one_line(tmp
     assert job(ws, "a").state == "cancelled"
 
 
-def test_locked_and_corrupt_store_files_give_one_line_errors(tmp_path, synth_root):
-    ws = tmp_path / "ws"
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root)
-    assert lg(ws, "submit", cfg, "--name", "a").returncode == 0
-    holder = sqlite3.connect(ws / "jobs.db", isolation_level=None)
+def test_locked_and_corrupt_store_files_give_one_line_errors(ws, job_yaml):
+    assert lg(ws, "submit", job_yaml, "--name", "a").returncode == 0
+    db = Workspace(ws).db_path
+    holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
     try:
-        one_line_error(lg(ws, "submit", cfg, LARGEGRAPH_STORE_TIMEOUT="0.5"), "is locked by another process")
+        one_line_error(lg(ws, "submit", job_yaml, LARGEGRAPH_STORE_TIMEOUT="0.5"), "is locked by another process")
         one_line_error(lg(ws, "cancel", "a", LARGEGRAPH_STORE_TIMEOUT="0.5"), "is locked by another process")
         assert "a" in lg(ws, "status", LARGEGRAPH_STORE_TIMEOUT="0.5").stdout  # readers are not blocked
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    for name in ("jobs.db-wal", "jobs.db-shm"):
-        (ws / name).unlink(missing_ok=True)
-    (ws / "jobs.db").write_bytes(b"\x00garbage, not SQLite\n" * 512)
-    for command in (["status"], ["submit", cfg], ["cancel", "a"], ["serve", "--once"]):
+    for suffix in ("-wal", "-shm"):  # SQLite's own companions of the store file
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"\x00garbage, not SQLite\n" * 512)
+    for command in (["status"], ["submit", job_yaml], ["cancel", "a"], ["serve", "--once"]):
         one_line_error(lg(ws, *command), "is corrupt or not a job store")
 
 
 # --- the daemon -----------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_node_and_link_jobs_run_side_by_side_under_max_parallel_two(tmp_path, synth_root, link_root):
-    ws = tmp_path / "ws"
+def test_node_and_link_jobs_run_side_by_side_under_max_parallel_two(tmp_path, ws, synth_root, small_link_root):
     node = write_config(tmp_path / "node.yaml", "tiny", synth_root, train={"epochs": 3},
                         checkpoint={"every_n_epochs": 1}, sampler={"num_workers": 0})
-    link = write_config(tmp_path / "link.yaml", "links", link_root, task="link_prediction",
+    link = write_config(tmp_path / "link.yaml", "links", small_link_root, task="link_prediction",
                         train={"epochs": 3}, sampler={"fanouts": [5, 5], "batch_size": 512, "num_workers": 0})
     for name, cfg in (("node-a", node), ("link-b", link), ("node-c", node)):
         assert lg(ws, "submit", cfg, "--name", name).returncode == 0
@@ -270,53 +382,54 @@ def test_node_and_link_jobs_run_side_by_side_under_max_parallel_two(tmp_path, sy
 
 
 @pytest.mark.slow
-def test_crashed_then_frozen_job_is_retried_and_resumes_from_its_checkpoint(tmp_path, synth_root):
-    ws = tmp_path / "ws"
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, **SLOW_JOB)
-    assert lg(ws, "submit", cfg, "--name", "social-v1", "--retries", "3").returncode == 0
+def test_crashed_then_frozen_job_is_retried_and_resumes_from_its_checkpoint(ws, slow_yaml):
+    assert lg(ws, "submit", slow_yaml, "--name", "social-v1", "--retries", "3").returncode == 0
     with serving(ws, "--heartbeat-timeout", "8", "--exit-when-idle"):
         run_dir = job(ws, "social-v1").run_dir
-        wait_for(lambda: epochs_done(run_dir) >= 2)
-        first = job(ws, "social-v1").pid
-        os.kill(first, signal.SIGKILL)  # a crash mid-training
+        wait_for(lambda: checkpointed_epochs(run_dir) >= 2)
+        with frozen(ws, "social-v1") as (first,):
+            os.kill(first.job.pid, signal.SIGKILL)  # a crash mid-training
         wait_for(lambda: job(ws, "social-v1").attempt == 2 and job(ws, "social-v1").pid)
-        second = job(ws, "social-v1")
         wait_for(lambda: epochs_done(run_dir) >= 3 and "resume" in metric_kinds(run_dir))
-        os.kill(second.pid, signal.SIGSTOP)  # frozen: alive, but its heartbeat stops
-        wait_for(lambda: job(ws, "social-v1").attempt == 3, timeout=60)
-        assert not procs.is_alive(second.pid, second.pid_start)
+        with frozen(ws, "social-v1") as (second,):  # frozen: alive, but its heartbeat stops
+            wait_for(lambda: job(ws, "social-v1").attempt == 3, timeout=60)
+        assert not procs.is_alive(second.job.pid, second.job.pid_start)
     done = job(ws, "social-v1")
     assert (done.state, done.failures, done.exit_code, done.epoch) == ("succeeded", 2, 0, 8)
     tries = attempts(ws, "social-v1")
     assert [(a["outcome"], a["exit_code"]) for a in tries] == [("crashed", -9), ("killed", -9), ("exited", 0)]
     kinds = metric_kinds(run_dir)
     assert kinds.count("resume") == 2 and kinds[-1] == "final"
-    assert [r for r in map(json.loads, (Path(run_dir) / "metrics.jsonl").read_text().splitlines())
+    assert [r for r in RunDir(run_dir).read_metrics()
             if r["kind"] == "resume"][0]["epoch"] >= 3  # continued after the 2 checkpointed epochs
     assert done.resumes == 2
 
 
 @pytest.mark.slow
-def test_daemon_sigkilled_mid_job_then_restarted_completes_every_job_once(tmp_path, synth_root):
-    ws = tmp_path / "ws"
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, **SLOW_JOB)
+def test_daemon_sigkilled_mid_job_then_restarted_completes_every_job_once(ws, slow_yaml):
     names = ["j1", "j2", "j3"]
     for name in names:
         short = ["train.epochs=2"] if name == "j3" else []  # j3 only has to wait its turn
-        assert lg(ws, "submit", cfg, *short, "--name", name).returncode == 0
+        assert lg(ws, "submit", slow_yaml, *short, "--name", name).returncode == 0
     with TrainerWatch(ws) as watch:
         first = serve(ws, "--max-parallel", "2")
         try:
             wait_for(lambda: all(epochs_done(job(ws, n).run_dir) >= 1 for n in names[:2]))
-            running = [job(ws, n) for n in names[:2]]
+            # Frozen, the trainers outlive their daemon mid-run, however long its successors take to
+            # start: neither can finish unseen, so recovery must stop, requeue and resume both.
+            with frozen(ws, *names[:2]) as stopped:
+                first.kill()  # SIGKILL: no chance to clean up; the trainers live on in their own sessions
+                first.wait()
+                running = [f.job for f in stopped]
+                assert all(procs.is_alive(j.pid, j.pid_start) for j in running)
+                # Two daemons come back at once: they race to recover the orphans and to claim jobs.
+                with serving(ws, "--max-parallel", "1", "--exit-when-idle"), \
+                        serving(ws, "--max-parallel", "1", "--exit-when-idle"):
+                    # Recovery SIGTERMs each trainer, then waits for it to checkpoint and exit.
+                    thaw_once_told_to_stop(*stopped)
         finally:
-            first.kill()  # SIGKILL: no chance to clean up; the trainers live on in their own sessions
+            first.kill()
             first.wait()
-        assert all(procs.is_alive(j.pid, j.pid_start) for j in running)
-        # Two daemons come back at once: they race to recover the orphans and to claim jobs.
-        again = [serve(ws, "--max-parallel", "1", "--exit-when-idle") for _ in range(2)]
-        for daemon in again:
-            finish(daemon)
     for j in running:
         assert not procs.is_alive(j.pid, j.pid_start)
         tries = attempts(ws, j.name)
@@ -331,23 +444,27 @@ def test_daemon_sigkilled_mid_job_then_restarted_completes_every_job_once(tmp_pa
 
 
 @pytest.mark.slow
-def test_cancel_stops_every_process_and_sigterm_drains_jobs_to_resume_later(tmp_path, synth_root):
-    ws = tmp_path / "ws"
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, **SLOW_JOB)
+def test_cancel_stops_every_process_and_sigterm_drains_jobs_to_resume_later(ws, slow_yaml):
     # "doomed" runs two workers under torchrun, and torchrun starts each in a session of its own:
     # cancelling it must reach more than the launcher's process group.
-    assert lg(ws, "submit", cfg, "train.epochs=30", "--name", "doomed", "--nproc", "2").returncode == 0
-    with serving(ws, "--max-parallel", "2", "--cpu-slots", "3", timeout=60) as daemon:
-        doomed = wait_for(lambda: epochs_done(job(ws, "doomed").run_dir) >= 1 and job(ws, "doomed"))
-        mark = Workspace(ws).job_mark(doomed.id)
-        assert len(procs.job_processes(doomed.pid, mark)) >= 3 > len(procs.group_members(doomed.pid))
-        cancel = lg(ws, "cancel", "doomed", "--wait", "--timeout", "60")
-        assert cancel.returncode == 0 and "doomed: cancelled" in cancel.stdout, cancel.stderr
+    assert lg(ws, "submit", slow_yaml, "train.epochs=30", "--name", "doomed", "--nproc", "2").returncode == 0
+    with serving(ws, "--max-parallel", "2", "--cpu-slots", "3", timeout=120) as daemon:
+        wait_for(lambda: epochs_done(job(ws, "doomed").run_dir) >= 1)
+        with frozen(ws, "doomed") as (stopped,):
+            doomed = stopped.job
+            mark = Workspace(ws).job_mark(doomed.id)
+            assert len(procs.job_processes(doomed.pid, mark)) >= 3 > len(procs.group_members(doomed.pid))
+            waiting = lg_start(ws, "cancel", "doomed", "--wait", "--timeout", "60")
+            thaw_once_told_to_stop(stopped)
+            out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0 and "doomed: cancelled" in out, err
         assert not procs.job_processes(doomed.pid, mark)
-        # Told to stop after its first epoch: five more (~190 steps) to go, the checkpoint comes sooner.
-        assert lg(ws, "submit", cfg, "train.epochs=6", "--name", "drained").returncode == 0
-        drained = wait_for(lambda: epochs_done(job(ws, "drained").run_dir) >= 1 and job(ws, "drained"))
-        daemon.send_signal(signal.SIGTERM)
+        assert lg(ws, "submit", slow_yaml, "train.epochs=6", "--name", "drained").returncode == 0
+        wait_for(lambda: epochs_done(job(ws, "drained").run_dir) >= 1)
+        with frozen(ws, "drained") as (stopped,):
+            drained = stopped.job
+            daemon.send_signal(signal.SIGTERM)
+            thaw_once_told_to_stop(stopped)
     assert not procs.is_alive(drained.pid, drained.pid_start)
     after = job(ws, "drained")
     assert (after.state, after.failures, after.exit_code) == ("queued", 0, 143)

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from largegraph.argtypes import non_negative_int, positive
-from largegraph.errors import JobError
+from largegraph.errors import EXIT_OK, JobError
 from largegraph.jobs.store import Job, JobStore
-from largegraph.jobs.workspace import WORKSPACE_ENV, Workspace, check_job_name
+from largegraph.jobs.workspace import WORKSPACE_ENV, Workspace, check_job_name, write_job_config
+
+if TYPE_CHECKING:  # the config schema (pydantic) is imported only by the commands that need it
+    from largegraph.config import JobConfig
+
 
 def _open(args: argparse.Namespace, create: bool = False) -> tuple[Workspace, JobStore]:
     ws = Workspace(args.workspace)
@@ -37,13 +41,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval, retry_backoff=args.retry_backoff, kill_grace=args.kill_grace,
         exit_when_idle=args.exit_when_idle, once=args.once)
     ws, store = _open(args, create=True)
-    store.close()
+    store.close()  # opened only to create (or upgrade) the store before the daemon registers in it
     return JobDaemon(ws, options).serve()
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate a job exactly as `train` would, freeze its resolved config in the workspace, queue it."""
-    from largegraph.config import dump_config, load_config
+    from largegraph.config import load_config
 
     if args.name is not None:
         check_job_name(args.name)
@@ -51,25 +55,38 @@ def cmd_submit(args: argparse.Namespace) -> int:
     # The daemon trains from the workspace, not from where `submit` ran: pin the dataset path.
     cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
     ws, store = _open(args, create=True)
-    staged = ws.root / "jobs" / f".submit-{os.getpid()}.yaml"
+    text = _resolved_config(cfg, ws)
+    job = store.submit(
+        name=args.name, default_base=cfg.name, task=cfg.task, config=text,
+        epochs=cfg.train.epochs, priority=args.priority, max_retries=args.retries, nproc=args.nproc,
+        device=args.device, max_restarts=args.max_restarts,
+        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)))
     try:
-        dump_config(cfg, staged)
+        write_job_config(job.config_path, text)
     except OSError as exc:
-        raise JobError(f"cannot write to workspace {ws.root}: {exc.strerror}") from None
-    try:
-        job = store.submit(
-            name=args.name, default_base=cfg.name, task=cfg.task, config=staged.read_text(),
-            epochs=cfg.train.epochs, priority=args.priority, max_retries=args.retries, nproc=args.nproc,
-            device=args.device, max_restarts=args.max_restarts,
-            paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)))
-        Path(job.config_path).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, job.config_path)
-    finally:
-        staged.unlink(missing_ok=True)
+        # The store holds the config too, and a daemon writes the file again before it starts the job.
+        raise JobError(f"job {job.name} (id {job.id}) is queued, but its config could not be written to "
+                       f"{job.config_path}: {exc.strerror}") from None
     print(f"submitted {job.name} (id {job.id}, {cfg.task}, priority {job.priority}, retries {job.max_retries}); "
           f"run dir {job.run_dir}")
     _warn_if_unserved(store, ws)
-    return 0
+    return EXIT_OK
+
+
+def _resolved_config(cfg: "JobConfig", ws: Workspace) -> str:
+    """The config as the daemon will hand it to `train`, in the words of ``dump_config`` (the one
+    writer of resolved configs). Written into the workspace first: a workspace that cannot take the
+    file refuses the job before the store records it."""
+    from largegraph.config import dump_config
+
+    staged = ws.staging_path()
+    try:
+        dump_config(cfg, staged)
+        return staged.read_text()
+    except OSError as exc:
+        raise JobError(f"cannot write to workspace {ws.root}: {exc.strerror}") from None
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def _warn_if_unserved(store: JobStore, ws: Workspace) -> None:
@@ -82,25 +99,28 @@ def _warn_if_unserved(store: JobStore, ws: Workspace) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the jobs as a table, or as JSON records with --json."""
-    _, store = _open(args)
+    ws, store = _open(args)
     jobs = [store.get(ref) for ref in args.jobs] if args.jobs else store.jobs()
     if args.json:
         print(json.dumps([job_record(j) for j in jobs], indent=2))
-        return 0
+        return EXIT_OK
     print(format_table(jobs, time.time()))
     for job in jobs:
         if job.state in ("failed", "queued") and job.last_error:
             print(f"  {job.name}: {job.last_error}")
     if any(j.state in ("queued", "running") for j in jobs):
-        _warn_if_unserved(store, Workspace(args.workspace))
-    return 0
+        _warn_if_unserved(store, ws)
+    return EXIT_OK
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    """Print a job's train.log; with --follow keep printing until the job reaches a final state."""
+    """Print a job's log (every attempt's output); with --follow keep printing until the job reaches
+    a final state."""
+    from largegraph.rundir import RunDir  # not at import time: it pulls in the config schema
+
     _, store = _open(args)
     job = store.get(args.job)
-    path = Path(job.run_dir) / "train.log"
+    path = RunDir(job.run_dir).log_path
     out = sys.stdout.buffer
     offset = 0
     while True:
@@ -114,10 +134,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
             break
     if offset == 0 and not job.is_final and not args.follow:
         print(f"largegraph: job {job.name} has no output yet (state {job.state})", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
-def _copy_from(path: Path, offset: int, out) -> int:
+def _copy_from(path: Path, offset: int, out: BinaryIO) -> int:
+    """Copy what ``path`` holds past byte ``offset`` to ``out``; returns the new offset."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
@@ -146,7 +167,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     if args.wait:
         for job in jobs:
             print(f"{job.name}: {job.state}")
-    return 0
+    return EXIT_OK
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -202,9 +223,37 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     common.add_argument("--workspace", metavar="DIR",
                         help=f"job store and run directories (default ${WORKSPACE_ENV}, else ./lg-workspace)")
 
-    p = sub.add_parser("serve", parents=[common], help="run the job daemon: claims, runs, retries, resumes jobs",
-                       description="Run queued jobs of a workspace. SIGTERM/Ctrl-C drains: running jobs "
-                                   "checkpoint and stop, and resume when a daemon serves the workspace again.")
+    def command(name: str, func: Callable[[argparse.Namespace], int], **kwargs) -> argparse.ArgumentParser:
+        # Every job command works on a workspace, hence the shared --workspace.
+        p = sub.add_parser(name, parents=[common], **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    _add_serve_options(command(
+        "serve", cmd_serve, help="run the job daemon: claims, runs, retries, resumes jobs",
+        description="Run queued jobs of a workspace. SIGTERM/Ctrl-C drains: running jobs checkpoint and stop, "
+                    "and resume when a daemon serves the workspace again."))
+    _add_submit_options(command(
+        "submit", cmd_submit, help="queue a training job (validated like `train`)",
+        description="Queue a YAML job; trailing key=value pairs override it, as for `train`."))
+
+    p = command("status", cmd_status, help="list jobs: state, attempt, progress, best metric")
+    p.add_argument("jobs", nargs="*", metavar="JOB", help="names or ids (default: all jobs)")
+    p.add_argument("--json", action="store_true", help="machine-readable records")
+
+    p = command("logs", cmd_logs, help="print a job's output (the trainer's log in its run directory)")
+    p.add_argument("job", metavar="JOB", help="name or id")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    p.add_argument("--interval", type=positive(float), default=0.5, help=argparse.SUPPRESS)
+
+    p = command("cancel", cmd_cancel, help="cancel jobs (a running one: SIGTERM, then SIGKILL to all its processes)")
+    p.add_argument("jobs", nargs="+", metavar="JOB", help="names or ids")
+    p.add_argument("--wait", action="store_true", help="wait until the daemon has stopped them")
+    p.add_argument("--timeout", type=positive(float), default=120.0, metavar="S",
+                   help="with --wait: give up after this long")
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-parallel", type=positive(int), default=1, metavar="N",
                    help="jobs running at once (default 1)")
     p.add_argument("--cpu-slots", type=non_negative_int, metavar="N",
@@ -226,10 +275,9 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--exit-when-idle", action="store_true", help="exit once no job is queued or running")
     group.add_argument("--once", action="store_true", help="start what fits now, wait for those attempts, exit")
-    p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("submit", parents=[common], help="queue a training job (validated like `train`)",
-                       description="Queue a YAML job; trailing key=value pairs override it, as for `train`.")
+
+def _add_submit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML job file, e.g. configs/node_sage_synth.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     p.add_argument("--name", help="job name (default: the config's name plus the job id)")
@@ -241,22 +289,3 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (takes --nproc GPU slots; the daemon picks the GPUs)")
     p.add_argument("--max-restarts", type=non_negative_int, metavar="R", help="torchrun restarts inside one attempt")
-    p.set_defaults(func=cmd_submit)
-
-    p = sub.add_parser("status", parents=[common], help="list jobs: state, attempt, progress, best metric")
-    p.add_argument("jobs", nargs="*", metavar="JOB", help="names or ids (default: all jobs)")
-    p.add_argument("--json", action="store_true", help="machine-readable records")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("logs", parents=[common], help="print a job's output (train.log)")
-    p.add_argument("job", metavar="JOB", help="name or id")
-    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    p.add_argument("--interval", type=positive(float), default=0.5, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_logs)
-
-    p = sub.add_parser("cancel", parents=[common], help="cancel jobs (a running one: SIGTERM, then SIGKILL to all its processes)")
-    p.add_argument("jobs", nargs="+", metavar="JOB", help="names or ids")
-    p.add_argument("--wait", action="store_true", help="wait until the daemon has stopped them")
-    p.add_argument("--timeout", type=positive(float), default=120.0, metavar="S",
-                   help="with --wait: give up after this long")
-    p.set_defaults(func=cmd_cancel)

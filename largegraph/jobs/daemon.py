@@ -2,9 +2,9 @@
 
 Each attempt is ``python -m largegraph train <frozen config> --run-dir <run dir> --resume auto`` in a
 new session (its own process group, so a cancel or a kill reaches torchrun's workers too), with
-output appended to ``<run dir>/train.log``. Because every start uses ``--resume auto``, a retry, a
-requeue after a daemon crash and a resume after a drain are all the same thing: the next attempt
-continues from the run directory's newest valid checkpoint.
+output appended to the run directory's log (``RunDir.log_path``). Because every start uses
+``--resume auto``, a retry, a requeue after a daemon crash and a resume after a drain are all the
+same thing: the next attempt continues from the run directory's newest valid checkpoint.
 
 Only the daemon that started a process supervises it: only a parent learns the exit status. A
 daemon that finds running jobs of a dead daemon (SIGKILLed, machine rebooted) therefore stops what
@@ -20,16 +20,16 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
+from largegraph.errors import EXIT_BAD_INPUT, EXIT_OK, describe_exit
 from largegraph.jobs import procs
-from largegraph.jobs.progress import LOG_NAME, error_line, heartbeat_time, last_sign_of_life, read_progress
+from largegraph.jobs.progress import (error_line, finished_since, heartbeat_time, last_sign_of_life,
+                                      metrics_stamp, read_progress)
 from largegraph.jobs.store import Daemon as DaemonRow
 from largegraph.jobs.store import Job, JobStore, Outcome, StoreBusy
-from largegraph.jobs.workspace import Workspace
-
-EXIT_BAD_INPUT = 2  # `largegraph train` refused its input: retrying cannot help
+from largegraph.jobs.workspace import Workspace, write_job_config
+from largegraph.rundir import RunDir
 
 
 @dataclass
@@ -55,12 +55,12 @@ class Child:
 
     job: Job
     proc: subprocess.Popen
-    log_offset: int                      # where this attempt's output starts in train.log
+    log_offset: int                      # where this attempt's output starts in the run's log
     started: float
     gpus: list[str] = field(default_factory=list)
     kill_reason: str | None = None       # set when the daemon killed it for going silent
     term_sent: float | None = None       # when SIGTERM went out (cancel or drain)
-    metrics_seen: tuple | None = None    # (mtime, size) of metrics.jsonl last read
+    metrics_seen: tuple | None = None    # metrics_stamp() of the run's metrics when last read
     beat_recorded: float = 0.0
 
 
@@ -98,7 +98,11 @@ class JobDaemon:
 
     # --- the loop ----------------------------------------------------------------------------------
     def serve(self) -> int:
-        """Run until idle (``--exit-when-idle``/``--once``) or a SIGTERM/SIGINT drains us; returns 0."""
+        """Run until idle (``--exit-when-idle``/``--once``) or until a SIGTERM/SIGINT drains us.
+
+        Returns:
+            ``EXIT_OK``: a drain is a clean stop (the jobs it stopped resume under the next daemon).
+        """
         self.store.register_daemon(self.id, self.host, os.getpid(), procs.start_time(os.getpid()))
         self._install_signals()
         self.log(f"daemon {self.id} serving {self.ws.root}: max-parallel {self.opts.max_parallel}, "
@@ -109,7 +113,7 @@ class JobDaemon:
         finally:
             self.store.stop_daemon(self.id)
         self.log(f"daemon {self.id} stopped")
-        return 0
+        return EXIT_OK
 
     def _tick(self) -> bool:
         """One pass of the loop; True when the daemon should exit."""
@@ -184,7 +188,7 @@ class JobDaemon:
         return cmd
 
     def _start(self, job: Job) -> None:
-        run_dir = Path(job.run_dir)
+        run = RunDir(job.run_dir)
         self._stop_strays(job)
         gpus = [self.free_gpus.pop(0) for _ in range(job.nproc)] if job.slots_kind == "gpu" else []
         env = dict(os.environ, PYTHONUNBUFFERED="1", LARGEGRAPH_JOB_ID=str(job.id), LARGEGRAPH_JOB_NAME=job.name)
@@ -196,9 +200,9 @@ class JobDaemon:
             # machine and OpenMP's spinning threads slow all of them (2 jobs on 2 cores: 9.8 s -> 5.9 s).
             env["OMP_NUM_THREADS"] = str(max(1, self.cpu_slots // self.opts.max_parallel // job.nproc))
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(Path(job.config_path), job.config)  # the frozen config, even if the file went missing
-            with open(run_dir / LOG_NAME, "ab") as out:
+            run.path.mkdir(parents=True, exist_ok=True)
+            write_job_config(job.config_path, job.config)  # the frozen config, even if the file went missing
+            with open(run.log_path, "ab") as out:
                 offset = out.tell()
                 out.write(f"=== largegraph serve: {job.name} (id {job.id}) attempt {job.attempt} at "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S')} by daemon {self.id} ===\n".encode())
@@ -233,10 +237,7 @@ class JobDaemon:
             return
         self.log(f"job {job.name}: killing leftover process(es) {found} before starting it again")
         for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            procs.signal_process(pid, signal.SIGKILL)
         procs.wait_gone(strays, 30.0)
 
     # --- watching ----------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ class JobDaemon:
         mine = {j.id: j for j in self.store.jobs("running", daemon_id=self.id)}
         now = time.time()
         for job_id, child in self.children.items():
-            self._record_progress(child, now)
+            self._record_progress(child)
             job = mine.get(job_id)
             if job is not None and job.cancel_requested:
                 self._stop_child(child, "cancel requested", now)
@@ -270,13 +271,9 @@ class JobDaemon:
     def _alive_at(self, child: Child) -> float:
         return max(child.started, last_sign_of_life(child.job.run_dir) or 0.0)
 
-    def _record_progress(self, child: Child, now: float) -> None:
+    def _record_progress(self, child: Child) -> None:
         update: dict = {}
-        metrics = Path(child.job.run_dir) / "metrics.jsonl"
-        try:
-            seen = (metrics.stat().st_mtime, metrics.stat().st_size)
-        except OSError:
-            seen = None
+        seen = metrics_stamp(child.job.run_dir)
         if seen is not None and seen != child.metrics_seen:
             child.metrics_seen = seen
             update.update(read_progress(child.job.run_dir))
@@ -309,12 +306,12 @@ class JobDaemon:
             del self.children[job_id]
             self.free_gpus.extend(child.gpus)
             if owned:
-                self.log(f"job {child.job.name} attempt {child.job.attempt} ended ({procs.describe_exit(code)}): "
+                self.log(f"job {child.job.name} attempt {child.job.attempt} ended ({describe_exit(code)}): "
                          f"{result.state}" + (f" - {result.last_error}" if result.last_error else ""))
 
     def _judge(self, child: Child, code: int) -> Outcome:
         job = self.store.get(child.job.id)
-        if code == 0 or _finished_since(job, child.started):
+        if code == EXIT_OK or finished_since(job.run_dir, child.started):
             # A trainer that wrote its summary has finished, whatever killed it afterwards (a stop
             # request that came too late, a crash in native teardown at exit).
             return Outcome("succeeded", "exited", code)
@@ -322,9 +319,9 @@ class JobDaemon:
             return Outcome("cancelled", "cancelled", code, "cancelled by user")
         if self.stop_signal is not None:
             # Drained: stopped on purpose to resume later; not the job's fault.
-            return Outcome("queued", "drained", code, f"stopped by daemon shutdown ({procs.describe_exit(code)})")
-        found = error_line(Path(job.run_dir) / LOG_NAME, child.log_offset)
-        why = child.kill_reason or procs.describe_exit(code) + (f": {found}" if found else "")
+            return Outcome("queued", "drained", code, f"stopped by daemon shutdown ({describe_exit(code)})")
+        found = error_line(RunDir(job.run_dir).log_path, child.log_offset)
+        why = child.kill_reason or describe_exit(code) + (f": {found}" if found else "")
         if code == EXIT_BAD_INPUT and child.kill_reason is None:
             return Outcome("failed", "bad-input", code, why, failure=True)
         return self._failure(job, code, why, "killed" if child.kill_reason else "crashed")
@@ -374,7 +371,7 @@ class JobDaemon:
         self._stop_strays(job)
         if job.cancel_requested:
             result = Outcome("cancelled", "cancelled", last_error="cancelled by user")
-        elif _finished_since(job, job.started_at or 0.0):
+        elif finished_since(job.run_dir, job.started_at or 0.0):
             result = Outcome("succeeded", "orphaned")  # finished while no daemon watched it
         else:
             result = Outcome("queued", "orphaned", last_error=f"requeued: daemon {job.daemon_id} died while it ran")
@@ -391,17 +388,3 @@ def daemon_alive(daemon: DaemonRow, stale_after_s: float = 120.0) -> bool:
         return procs.is_alive(daemon.pid, daemon.pid_start)
     return time.time() - daemon.heartbeat_at < stale_after_s
 
-
-def _finished_since(job: Job, since: float) -> bool:
-    """Whether the trainer wrote the run's summary (its last act) during the attempt that began at ``since``."""
-    try:
-        return (Path(job.run_dir) / "summary.json").stat().st_mtime >= since
-    except OSError:
-        return False
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

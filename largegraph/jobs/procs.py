@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Callable, Iterator
 
 PROC = Path("/proc")
 MARK_ENV = "LARGEGRAPH_JOB_MARK"
@@ -56,17 +57,34 @@ def is_alive(pid: int | None, start: int | None = None) -> bool:
     return state not in ("Z", "X") and (start is None or started == start)
 
 
+def _pids() -> Iterator[int]:
+    """Every process id in /proc (none where there is no /proc)."""
+    if not PROC.is_dir():
+        return
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            yield int(entry.name)
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of process group ``pgid`` (Linux; elsewhere the leader if alive)."""
     if not PROC.is_dir():
         return [pgid] if is_alive(pgid) else []
     members = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            st = _stat(int(entry.name))
-            if st and st[1] == pgid and st[0] not in ("Z", "X"):
-                members.append(int(entry.name))
+    for pid in _pids():
+        st = _stat(pid)
+        if st and st[1] == pgid and st[0] not in ("Z", "X"):
+            members.append(pid)
     return members
+
+
+def signal_process(pid: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid``; False if it no longer exists (or is not ours to signal)."""
+    try:
+        os.kill(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -78,22 +96,36 @@ def signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
-def marked(mark: str) -> list[int]:
-    """Live processes whose environment carries ``MARK_ENV=mark`` (Linux; elsewhere none)."""
-    entry_bytes = f"{MARK_ENV}={mark}".encode()
+def _matching(name: str, wanted: Callable[[list[bytes]], bool]) -> list[int]:
+    """Live processes whose ``/proc/<pid>/<name>`` (a NUL-separated list: environ, cmdline) satisfies
+    ``wanted``. The caller is left out: whoever looks for a job's processes must not signal itself."""
     found = []
-    if not PROC.is_dir():
-        return found
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid in _pids():
+        if pid == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
+            fields = (PROC / str(pid) / name).read_bytes().split(b"\0")
         except OSError:
             continue  # gone, or another user's
-        if entry_bytes in environ and is_alive(int(entry.name)):
-            found.append(int(entry.name))
+        if wanted(fields) and is_alive(pid):
+            found.append(pid)
     return found
+
+
+def marked(mark: str) -> list[int]:
+    """Live processes whose environment carries ``MARK_ENV=mark`` (Linux; elsewhere none)."""
+    entry = f"{MARK_ENV}={mark}".encode()
+    return _matching("environ", lambda environ: entry in environ)
+
+
+def processes_with_args(*args: str) -> list[int]:
+    """Pids whose command line contains every one of ``args`` as whole arguments (Linux only).
+
+    Used to find a job's trainer when the store lost its pid (a daemon killed between starting the
+    process and recording it).
+    """
+    wanted = [a.encode() for a in args]
+    return _matching("cmdline", lambda argv: all(a in argv for a in wanted))
 
 
 def job_processes(leader: int | None, mark: str) -> list[int]:
@@ -107,10 +139,7 @@ def kill_job(leader: int | None, mark: str) -> None:
     if leader:
         signal_group(leader, signal.SIGKILL)
     for pid in marked(mark):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        signal_process(pid, signal.SIGKILL)
 
 
 def stop_job(leader: int | None, leader_start: int | None, mark: str, grace_s: float) -> None:
@@ -121,17 +150,14 @@ def stop_job(leader: int | None, leader_start: int | None, mark: str, grace_s: f
     trainer, turning a clean checkpoint-and-stop into a crash.
     """
     if leader and is_alive(leader, leader_start):
-        try:
-            os.kill(leader, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+        signal_process(leader, signal.SIGTERM)
     if wait_gone(lambda: job_processes(leader, mark), grace_s):
         return
     kill_job(leader, mark)
     wait_gone(lambda: job_processes(leader, mark), 30.0)
 
 
-def wait_gone(members, timeout_s: float) -> bool:
+def wait_gone(members: Callable[[], list[int]], timeout_s: float) -> bool:
     """Poll ``members()`` until it is empty; False on timeout."""
     deadline = time.monotonic() + timeout_s
     while members():
@@ -139,36 +165,3 @@ def wait_gone(members, timeout_s: float) -> bool:
             return False
         time.sleep(0.1)
     return True
-
-
-def processes_with_args(*args: str) -> list[int]:
-    """Pids whose command line contains every one of ``args`` as whole arguments (Linux only).
-
-    Used to find a job's trainer when the store lost its pid (a daemon killed between starting the
-    process and recording it).
-    """
-    found = []
-    if not PROC.is_dir():
-        return found
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if all(a.encode() in argv for a in args) and is_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
-def describe_exit(code: int | None) -> str:
-    """``-9`` -> ``killed by SIGKILL``; ``1`` -> ``exit code 1``."""
-    if code is None:
-        return "exit status unknown"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"

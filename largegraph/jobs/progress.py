@@ -1,7 +1,9 @@
-"""What a job's run directory says about it: progress from metrics.jsonl, signs of life, the error line.
+"""What a job's run directory says about it: progress from its metrics, signs of life, whether it
+finished, the error line of its log.
 
 The daemon learns everything about a running trainer from these files (never from the process
 itself), so the same reading works for a local child, a torchrun group or, later, a remote pod.
+Which file is which is :class:`largegraph.rundir.RunDir`'s to say.
 """
 from __future__ import annotations
 
@@ -11,15 +13,13 @@ from pathlib import Path
 
 from largegraph.rundir import RunDir
 
-LOG_NAME = "train.log"
-HEARTBEAT_NAME = "heartbeat"
 # The last lines a failing trainer writes: our CLI's one-liner, a Python exception, a native crash.
 _ERROR_LINE = re.compile(r"^(largegraph: error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*"
                          r"|Fatal Python error: .*)$")
 
 
 def read_progress(run_dir: str | Path) -> dict:
-    """Progress columns for the job store from ``metrics.jsonl``.
+    """Progress columns for the job store from the run's metrics.
 
     Returns:
         ``{"epoch", "step", "metric", "last_metric", "best_metric", "resumes"}``; keys are left out
@@ -43,12 +43,21 @@ def read_progress(run_dir: str | Path) -> dict:
     return out
 
 
+def metrics_stamp(run_dir: str | Path) -> tuple[float, int] | None:
+    """``(mtime, size)`` of the run's metrics file, or None while there is none: reading the records
+    again is only worth it when this changed."""
+    try:
+        stat = RunDir(run_dir).metrics_path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime, stat.st_size
+
+
 def heartbeat_time(run_dir: str | Path) -> float | None:
     """When the trainer last wrote its heartbeat file (``{"pid", "time", "step"}``, rewritten by rank 0
     every ``LARGEGRAPH_HEARTBEAT_S`` seconds while it trains), or None if there is none."""
-    path = Path(run_dir) / HEARTBEAT_NAME
     try:
-        times = [path.stat().st_mtime]
+        times = [RunDir(run_dir).heartbeat_path.stat().st_mtime]
     except OSError:
         return None
     beat = read_heartbeat(run_dir)
@@ -62,11 +71,11 @@ def last_sign_of_life(run_dir: str | Path) -> float | None:
 
     Metrics and log writes count too, so a trainer that prints progress is never taken for frozen.
     """
-    path = Path(run_dir)
-    times = [t for t in (heartbeat_time(path),) if t is not None]
-    for name in ("metrics.jsonl", LOG_NAME):
+    run = RunDir(run_dir)
+    times = [t for t in (heartbeat_time(run.path),) if t is not None]
+    for path in (run.metrics_path, run.log_path):
         try:
-            times.append((path / name).stat().st_mtime)
+            times.append(path.stat().st_mtime)
         except OSError:
             pass
     return max(times) if times else None
@@ -75,10 +84,19 @@ def last_sign_of_life(run_dir: str | Path) -> float | None:
 def read_heartbeat(run_dir: str | Path) -> dict:
     """The heartbeat record, or {} if missing or half-written."""
     try:
-        data = json.loads((Path(run_dir) / HEARTBEAT_NAME).read_text())
+        data = json.loads(RunDir(run_dir).heartbeat_path.read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def finished_since(run_dir: str | Path, since: float) -> bool:
+    """Whether the trainer wrote the run's summary (its last act) at or after time ``since``: the
+    attempt that began then finished, whatever happened to its process afterwards."""
+    try:
+        return RunDir(run_dir).summary_path.stat().st_mtime >= since
+    except OSError:
+        return False
 
 
 def error_line(log_path: str | Path, since: int = 0, window: int = 65536) -> str | None:

@@ -4,7 +4,10 @@ Layout::
 
     jobs.db (+ -wal, -shm)     the SQLite job store
     jobs/<id>/config.yaml      the resolved config as submitted (later edits to the user's file don't count)
-    runs/<name>-<id>/          the job's run directory: train.log, metrics.jsonl, heartbeat, checkpoints/
+    runs/<name>-<id>/          the job's run directory (its files: see largegraph.rundir)
+
+:class:`Workspace` is the only code that spells these names; what lies inside a run directory is
+:class:`largegraph.rundir.RunDir`'s to name.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import re
 from pathlib import Path
 
 from largegraph.errors import JobError
+from largegraph.fsutil import atomic_write_text
 
 WORKSPACE_ENV = "LARGEGRAPH_WORKSPACE"
 DEFAULT_WORKSPACE = "lg-workspace"
@@ -30,21 +34,49 @@ def check_job_name(name: str) -> str:
     return name
 
 
+def write_job_config(path: str | Path, text: str) -> None:
+    """Write a job's frozen config at ``path`` (a :meth:`Workspace.job_config`), creating its folder.
+
+    Atomic and fsynced: a daemon that starts the job, or one that comes back after a crash, reads
+    the whole config or none of it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+
+
 class Workspace:
     """Paths of one workspace directory."""
+
+    DB = "jobs.db"
+    JOBS = "jobs"
+    RUNS = "runs"
+    JOB_CONFIG = "config.yaml"
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root or os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE).expanduser().absolute()
 
     @property
     def db_path(self) -> Path:
-        return self.root / "jobs.db"
+        return self.root / self.DB
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / self.JOBS
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / self.RUNS
 
     def job_config(self, job_id: int) -> Path:
-        return self.root / "jobs" / str(job_id) / "config.yaml"
+        return self.jobs_dir / str(job_id) / self.JOB_CONFIG
 
     def run_dir(self, name: str, job_id: int) -> Path:
-        return self.root / "runs" / f"{name}-{job_id}"
+        return self.runs_dir / f"{name}-{job_id}"
+
+    def staging_path(self) -> Path:
+        """Where ``submit`` writes a config before the job has an id (hidden, and unique per process)."""
+        return self.jobs_dir / f".submit-{os.getpid()}.yaml"
 
     def job_mark(self, job_id: int) -> str:
         """The value every process of this job carries in its environment (see ``procs.MARK_ENV``)."""
@@ -53,8 +85,8 @@ class Workspace:
     def create(self) -> None:
         """Create the workspace directories (idempotent)."""
         try:
-            (self.root / "jobs").mkdir(parents=True, exist_ok=True)
-            (self.root / "runs").mkdir(exist_ok=True)
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+            self.runs_dir.mkdir(exist_ok=True)
         except OSError as exc:
             raise JobError(f"cannot create workspace {self.root}: {exc.strerror}") from None
 
