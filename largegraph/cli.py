@@ -189,9 +189,13 @@ def _add_data(sub) -> None:
         dest="data_cmd", required=True, metavar="{synth,import,planetoid}", parser_class=_Parser)
     synth = data.add_parser("synth", help="generate a synthetic graph").add_subparsers(
         dest="synth_kind", required=True, metavar="{node,link}", parser_class=_Parser)
-    p = synth.add_parser("link", help="link prediction graph: communities, held-out valid/test edges, negatives")
-    p.add_argument("--name", required=True)
-    p.add_argument("--root", default="data")
+    # what every dataset-writing command takes: the dataset's name and the root it goes under
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--name", required=True)
+    out.add_argument("--root", default="data", help="dataset root (data.root when training; default data)")
+    out.add_argument("--seed", type=int, default=0)
+    p = synth.add_parser("link", parents=[out],
+                         help="link prediction graph: communities, held-out valid/test edges, negatives")
     p.add_argument("--nodes", type=int, default=50_000)
     p.add_argument("--avg-degree", type=float, default=16.0)
     p.add_argument("--communities", type=int, default=None)
@@ -200,11 +204,8 @@ def _add_data(sub) -> None:
     p.add_argument("--split-style", choices=["edge", "source_target"], default="edge",
                    help="edge: collab/ddi style (hits@K); source_target: citation2 style (MRR)")
     p.add_argument("--num-neg", type=int, default=100, help="negatives per positive (source_target style)")
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth_link)
-    p = synth.add_parser("node", help="node classification graph: power-law degrees, class communities")
-    p.add_argument("--name", required=True)
-    p.add_argument("--root", default="data")
+    p = synth.add_parser("node", parents=[out], help="node classification graph: power-law degrees, class communities")
     p.add_argument("--nodes", type=int, default=50_000)
     p.add_argument("--avg-degree", type=float, default=20.0)
     p.add_argument("--classes", type=int, default=8)
@@ -215,12 +216,9 @@ def _add_data(sub) -> None:
     p.add_argument("--degree-exponent", type=float, default=2.5)
     p.add_argument("--split-ratios", type=_ratios, default=(0.6, 0.2, 0.2))
     p.add_argument("--layout", choices=["auto", "csv", "binary"], default="auto")
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth_node)
 
-    p = data.add_parser("import", help="convert your own edge list and node files")
-    p.add_argument("--name", required=True)
-    p.add_argument("--root", default="data")
+    p = data.add_parser("import", parents=[out], help="convert your own edge list and node files")
     p.add_argument("--edges", required=True, help="CSV with a header; first two columns are src,dst")
     p.add_argument("--features", help="CSV (id + feature columns), .npy (row = integer id) or .json (id -> active feature ids)")
     p.add_argument("--labels", help="CSV with an id column and a label column")
@@ -232,7 +230,6 @@ def _add_data(sub) -> None:
     group.add_argument("--split-ratios", type=_ratios, default=(0.8, 0.1, 0.1))
     group.add_argument("--split-dir", help="directory with train.csv, valid.csv, test.csv of node ids")
     p.add_argument("--directed", action="store_true", help="keep edge direction and duplicates as given")
-    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_import)
 
     p = data.add_parser("planetoid", help="convert a Planetoid dataset (e.g. ../shared/data/planetoid_cora)")
