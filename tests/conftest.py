@@ -1,15 +1,9 @@
-"""Shared fixtures: small real datasets written in OGB's layout, and a way to run the CLI."""
+"""Shared fixtures: small real datasets written in OGB's layout (helpers live in helpers.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -34,29 +28,15 @@ def small_link_root(tmp_path_factory) -> Path:
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m largegraph ARGS` as a real subprocess with stdin closed (``env``: extra variables)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+@pytest.fixture(scope="session")
+def link_root(tmp_path_factory) -> Path:
+    """`collab-like` (edge split, Hits@K) and `cite-like` (source/target split, MRR) link graphs."""
+    from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 
-
-def write_config(path: Path, data_name: str, root: Path, **sections) -> Path:
-    """Write a small job YAML; `sections` are merged over a fast default job."""
-    import yaml
-
-    cfg = {
-        "name": "t", "seed": 0, "data": {"name": data_name, "root": str(root)},
-        "sampler": {"fanouts": [5, 5], "batch_size": 256, "eval_batch_size": 1024},
-        "model": {"arch": "sage", "hidden": 32, "num_layers": 2},
-        "train": {"epochs": 2, "lr": 0.01},
-    }
-    for key, value in sections.items():
-        cfg.setdefault(key, {})
-        if isinstance(value, dict):
-            cfg[key].update(value)
-        else:
-            cfg[key] = value
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    root = tmp_path_factory.mktemp("links")
+    params = SynthLinkParams(num_nodes=3000, avg_degree=12, num_communities=30, feat_dim=16, homophily=0.9, seed=2)
+    write_synthetic_link_dataset(root, "collab-like", params, split_style="edge")
+    # The citation2-style acceptance graph: big enough that MRR (100 negatives) measures learning.
+    cite = SynthLinkParams(num_nodes=8000, avg_degree=16, num_communities=80, feat_dim=32, homophily=0.9, seed=3)
+    write_synthetic_link_dataset(root, "cite-like", cite, split_style="source_target", num_neg=100)
+    return root

@@ -13,16 +13,22 @@ from torch import nn
 
 from largegraph.averaging import WeightAverage
 from largegraph.checkpoint import CheckpointManager, CheckpointStore
-from largegraph.config import CheckpointConfig, DataConfig, JobConfig, SamplerConfig, TrainConfig
+from largegraph.config import (
+    CheckpointConfig,
+    DataConfig,
+    JobConfig,
+    SamplerConfig,
+    TrainConfig,
+)
 from largegraph.errors import Stopped
 from largegraph.evaluation import EvalTracker
 from largegraph.export import RunExport
 from largegraph.optim import Schedule, build_optimizer
+from largegraph.parts import Parts
 from largegraph.rng import seed_everything
 from largegraph.rundir import RunDir
-from largegraph.sampling.order import count_batches, epoch_order, BatchList
+from largegraph.sampling.order import BatchList, count_batches, epoch_order
 from largegraph.signals import StopRequest
-from largegraph.parts import Parts
 from largegraph.trainer import Trainer
 
 N, DIM = 64, 4

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from helpers import ROOT, run_cli, write_config
 
-from conftest import ROOT, run_cli, write_config
 from largegraph.checkpoint import CheckpointStore
 from largegraph.jobs import procs
 from largegraph.jobs.store import Job, JobStore

@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
+from helpers import ROOT
 
-from conftest import ROOT
 from largegraph.errors import JobError
 from largegraph.jobs.store import SCHEMA_VERSION, JobStore, Outcome
 from largegraph.jobs.workspace import Workspace, check_job_name

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run_cli, write_config
 
 from largegraph.distributed import DistEnv, from_env
 from largegraph.launcher import torchrun_args
 from largegraph.rundir import RunDir
-
-from conftest import ROOT, run_cli, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,12 @@
 """docs/config.md is generated from the job schema: committed copy current, every key documented."""
 from __future__ import annotations
 
-from pathlib import Path
-
+from helpers import ROOT  # noqa: E402
 from pydantic import BaseModel
 
 from largegraph import config_doc
 from largegraph.config import JobConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "config.md"
 
 

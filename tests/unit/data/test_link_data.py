@@ -11,16 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SHARED_DATA  # noqa: E402
 
 from largegraph.config import DataConfig
 from largegraph.data import load_link_data
 from largegraph.data.layout import META_FILE
 from largegraph.data.link import LinkData, load_link_dataset
 from largegraph.data.ogb_layout import write_link_dataset
-from largegraph.data.synthetic import SynthLinkParams, generate_link_graph, write_synthetic_link_dataset
+from largegraph.data.synthetic import (
+    SynthLinkParams,
+    generate_link_graph,
+    write_synthetic_link_dataset,
+)
 from largegraph.errors import ConfigError, DatasetError
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMALL = SynthLinkParams(num_nodes=1500, avg_degree=8.0, num_communities=4, feat_dim=8, seed=2)
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT  # noqa: E402
 
 from largegraph.cli import build_parser
 from largegraph.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

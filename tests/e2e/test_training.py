@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from conftest import SHARED_DATA, run_cli, write_config
+from helpers import ROOT, SHARED_DATA, run_cli, write_config
 
 FAST_JOB = dict(sampler={"fanouts": [10, 10], "batch_size": 1024}, model={"hidden": 64},
                 train={"epochs": 4, "lr": 0.005})
@@ -137,7 +136,7 @@ def cora_root(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("config, published", [("cora_sage.yaml", 0.79), ("cora_gcn.yaml", 0.815)])
 def test_real_cora_within_two_points_of_published(tmp_path, cora_root, config, published):
     """Published (shared/data/README): GCN 81.5, GraphSAGE-mean about 79-81 (we hold it to 79)."""
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     scores = []
     for seed in (0, 1, 2):
         run_dir = tmp_path / f"seed{seed}"

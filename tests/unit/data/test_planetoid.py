@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import SHARED_DATA  # noqa: E402
 
 from largegraph.data import validate
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.planetoid import convert_planetoid
 from largegraph.errors import DatasetError
 
-CORA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid_cora"
+CORA = SHARED_DATA / "planetoid_cora"
 needs_cora = pytest.mark.skipif(not (CORA / "ind.cora.graph").is_file(),
                                 reason=f"the Planetoid Cora release is not at {CORA} (../shared/data/planetoid_cora)")
 

@@ -12,7 +12,11 @@ from largegraph.config import DataConfig
 from largegraph.data import load_dataset
 from largegraph.data.layout import META_FILE
 from largegraph.data.ogb import load_ogb_node_dataset
-from largegraph.data.synthetic import SynthNodeParams, generate_node_graph, write_synthetic_node_dataset
+from largegraph.data.synthetic import (
+    SynthNodeParams,
+    generate_node_graph,
+    write_synthetic_node_dataset,
+)
 from largegraph.errors import DatasetError
 
 SMALL = SynthNodeParams(num_nodes=3000, avg_degree=12.0, num_classes=5, feat_dim=16, seed=3)

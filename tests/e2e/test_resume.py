@@ -1,11 +1,9 @@
-"""Checkpoints that survive crashes: SIGKILL at random points, corruption, failing writes, hostile files."""
+"""Checkpoints that survive crashes, through the real CLI: SIGKILL at random points, corruption, full disks, refusals."""
+
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
-import os
-import pickle
 import random
 import signal
 import subprocess
@@ -15,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT, run_cli, write_config
 
-from conftest import ROOT, run_cli, write_config
 from largegraph import checkpoint as ckpt
-from largegraph.checkpoint import CheckpointStore
 from largegraph.errors import CheckpointError
 
 JOB = dict(sampler={"fanouts": [5, 5], "batch_size": 100}, model={"hidden": 16},
@@ -114,23 +111,6 @@ def test_half_written_checkpoint_is_ignored(tmp_path, synth_root):
     assert f"resumed from checkpoint step-{step:010d}" in result.stdout
 
 
-def test_failing_write_keeps_previous_checkpoint_valid(tmp_path, monkeypatch):
-    store = CheckpointStore(tmp_path / "checkpoints", "fp", "run", keep_last=2)
-    store.save(1, {"w": torch.ones(3)})
-    real_write = ckpt.atomic_write_bytes
-
-    def disk_full(path, payload):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", disk_full)
-    with pytest.raises(CheckpointError, match="No space left on device.*step-0000000001.*intact"):
-        store.save(2, {"w": torch.zeros(3)})
-    monkeypatch.setattr(ckpt, "atomic_write_bytes", real_write)
-    state, manifest = store.latest()
-    assert manifest["step"] == 1 and torch.equal(state["w"], torch.ones(3))
-    assert sorted(p.name for p in store.directory.iterdir()) == ["step-0000000001.json", "step-0000000001.pt"]
-
-
 def test_disk_full_mid_run_fails_cleanly_or_continues_per_policy(tmp_path, synth_root, monkeypatch):
     from largegraph.train import run_training
 
@@ -153,27 +133,6 @@ def test_disk_full_mid_run_fails_cleanly_or_continues_per_policy(tmp_path, synth
     line = run_training(str(cfg), ["checkpoint.on_save_error=continue"], run_dir=str(tmp_path / "go-on"),
                         device="cpu")
     assert "epochs=3" in line
-
-
-class _Exploit:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_checkpoint_that_runs_code_on_unpickling_is_refused(tmp_path):
-    marker = tmp_path / "pwned"
-    store = CheckpointStore(tmp_path / "checkpoints", "fp", "run")
-    store.directory.mkdir()
-    payload = pickle.dumps({"model": _Exploit(marker)})
-    (store.directory / "step-0000000001.pt").write_bytes(payload)
-    manifest = {"step": 1, "sha256": hashlib.sha256(payload).hexdigest(), "fingerprint": "fp", "run_id": "run"}
-    (store.directory / "step-0000000001.json").write_text(json.dumps(manifest))
-    with pytest.raises(CheckpointError, match="refused to load"):
-        store.load(store.directory / "step-0000000001.json")
-    assert not marker.exists()
 
 
 def test_refuses_changed_model_config_and_foreign_checkpoint(tmp_path, synth_root):
@@ -207,3 +166,4 @@ def test_resume_command_continues_from_run_dir_alone(tmp_path, synth_root):
     result = run_cli("resume", run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resumed from checkpoint" in result.stdout and "epochs=2" in result.stdout.splitlines()[-1]
+

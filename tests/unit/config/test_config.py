@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT  # noqa: E402
 
 from largegraph.config import JobConfig, build_config, dump_config, load_config
 from largegraph.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli, write_config
 
-from conftest import run_cli, write_config
 from largegraph.data.ogb_layout import write_node_dataset
 
 

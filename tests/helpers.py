@@ -1,0 +1,41 @@
+"""What tests share besides fixtures: the repository's paths, running the real CLI, small job files.
+
+Imported as ``from helpers import ...`` (tests/ is on sys.path through its conftest).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m largegraph ARGS` as a real subprocess with stdin closed (``env``: extra variables)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def write_config(path: Path, data_name: str, root: Path, **sections) -> Path:
+    """Write a small job YAML; `sections` are merged over a fast default job."""
+    import yaml
+
+    cfg = {
+        "name": "t", "seed": 0, "data": {"name": data_name, "root": str(root)},
+        "sampler": {"fanouts": [5, 5], "batch_size": 256, "eval_batch_size": 1024},
+        "model": {"arch": "sage", "hidden": 32, "num_layers": 2},
+        "train": {"epochs": 2, "lr": 0.01},
+    }
+    for key, value in sections.items():
+        cfg.setdefault(key, {})
+        if isinstance(value, dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    path.write_text(yaml.safe_dump(cfg))
+    return path
