@@ -30,7 +30,7 @@ clean:
 	rm -rf $(VENV) runs data .pytest_cache
 
 # Regenerate the configuration reference (docs/config.md) from the job schema in largegraph/config.py;
-# tests/test_config_doc.py fails while the committed file is stale. (docs/ is a directory: .PHONY.)
+# tests/unit/config/test_config_doc.py fails while the committed file is stale. (docs/ is a directory: .PHONY.)
 .PHONY: docs
 docs: $(STAMP)
 	$(BIN)/python -m largegraph.config_doc
