@@ -50,6 +50,14 @@ def kill_at(args: list[str], run_dir: Path, target_step: int, rng: random.Random
     return False
 
 
+def one_epoch_run(tmp_path: Path, synth_root: Path) -> tuple[Path, Path]:
+    """A finished one-epoch run: (its job file, its run directory)."""
+    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, train={"epochs": 1})
+    run_dir = tmp_path / "run"
+    assert run_cli("train", cfg, "--run-dir", run_dir).returncode == 0
+    return cfg, run_dir
+
+
 def final_params(run_dir: Path) -> dict:
     return torch.load(run_dir / "model.pt", weights_only=True)
 
@@ -99,9 +107,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path, synth_root):
 
 
 def test_half_written_checkpoint_is_ignored(tmp_path, synth_root):
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, train={"epochs": 1})
-    run_dir = tmp_path / "run"
-    assert run_cli("train", cfg, "--run-dir", run_dir).returncode == 0
+    cfg, run_dir = one_epoch_run(tmp_path, synth_root)
     step = newest_step(run_dir)
     # What a kill between writing the tensors and writing the manifest leaves behind.
     (run_dir / "checkpoints" / f"step-{step + 5:010d}.pt").write_bytes(b"partial")
@@ -157,9 +163,7 @@ def test_refuses_changed_model_config_and_foreign_checkpoint(tmp_path, synth_roo
 
 
 def test_resume_command_continues_from_run_dir_alone(tmp_path, synth_root):
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, train={"epochs": 1})
-    run_dir = tmp_path / "run"
-    assert run_cli("train", cfg, "--run-dir", run_dir).returncode == 0
+    cfg, run_dir = one_epoch_run(tmp_path, synth_root)
     # Raise the epoch budget in the run's own resolved config, as an operator extending a run would.
     resolved = run_dir / "config.resolved.yaml"
     resolved.write_text(resolved.read_text().replace("epochs: 1", "epochs: 2"))
