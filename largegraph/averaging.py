@@ -22,10 +22,6 @@ class WeightAverage:
         if decay is not None:
             self.average = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    @property
-    def enabled(self) -> bool:
-        return self.average is not None
-
     @torch.no_grad()
     def update(self) -> None:
         if self.average is None:

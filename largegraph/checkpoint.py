@@ -82,24 +82,29 @@ class CheckpointStore:
         Raises:
             CheckpointError: the write failed (disk full, permissions); earlier checkpoints are intact.
         """
-        stem = checkpoint_name(step)
+        stem, manifest_path = checkpoint_name(step), self.manifest_path(step)
+        payload_path = manifest_path.with_suffix(".pt")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            digest = save_tensors(self.directory / f"{stem}.pt", state)
+            digest = save_tensors(payload_path, state)
             manifest = {"step": step, "sha256": digest, "fingerprint": self.fingerprint, "run_id": self.run_id,
                         "versions": versions(), **(meta or {})}
-            atomic_write_bytes(self.directory / f"{stem}.json", (json.dumps(manifest, indent=2) + "\n").encode())
+            atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
         except OSError as exc:
             # A .pt without its manifest is an incomplete checkpoint that resume ignores; remove it to
             # give the space back.
-            if not (self.directory / f"{stem}.json").exists():
-                (self.directory / f"{stem}.pt").unlink(missing_ok=True)
+            if not manifest_path.exists():
+                payload_path.unlink(missing_ok=True)
             kept = self.manifests()
             previous = kept[-1].stem if kept else "none"
             raise CheckpointError(f"could not write checkpoint {stem} in {self.directory}: "
                                   f"{exc.strerror or exc}; the previous checkpoint ({previous}) is intact") from None
         self._prune()
-        return self.directory / f"{stem}.pt"
+        return payload_path
+
+    def manifest_path(self, step: int) -> Path:
+        """Where global step ``step``'s manifest is (its tensors are beside it, as ``.pt``)."""
+        return self.directory / f"{checkpoint_name(step)}.json"
 
     def manifests(self) -> list[Path]:
         """Complete checkpoints (those with a manifest), oldest first."""
@@ -240,8 +245,8 @@ class CheckpointManager:
             latest = self.store.latest(warn=self.warn)
             if latest is None:
                 return None
-            found["it"] = latest
-            return str(self.store.directory / f"{checkpoint_name(int(latest[1]['step']))}.json")
+            found["it"] = latest  # rank 0 has verified and loaded it: not read twice
+            return str(self.store.manifest_path(int(latest[1]["step"])))
 
         path = distributed.on_main(choose, self.dist)
         if path is None:

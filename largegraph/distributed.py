@@ -250,14 +250,16 @@ class DDPCheck:
         # Only a whole epoch can be checked for coverage; one resumed mid-way is checked per step.
         self._seen = [] if self.enabled and offset == 0 else None
 
-    def after_step(self, model: nn.Module, seed_ids: torch.Tensor, step: int) -> None:
+    def after_step(self, model: nn.Module, batch, step: int) -> None:
+        """After optimizer step ``step`` on ``batch`` (a batch record: its ``seed_ids`` are read only
+        when the check is on)."""
         if not self.enabled:
             return
         if not parameters_match(model, self.env):
             raise JobError(f"DDP check failed: parameters differ across ranks after step {step}")
         self.steps += 1
         if self._seen is not None:
-            self._seen.append(seed_ids.cpu())
+            self._seen.append(batch.seed_ids.cpu())
 
     def after_epoch(self, epoch: int, consumed: int, seeds: torch.Tensor) -> None:
         """Every rank's seeds of a whole epoch: disjoint, and together the epoch's consumed order."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 TMP_MARK = ".tmp-"  # leftovers of interrupted writes are named ``.<name>.tmp-<pid>``
 
@@ -18,6 +19,16 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_synced(path: str | Path, write: Callable[[BinaryIO], None], durable: bool = True) -> None:
+    """Create ``path`` with what ``write`` puts into the open file, then fsync it (unless not
+    ``durable``). Not atomic by itself: for files inside a directory that is swapped in whole."""
+    with open(path, "wb") as handle:
+        write(handle)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -> None:
     """Replace ``path`` with ``payload`` atomically.
 
@@ -29,11 +40,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
+        write_synced(tmp, lambda handle: handle.write(payload), durable)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

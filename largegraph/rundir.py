@@ -28,7 +28,7 @@ from typing import Callable
 
 from largegraph.config import JobConfig, dump_config
 from largegraph.errors import CheckpointError, ConfigError
-from largegraph.fsutil import atomic_write_text
+from largegraph.fsutil import TMP_MARK, atomic_write_text
 
 
 def default_run_dir(cfg: JobConfig, base: str = "runs", launch_id: str | None = None) -> Path:
@@ -135,7 +135,7 @@ class RunDir:
         existing name, so there is no window between the check and the write)."""
         if self.run_id_path.exists():
             return
-        tmp = self.run_id_path.with_name(f".{self.RUN_ID}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp = self.run_id_path.with_name(f".{self.RUN_ID}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tmp.write_text(uuid.uuid4().hex + "\n")
         try:
             os.link(tmp, self.run_id_path)

@@ -126,8 +126,9 @@ class Trainer:
         p.optimizer.step()
         p.average.update()
         self.step, self.batch, self.offset = self.step + 1, self.batch + 1, batch.offset
-        self.totals.add(float(loss), batch.size, correct)
-        return float(loss)
+        value = float(loss)  # one device sync a step
+        self.totals.add(value, batch.size, correct)
+        return value
 
     def _train_epoch(self) -> dict:
         self.p.train_model.train()
@@ -140,7 +141,7 @@ class Trainer:
         start = time.perf_counter()
         for batch in bar:
             bar.set_postfix(loss=f"{self._step(batch):.4f}", refresh=False)
-            self.check.after_step(self.p.model, batch.seed_ids, self.step)
+            self.check.after_step(self.p.model, batch, self.step)
             stop = distributed.any_rank(self.stop.requested, self.dist)
             if stop or self.p.checkpoints.due_in_epoch(self.step, last_batch=self.batch >= total):
                 now = time.perf_counter()

@@ -18,22 +18,14 @@ def synth_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_link_root(tmp_path_factory) -> Path:
-    """A dataset root holding `links` (1.5k nodes, edge split, Hits@K) written by the synthetic generator."""
-    from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
-
-    root = tmp_path_factory.mktemp("link-datasets")
-    params = SynthLinkParams(num_nodes=1500, avg_degree=8, num_communities=12, feat_dim=8, seed=4)
-    write_synthetic_link_dataset(root, "links", params, split_style="edge")
-    return root
-
-
-@pytest.fixture(scope="session")
 def link_root(tmp_path_factory) -> Path:
-    """`collab-like` (edge split, Hits@K) and `cite-like` (source/target split, MRR) link graphs."""
+    """The synthetic link graphs: `links` (1.5k nodes, edge split, Hits@K; the job-service tests'),
+    `collab-like` (edge split, Hits@K) and `cite-like` (source/target split, MRR)."""
     from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 
     root = tmp_path_factory.mktemp("links")
+    small = SynthLinkParams(num_nodes=1500, avg_degree=8, num_communities=12, feat_dim=8, seed=4)
+    write_synthetic_link_dataset(root, "links", small, split_style="edge")
     params = SynthLinkParams(num_nodes=3000, avg_degree=12, num_communities=30, feat_dim=16, homophily=0.9, seed=2)
     write_synthetic_link_dataset(root, "collab-like", params, split_style="edge")
     # The citation2-style acceptance graph: big enough that MRR (100 negatives) measures learning.

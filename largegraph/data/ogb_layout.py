@@ -2,19 +2,18 @@
 so that they load through OGB's own loaders.
 
 One writer serves both tasks: each task turns its arrays into the dataset's files and OGB meta
-fields, and :func:`_write_dataset` puts them on disk. Every file goes through
-:func:`largegraph.fsutil.atomic_write_bytes` (written whole and fsynced) inside a temporary sibling
-directory, which is renamed into place only when complete: an interrupted write leaves the old dataset
-or none, never half of one that OGB would then cache in ``processed/``.
+fields, and :func:`_write_dataset` puts them on disk. Every file is streamed straight into a
+temporary sibling directory and fsynced there (never built whole in memory first: a feature matrix
+can be gigabytes), and the directory is renamed into place only when complete: an interrupted write
+leaves the old dataset or none, never half of one that OGB would then cache in ``processed/``.
 """
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from largegraph.data.layout import (
     pairs_as_part, positive_pairs, release_marker, split_dir, split_file,
 )
 from largegraph.errors import DatasetError
-from largegraph.fsutil import TMP_MARK, atomic_write_bytes, atomic_write_text, fsync_dir
+from largegraph.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
 
 # dataset_dir is re-exported: code outside the data layer imports it from here.
 __all__ = ["dataset_dir", "write_link_dataset", "write_node_dataset"]
@@ -36,8 +35,9 @@ __all__ = ["dataset_dir", "write_link_dataset", "write_node_dataset"]
 BINARY_MIN_EDGES = 2_000_000
 BINARY_MIN_FEATURE_VALUES = 20_000_000
 
-# A file of the dataset: its path relative to the dataset directory, and its whole content.
-DatasetFile = tuple[Path, bytes]
+# A file of the dataset: its path relative to the dataset directory, and what writes its content
+# into an open binary file.
+DatasetFile = tuple[Path, Callable[[BinaryIO], None]]
 _RAW = Path(RAW_DIR)
 _SPLIT = split_dir(Path(), SPLIT_NAME)
 
@@ -239,9 +239,7 @@ def _link_files(edges_train: np.ndarray, num_nodes: int, feat: np.ndarray | None
         # Plain tensors (not numpy arrays) so that torch.load(weights_only=True) can read them too.
         tensors = {k: torch.as_tensor(np.ascontiguousarray(np.asarray(v, dtype=np.int64)))
                    for k, v in split[part].items()}
-        buffer = io.BytesIO()
-        torch.save(tensors, buffer)
-        yield _SPLIT / split_file("link", part), buffer.getvalue()
+        yield _SPLIT / split_file("link", part), lambda handle, tensors=tensors: torch.save(tensors, handle)
 
 
 # ----------------------------------------------------------------------------- shared by both
@@ -278,30 +276,29 @@ def _raw_csv(edges: np.ndarray, num_nodes: int, feat: np.ndarray | None) -> Iter
         yield _RAW / NODE_FEAT_CSV, _csv_gz(pd.DataFrame(feat), float_format="%.9g")
 
 
-def _csv_gz(frame: pd.DataFrame, *, header: bool = False, float_format: str | None = None) -> bytes:
+def _csv_gz(frame: pd.DataFrame, *, header: bool = False,
+            float_format: str | None = None) -> Callable[[BinaryIO], None]:
     """A table as gzipped CSV."""
-    buffer = io.BytesIO()
-    # compresslevel 1: these files are written once and read once; speed beats size here.
-    frame.to_csv(buffer, header=header, index=False, float_format=float_format,
-                 compression={"method": "gzip", "compresslevel": 1})
-    return buffer.getvalue()
+    def write(handle: BinaryIO) -> None:
+        # compresslevel 1: these files are written once and read once; speed beats size here.
+        frame.to_csv(handle, header=header, index=False, float_format=float_format,
+                     compression={"method": "gzip", "compresslevel": 1})
+    return write
 
 
-def _npz(arrays: dict[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+def _npz(arrays: dict[str, np.ndarray]) -> Callable[[BinaryIO], None]:
+    return lambda handle: np.savez(handle, **arrays)
 
 
 def _write_dataset(root: str | os.PathLike, name: str, task: str, files: Iterable[DatasetFile],
                    info: dict | None, **fields) -> Path:
     """Write ``files`` and ``largegraph.json`` (task, ``fields``, ``info``) as dataset ``root/name``."""
     with _staged(root, name) as tmp:
-        for relative, payload in files:
+        for relative, write in files:
             path = tmp / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, payload)
-            del payload  # the next file's content is built only now: one file in memory at a time
+            # no temp-and-rename per file: the staged directory is the unit that is swapped in
+            write_synced(path, write)
         atomic_write_text(tmp / META_FILE, format_meta(name, task, info, **fields))
         atomic_write_text(release_marker(tmp), f"{name}: written by largegraph in OGB layout v{RELEASE_VERSION}\n")
     return dataset_dir(root, name)
@@ -312,7 +309,7 @@ def _staged(root: str | os.PathLike, name: str) -> Iterator[Path]:
     """A temporary sibling directory that becomes ``root/<name>`` only if the body completes.
 
     fsutil replaces single files; a dataset is many files that must change together, so the
-    directory is the unit swapped here. Its files are already durable (atomic_write_*); the folders
+    directory is the unit swapped here. Its files are already durable (fsynced); the folders
     made for them and the final rename are fsynced too, so a power cut cannot leave a renamed
     dataset with missing entries.
     """

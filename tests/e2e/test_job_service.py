@@ -357,10 +357,10 @@ def test_locked_and_corrupt_store_files_give_one_line_errors(ws, job_yaml):
 
 # --- the daemon -----------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_node_and_link_jobs_run_side_by_side_under_max_parallel_two(tmp_path, ws, synth_root, small_link_root):
+def test_node_and_link_jobs_run_side_by_side_under_max_parallel_two(tmp_path, ws, synth_root, link_root):
     node = write_config(tmp_path / "node.yaml", "tiny", synth_root, train={"epochs": 3},
                         checkpoint={"every_n_epochs": 1}, sampler={"num_workers": 0})
-    link = write_config(tmp_path / "link.yaml", "links", small_link_root, task="link_prediction",
+    link = write_config(tmp_path / "link.yaml", "links", link_root, task="link_prediction",
                         train={"epochs": 3}, sampler={"fanouts": [5, 5], "batch_size": 512, "num_workers": 0})
     for name, cfg in (("node-a", node), ("link-b", link), ("node-c", node)):
         assert lg(ws, "submit", cfg, "--name", name).returncode == 0

@@ -221,17 +221,23 @@ def test_interrupted_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
     before = load_ogb_node_dataset("keep", tmp_path)
     written = []
 
-    def fail_on_third(path, payload, durable=True):
+    def fail_on_third(path, write, durable=True):
         if len(written) == 2:
             raise OSError("disk full")
         written.append(path)
-        return real(path, payload, durable)
+        return real(path, write, durable)
 
-    real = ogb_layout.atomic_write_bytes
-    monkeypatch.setattr(ogb_layout, "atomic_write_bytes", fail_on_third)
+    real = ogb_layout.write_synced
+    monkeypatch.setattr(ogb_layout, "write_synced", fail_on_third)
     with pytest.raises(OSError, match="disk full"):
         write_synthetic_node_dataset(tmp_path, "keep", dataclasses.replace(SMALL, seed=9), layout="csv")
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no staging directory left behind
     after = load_ogb_node_dataset("keep", tmp_path)
     assert torch.equal(after.graph.edges()[0], before.graph.edges()[0])
     assert torch.equal(after.graph.ndata["feat"], before.graph.ndata["feat"])
+
+
+def test_rewriting_a_dataset_leaves_only_the_new_one(tmp_path):
+    write_synthetic_node_dataset(tmp_path, "again", SMALL, layout="csv")
+    write_synthetic_node_dataset(tmp_path, "again", dataclasses.replace(SMALL, seed=9), layout="csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["again"]  # the replaced copy is removed
