@@ -125,15 +125,56 @@ def cmd_synth_link(args: argparse.Namespace) -> int:
     return _wrote(args, path, started)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    from largegraph.data.files import import_node_dataset
+# What `data import` suggests training an imported graph with.
+IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_link_sage.yaml"}
 
-    path = import_node_dataset(
-        name=args.name, root=args.root, edges=args.edges, features=args.features, labels=args.labels,
-        src_col=args.src_col, dst_col=args.dst_col, id_col=args.id_col, label_col=args.label_col,
-        split_ratios=None if args.split_dir else args.split_ratios, split_dir=args.split_dir,
-        directed=args.directed, seed=args.seed)
-    return _wrote(args, path)
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from largegraph.data.files import describe_edges, import_node_dataset
+    from largegraph.data.import_link import import_link_dataset
+    from largegraph.data.layout import read_meta
+
+    started = time.perf_counter()
+    common = dict(name=args.name, root=args.root, edges=args.edges, features=args.features, src_col=args.src_col,
+                  dst_col=args.dst_col, id_col=args.id_col, directed=args.directed, seed=args.seed,
+                  structural=args.structural, pe_dim=args.pe_dim)
+    if args.task == "link":
+        if args.labels or args.split_dir:
+            raise ConfigError(f"--{'labels' if args.labels else 'split-dir'} is for --task node; a link dataset is "
+                              f"split by --split-ratios (and --time-col)")
+        path = import_link_dataset(**common, time_col=args.time_col, split_ratios=args.split_ratios,
+                                   split_style=args.split_style, metric=args.metric, num_neg=args.num_neg)
+    else:
+        if args.time_col or args.metric or args.split_style != "edge":
+            raise ConfigError("--time-col, --metric and --split-style are for --task link")
+        path = import_node_dataset(**common, labels=args.labels, label_col=args.label_col,
+                                   split_ratios=None if args.split_dir else args.split_ratios,
+                                   split_dir=args.split_dir)
+    info = read_meta(path).get("info", {})
+    print(f"edges: {describe_edges(info, args.directed)}")
+    print(f"node input: {_node_input_line(info.get('node_input', {}))}")
+    _wrote(args, path, started)
+    print(f"next: largegraph train {IMPORT_CONFIGS[args.task]} data.name={args.name} data.root={args.root}")
+    return 0
+
+
+def _node_input_line(record: dict) -> str:
+    kind = record.get("kind")
+    if kind == "embedding":
+        return "no features: the model learns an embedding table (one row per node)"
+    structural = record.get("structural")
+    pe = f" + {record['pe_dim']} {structural} positional encodings" if record.get("pe_dim") else ""
+    made = f"log-degree{pe}, computed at import"
+    return made if kind == "structural" else f"the features file{' + ' + made if structural else ''}"
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from largegraph.data.footprint import inspect
+
+    overrides = {"features": args.features, "feature_dtype": args.feature_dtype,
+                 "feature_cache_mb": args.feature_cache_mb}
+    print(inspect(args.dir, overrides, args.nproc, as_json_output=args.json))
+    return 0
 
 
 def cmd_planetoid(args: argparse.Namespace) -> int:
@@ -186,7 +227,7 @@ def _add_workers(p) -> None:
 
 def _add_data(sub) -> None:
     data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(
-        dest="data_cmd", required=True, metavar="{synth,import,planetoid}", parser_class=_Parser)
+        dest="data_cmd", required=True, metavar="{synth,import,planetoid,inspect}", parser_class=_Parser)
     synth = data.add_parser("synth", help="generate a synthetic graph").add_subparsers(
         dest="synth_kind", required=True, metavar="{node,link}", parser_class=_Parser)
     # what every dataset-writing command takes: the dataset's name and the root it goes under
@@ -219,18 +260,43 @@ def _add_data(sub) -> None:
     p.set_defaults(func=cmd_synth_node)
 
     p = data.add_parser("import", parents=[out], help="convert your own edge list and node files")
+    p.add_argument("--task", choices=["node", "link"], default="node",
+                   help="node (default): node classification, needs --labels; link: link prediction from the edges")
     p.add_argument("--edges", required=True, help="CSV with a header; first two columns are src,dst")
-    p.add_argument("--features", help="CSV (id + feature columns), .npy (row = integer id) or .json (id -> active feature ids)")
-    p.add_argument("--labels", help="CSV with an id column and a label column")
+    p.add_argument("--features", help="optional: CSV (id + feature columns), .npy (row = integer id) or .json "
+                                      "(id -> active feature ids); without it the model learns node embeddings")
+    p.add_argument("--structural", choices=["degree", "rw", "lap"],
+                   help="structural features computed here (appended to --features, if any): log-degree, plus "
+                        "--pe-dim random-walk return probabilities (rw) or Laplacian eigenvectors (lap)")
+    p.add_argument("--pe-dim", type=positive(int), default=8, help="positional encodings of rw/lap (default 8)")
+    p.add_argument("--labels", help="node task: CSV with an id column and a label column")
     p.add_argument("--src-col")
     p.add_argument("--dst-col")
     p.add_argument("--id-col", default="id")
     p.add_argument("--label-col", default="label")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--split-ratios", type=_ratios, default=(0.8, 0.1, 0.1))
-    group.add_argument("--split-dir", help="directory with train.csv, valid.csv, test.csv of node ids")
-    p.add_argument("--directed", action="store_true", help="keep edge direction and duplicates as given")
+    group.add_argument("--split-ratios", type=_ratios, default=(0.8, 0.1, 0.1),
+                       help="train,valid,test fractions of the labelled nodes (node) or of the edges (link)")
+    group.add_argument("--split-dir", help="node task: directory with train.csv, valid.csv, test.csv of node ids")
+    p.add_argument("--time-col", help="link task: numeric timestamp column of the edges; the split follows time")
+    p.add_argument("--split-style", choices=["edge", "source_target"], default="edge",
+                   help="link task: edge (collab style, Hits@K) or source_target (citation2 style, MRR)")
+    p.add_argument("--metric", choices=["hits@20", "hits@50", "hits@100", "mrr"],
+                   help="link task: default hits@50 (edge) or mrr (source_target)")
+    p.add_argument("--num-neg", type=positive(int), default=100,
+                   help="link task, source_target style: negatives per held-out edge (default 100)")
+    p.add_argument("--directed", action="store_true", help="keep edge direction (duplicates are still collapsed)")
     p.set_defaults(func=cmd_import)
+
+    p = data.add_parser("inspect", help="what loading a dataset will cost: topology, features, labels, per worker")
+    p.add_argument("dir", help="dataset folder, e.g. data/big or data/ogbn_products")
+    p.add_argument("--nproc", type=positive(int), default=1, help="local workers the job will run (default 1)")
+    p.add_argument("--features", choices=["auto", "memory", "mmap"], default="auto", help="data.features of the job")
+    p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="data.feature_dtype of the job")
+    p.add_argument("--feature-cache-mb", type=non_negative_int, default=0, help="data.feature_cache_mb of the job")
+    p.add_argument("--json", action="store_true", help="print the byte counts as one JSON object")
+    p.set_defaults(func=cmd_inspect)
 
     p = data.add_parser("planetoid", help="convert a Planetoid dataset (e.g. ../shared/data/planetoid_cora)")
     p.add_argument("--src", required=True)
@@ -243,7 +309,7 @@ def _add_data(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="largegraph", description="Sampled GNN training on OGB-scale graphs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{train,resume,data,report,serve,submit,status,logs,cancel}")
+                                metavar="{train,resume,data,report,serve,submit,status,logs,cancel,token}")
     _add_train(sub)
     _add_data(sub)
     from largegraph.jobs.cli import add_job_commands

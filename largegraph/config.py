@@ -31,6 +31,16 @@ class DataConfig(Section):
     self_loops: bool = Field(False, description="remove then add one self-loop per node (GCN/GAT want them)")
     feature_norm: Literal["none", "row", "standardize"] = Field(
         "none", description="row: L1-normalise rows (bag-of-words); standardize: zero mean, unit variance per column")
+    features: Literal["auto", "memory", "mmap"] = Field(
+        "auto", description="memory: each process reads the feature matrix into its own RAM; mmap: every process "
+        "on the machine maps one copy from the processed cache (page cache; may exceed RAM); auto: mmap when "
+        "several local workers train or the matrix would take over half the available memory, else memory")
+    feature_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="how features are stored in the processed cache; float16/bfloat16 halve their "
+        "bytes and are computed in float32")
+    feature_cache_mb: int = Field(
+        0, ge=0, description="with mapped features: keep the rows of the highest-degree nodes, up to this many "
+        "MiB, in each process's RAM (fewer page-cache misses when the matrix exceeds RAM); 0: off")
 
 
 class SamplerConfig(Section):
@@ -189,6 +199,8 @@ class JobConfig(Section):
             if model[key] == default:
                 del model[key]
         keep = {"task": self.task, "model": model, "data": self.data.name}
+        if self.data.feature_dtype != "float32":  # later key: counts only when set
+            keep["feature_dtype"] = self.data.feature_dtype
         if self.task == "link_prediction":
             link = self.link.model_dump()
             keep["link"] = {k: link[k] for k in ("predictor", "embedding", "embedding_dim")}
@@ -236,19 +248,26 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:
         raise ConfigError(f"config path {path} is a directory, not a YAML file") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> dict:
+    """A job file's text as a raw (unvalidated) mapping; errors name ``source`` (its path, say)."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
+        raise ConfigError(f"{source}: invalid YAML{where}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections")
+        raise ConfigError(f"{source}: top level must be a mapping of sections")
     return raw
 
 

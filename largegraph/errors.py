@@ -22,6 +22,10 @@ class DatasetError(LargeGraphError):
     """A dataset is missing, malformed or inconsistent."""
 
 
+class ResourceError(LargeGraphError):
+    """The job needs more memory (or disk) than this machine has: refused before it starts."""
+
+
 class CheckpointError(LargeGraphError):
     """A checkpoint is missing, corrupt, or does not belong to this run."""
 

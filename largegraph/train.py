@@ -16,6 +16,7 @@ from largegraph import distributed
 from largegraph.averaging import WeightAverage
 from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkpoints
 from largegraph.config import JobConfig, load_config
+from largegraph.data.hot_rows import HotRows
 from largegraph.distributed import DistEnv
 from largegraph.errors import CheckpointError, ConfigError
 from largegraph.evaluation import EvalTracker
@@ -46,11 +47,42 @@ def _encoder(cfg: JobConfig, in_dim: int):
     return build_encoder(cfg.model.arch, spec, in_dim)
 
 
+def _node_model(cfg: JobConfig, data) -> NodeClassifier:
+    if data.feat_dim:
+        return NodeClassifier(_encoder(cfg, data.feat_dim), data.num_classes)
+    # No features: a learnable node table of width model.hidden, drawn before the encoder (as for links).
+    table = lp.make_embedding(data.num_nodes, cfg.model.hidden)
+    return NodeClassifier(_encoder(cfg, cfg.model.hidden), data.num_classes, table)
+
+
+def _link_model(cfg: JobConfig, data) -> lp.LinkPredictor:
+    lc = cfg.link
+    embedding = lp.uses_embedding(lc.embedding, data)
+    width = (lc.embedding_dim or cfg.model.hidden) if embedding else data.feat_dim
+    # the table is drawn before the encoder: initial weights depend on the order of the draws
+    table = lp.make_embedding(data.num_nodes, width) if embedding else None
+    return lp.build_link_model(_encoder(cfg, width), table, lc.predictor, lc.predictor_layers,
+                               lc.predictor_dropout, lc.predictor_input_dropout)
+
+
+def build_model(cfg: JobConfig, data) -> torch.nn.Module:
+    """The model of ``cfg.task`` for ``data`` (weights drawn from the global RNG as it stands)."""
+    return _link_model(cfg, data) if cfg.task == "link_prediction" else _node_model(cfg, data)
+
+
+def _hot_rows(cfg: JobConfig, data) -> HotRows | None:
+    """The in-RAM cache of high-degree rows, for mapped features when ``data.feature_cache_mb`` asks."""
+    if not cfg.data.feature_cache_mb or data.info.get("features") != "mmap" or "feat" not in data.graph.ndata:
+        return None
+    return HotRows(data.graph.ndata["feat"], data.graph.in_degrees(), cfg.data.feature_cache_mb * 2**20)
+
+
 def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
     """(model, loader, task) of node classification."""
-    model = NodeClassifier(_encoder(cfg, data.feat_dim), data.num_classes)
+    model = _node_model(cfg, data)
     loader = NodeBatchLoader(data.graph, data.split["train"], cfg.sampler, uses_graph=model.encoder.uses_graph,
-                             base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size)
+                             base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size,
+                             hot_rows=_hot_rows(cfg, data))
     task = NodeClassificationTask(data, label_smoothing=cfg.train.label_smoothing,
                                   eval_batch_size=cfg.sampler.eval_batch_size)
     return model, loader, task
@@ -59,12 +91,7 @@ def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
 def _link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
     """(model, loader, task) of link prediction."""
     lc = cfg.link
-    embedding = lp.uses_embedding(lc.embedding, data)
-    width = (lc.embedding_dim or cfg.model.hidden) if embedding else data.feat_dim
-    # the table is drawn before the encoder: initial weights depend on the order of the draws
-    table = lp.make_embedding(data.num_nodes, width) if embedding else None
-    model = lp.build_link_model(_encoder(cfg, width), table, lc.predictor, lc.predictor_layers,
-                                lc.predictor_dropout, lc.predictor_input_dropout)
+    model = _link_model(cfg, data)
     negatives = SeededNegatives(lc.num_negatives, cfg.seed, lc.negative_sampler == "global_uniform",
                                 lc.true_negatives)
     loader = EdgeBatchLoader(data.graph, lp.train_seed_edges(data), cfg.sampler, negatives=negatives,

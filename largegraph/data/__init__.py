@@ -3,13 +3,16 @@
 then prepared for sampling by :func:`prepare` as the job's ``data`` settings ask."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from largegraph.config import DataConfig
+from largegraph.data import cache, footprint
 from largegraph.data.graph import GraphData
 from largegraph.data.layout import SPLITS
 from largegraph.data.link import LinkData, load_link_dataset
-from largegraph.data.ogb import load_ogb_node_dataset
+from largegraph.data.ogb import load_ogb_node_dataset, resolve_dataset
 from largegraph.data.prepare import prepare
 from largegraph.errors import DatasetError
 
@@ -18,8 +21,9 @@ __all__ = ["GraphData", "LinkData", "load_dataset", "load_link_data", "validate"
 
 def validate(data: GraphData) -> None:
     """Check features, labels and split; raise DatasetError naming the first problem found."""
-    feat, labels = data.graph.ndata["feat"], data.graph.ndata["label"]
+    labels = data.graph.ndata["label"]
     n = data.num_nodes
+    feat = data.graph.ndata.get("feat", torch.zeros(n, 0))  # featureless: the model learns a node table
     if feat.ndim != 2 or feat.shape[0] != n:
         raise DatasetError(f"{data.name}: features have shape {tuple(feat.shape)}, expected ({n}, D)")
     bad_rows = (~torch.isfinite(feat)).any(dim=1).nonzero().flatten()
@@ -47,22 +51,43 @@ def validate(data: GraphData) -> None:
 
 
 def load_dataset(cfg: DataConfig) -> GraphData:
-    """Load, validate and prepare the dataset a job config names.
+    """The node-classification dataset a job config names, validated and prepared, mapped from the
+    processed cache (built from OGB's load on first use; see :mod:`largegraph.data.cache`).
 
     Raises:
         DatasetError: with a one-line description of what is wrong and how to fix it.
+        ResourceError: the machine plainly cannot hold what the config asks for.
     """
-    data = load_ogb_node_dataset(cfg.name, cfg.root)
-    validate(data)
-    return prepare(data, cfg)
+    def build() -> GraphData:
+        data = load_ogb_node_dataset(cfg.name, cfg.root)
+        validate(data)
+        return prepare(data, cfg)
+
+    return _load_cached("node", cfg, build)
 
 
 def load_link_data(cfg: DataConfig) -> LinkData:
-    """Load and prepare the link-prediction dataset a job config names (see :func:`prepare` for
-    which settings links honour).
+    """The link-prediction dataset a job config names, prepared (see :func:`prepare` for which
+    settings links honour) and mapped from the processed cache.
 
     Raises:
         DatasetError: with a one-line description of what is wrong and how to fix it.
         ConfigError: a data setting link prediction cannot honour, saying what to set instead.
+        ResourceError: the machine plainly cannot hold what the config asks for.
     """
-    return prepare(load_link_dataset(cfg.name, cfg.root), cfg)
+    return _load_cached("link", cfg, lambda: prepare(load_link_dataset(cfg.name, cfg.root), cfg))
+
+
+def _load_cached(task: str, cfg: DataConfig, build) -> GraphData | LinkData:
+    directory = resolve_dataset(cfg.name, Path(cfg.root).expanduser(), task)[0]
+    folder = cache.cache_folder(directory, task, cfg)
+    manifest = cache.read_manifest(folder)
+    workers, available = footprint.local_workers(), footprint.available_memory()
+    fp = footprint.from_manifest(manifest) if manifest else footprint.estimate(directory, task, cfg)
+    mode = footprint.features_mode(cfg, fp, workers, available)
+    footprint.check_fits(cfg.name, fp, mode, workers, available, building=manifest is None)
+    if manifest is None:
+        # A setting the task cannot honour is refused by prepare() inside build(), so no cache
+        # exists for it and every load of such a config goes through that refusal.
+        folder, manifest, _ = cache.ensure_cache(directory, task, cfg, build)
+    return cache.open_cached(folder, manifest, mode)

@@ -15,7 +15,8 @@ A dataset directory ``<root>/<name with - replaced by _>/`` holds::
     split/largegraph/{train,valid,test}.pt       link datasets: torch.save'd dicts of int64 tensors,
                                    read by OGB's DglLinkPropPredDataset.get_edge_split()
     mapping/*.csv.gz               optional: original ids, label names
-    processed/                     OGB's cache, written on the first load
+    processed/                     OGB's cache, written on the first load, and largegraph's
+                                   memory-mappable cache of the prepared graph (largegraph-<key>/)
 
 A link dataset's ``raw/edge.csv.gz`` holds the TRAINING edges only (the message-passing graph), each
 undirected edge once; OGB adds the reverse edges itself (meta ``add_inverse_edge``), as for
@@ -50,6 +51,12 @@ SPLIT_NAME = "largegraph"  # our datasets' folder under split/ (OGB meta "split"
 SPLIT_DICT = "split_dict.pt"  # OGB's cached split; when present OGB reads nothing else in the folder
 PROCESSED_CACHE = Path("processed") / "dgl_data_processed"
 LOCK_FILE = ".largegraph.lock"
+# largegraph's processed cache (largegraph.data.cache): one folder per fingerprint of the raw files and
+# the preparation settings, ``processed/largegraph-<key>/`` holding plain .npy arrays and a manifest.
+GRAPH_CACHE_DIR = "processed"
+GRAPH_CACHE_PREFIX = "largegraph-"
+GRAPH_CACHE_MANIFEST = "manifest.json"
+GRAPH_CACHE_LOCK = ".largegraph-cache.lock"
 
 EDGE_CSV = "edge.csv.gz"
 NUM_NODES_CSV = "num-node-list.csv.gz"

@@ -108,11 +108,12 @@ def _quiet_and_closed_stdin():
 
 
 @contextlib.contextmanager
-def _dataset_lock(directory: Path):
+def dataset_lock(directory: Path, name: str = LOCK_FILE):
     """OGB caches the processed graph on first load; concurrent first loads (several ranks or jobs)
-    would otherwise write the cache file at the same time."""
+    would otherwise write the cache file at the same time. ``name``: the lock file in ``directory``
+    (locks on different files nest without deadlock; two on one file in one process would not)."""
     try:
-        handle = open(directory / LOCK_FILE, "a+")
+        handle = open(directory / name, "a+")
     except OSError:
         # A read-only dataset directory needs no lock: nobody can write its cache either.
         yield
@@ -170,7 +171,7 @@ def read_with_ogb(task: str, name: str, directory: Path, meta: dict, official: b
     """
     spec = _TASKS[task]
     dataset_cls = getattr(importlib.import_module(spec.package), spec.dataset_class)
-    with _dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
+    with dataset_lock(directory), _quiet_and_closed_stdin(), warnings.catch_warnings():
         # OGB wraps read-only numpy arrays; the tensors are copied right after, so harmless.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         # OGB's official split files are pickled numpy arrays, which torch 2.6+ refuses by default.
@@ -219,12 +220,12 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
                            f"node classification here needs single-label multiclass data")
     dataset, split = read_with_ogb("node", name, directory, meta, official)
     graph, labels = dataset.graph[0], dataset.labels
-    if "feat" not in graph.ndata:
-        raise DatasetError(f"{name} has no node features; node classification needs them")
-    feat = graph.ndata.pop("feat")
+    # A dataset without features (imported from a bare edge list) trains on a learnable node table.
+    feat = graph.ndata.pop("feat", None)
     for key in list(graph.ndata.keys()):
         graph.ndata.pop(key)  # e.g. ogbn-arxiv's 'year': never used, never held
-    graph.ndata["feat"] = feat if feat.dtype == torch.float32 else feat.to(torch.float32)
+    if feat is not None:
+        graph.ndata["feat"] = feat if feat.dtype == torch.float32 else feat.to(torch.float32)
     graph.ndata["label"] = _labels_to_int(labels)
     return GraphData(
         name=name,

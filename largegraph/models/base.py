@@ -178,7 +178,8 @@ class Encoder(nn.Module):
                 out = torch.empty(g.num_nodes(), width, dtype=dtype)
                 desc = f"inference layer {i + 1}/{self.num_layers}"
                 for input_nodes, output_nodes, blocks in tqdm(loader, desc=desc, disable=not progress):
-                    x = h[input_nodes.to(h.device)].to(device)
+                    # stored features may be float16/bfloat16 (data.feature_dtype): computed in the model's dtype
+                    x = h[input_nodes.to(h.device)].to(device=device, dtype=dtype)
                     if i == 0:
                         x = self.input_dropout(x)
                     y = self._after(i, self._layer(i, blocks[0].to(device), x))
@@ -191,5 +192,5 @@ class Encoder(nn.Module):
         out = torch.empty(feat.shape[0], self.out_dim, dtype=next(self.parameters()).dtype)
         for start in tqdm(range(0, feat.shape[0], batch_size), desc="inference", disable=not progress):
             rows = slice(start, start + batch_size)
-            out[rows] = self([], feat[rows].to(device)).cpu()
+            out[rows] = self([], feat[rows].to(device=device, dtype=out.dtype)).cpu()
         return out

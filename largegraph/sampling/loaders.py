@@ -13,6 +13,7 @@ import dgl
 import torch
 
 from largegraph.config import SamplerConfig
+from largegraph.data.hot_rows import HotRows
 from largegraph.device import dgl_has_cuda
 from largegraph.errors import ConfigError
 from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
@@ -98,11 +99,16 @@ class NodeBatchLoader(EpochLoader):
     """
 
     def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *,
-                 uses_graph: bool, base_seed: int, device: torch.device, rank: int = 0, world_size: int = 1):
+                 uses_graph: bool, base_seed: int, device: torch.device, rank: int = 0, world_size: int = 1,
+                 hot_rows: HotRows | None = None):
         super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
+        self.features = "feat" in graph.ndata  # none: the model looks up a learnable table by node id
+        self.hot_rows = hot_rows
         if uses_graph:
-            self.sampler = SeededNeighborSampler(
-                cfg.fanouts, base_seed, prefetch_node_feats=["feat"], prefetch_labels=["label"])
+            # with a hot-row cache the rows are gathered here, through the cache, not by DGL
+            prefetch = ["feat"] if self.features and hot_rows is None else None
+            self.sampler = SeededNeighborSampler(cfg.fanouts, base_seed, prefetch_node_feats=prefetch,
+                                                 prefetch_labels=["label"])
         else:
             self.sampler = SeedOnlySampler()
 
@@ -114,11 +120,15 @@ class NodeBatchLoader(EpochLoader):
             yield self._batch(input_nodes, seeds, blocks, offset)
 
     def _batch(self, input_nodes, seeds, blocks, offset: int) -> MiniBatch:
-        if blocks:
-            x, y = blocks[0].srcdata["feat"], blocks[-1].dstdata["label"]
+        if self.hot_rows is not None:
+            x = self.hot_rows[input_nodes.cpu()].to(self.device)
+        elif blocks:
+            x = blocks[0].srcdata["feat"] if self.features else None
         else:
-            x = self.graph.ndata["feat"][input_nodes.cpu()].to(self.device)
-            y = self.graph.ndata["label"][seeds.cpu()].to(self.device)
+            x = self.graph.ndata["feat"][input_nodes.cpu()].to(self.device) if self.features else None
+        y = blocks[-1].dstdata["label"] if blocks else self.graph.ndata["label"][seeds.cpu()].to(self.device)
+        # float16/bfloat16 storage (data.feature_dtype) halves the bytes gathered; compute is float32
+        x = x.float() if x is not None else None
         return MiniBatch(input_nodes=input_nodes, seeds=seeds, blocks=blocks, x=x, y=y, offset=offset)
 
 
@@ -173,7 +183,7 @@ class EdgeBatchLoader(EpochLoader):
             return
         self.nodes.epoch = epoch
         for offset, (input_nodes, pair_graph, neg_graph, blocks) in self.sampled(epoch, start, self.sampler):
-            x = blocks[0].srcdata["feat"] if self.features else None
+            x = blocks[0].srcdata["feat"].float() if self.features else None
             yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x, offset)
 
     def _block_sampler(self) -> SeededEdgeSampler:
@@ -193,7 +203,7 @@ class EdgeBatchLoader(EpochLoader):
         neg_graph = dgl.graph(self.negatives(g, eids), num_nodes=n)
         # as in sampled batches, NID maps the pair graphs' nodes (here: all of them) to graph ids
         pair_graph.ndata[dgl.NID] = neg_graph.ndata[dgl.NID] = torch.arange(n)
-        x = g.ndata["feat"].to(self.device) if self.features else None
+        x = g.ndata["feat"].to(self.device, torch.float32) if self.features else None
         return EdgeMiniBatch(torch.arange(n, device=self.device), pair_graph.to(self.device),
                              neg_graph.to(self.device), [visible] * len(self.cfg.fanouts), x, offset)
 

@@ -196,7 +196,7 @@ def test_prepare_node_graph_reverse_edges(synth_root, reverse):
     added = reverse != "false"  # our datasets store each undirected edge once
     assert data.info["reverse_edges_added"] is added and data.info["self_loops"] is False
     assert data.graph.num_edges() == (2 * e if added else e)
-    keys = _edge_keys(*data.graph.edges(), n)
+    keys = _edge_keys(*data.graph.edges(order="srcdst"), n)  # CSC-only graph: no edge-id order
     assert _edge_keys(src, dst, n) <= keys
     assert (_edge_keys(dst, src, n) <= keys) is added
 
@@ -206,7 +206,7 @@ def test_prepare_node_graph_self_loops_and_feature_norm(synth_root):
     data = load_dataset(DataConfig(name="tiny", root=str(synth_root), self_loops=True, feature_norm="standardize"))
     n = raw.num_nodes
     assert data.graph.num_edges() == 2 * raw.graph.num_edges() + n
-    src, dst = data.graph.edges()
+    src, dst = data.graph.edges(order="srcdst")
     loops = src[src == dst]
     assert torch.equal(torch.sort(loops).values, torch.arange(n))  # exactly one per node
     feat = data.graph.ndata["feat"]

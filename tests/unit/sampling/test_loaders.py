@@ -22,7 +22,7 @@ def loader(graph, seeds, **kw) -> NodeBatchLoader:
 
 def test_blocks_are_subgraphs_with_capped_fanout_and_seed_outputs(graph):
     seeds = torch.arange(0, graph.num_nodes(), 3)
-    src_all, dst_all = graph.edges()
+    src_all, dst_all = graph.edges(order="srcdst")  # a cached node graph is CSC only
     edge_set = set(zip(src_all.tolist(), dst_all.tolist()))
     covered = []
     for batch in loader(graph, seeds).epoch(0):
