@@ -153,6 +153,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     info = read_meta(path).get("info", {})
     print(f"edges: {describe_edges(info, args.directed)}")
     print(f"node input: {_node_input_line(info.get('node_input', {}))}")
+    if args.task == "link":
+        sizes = info.get("num_edges", {})
+        by = f"by {args.time_col}" if args.time_col else "at random"
+        print(f"split {by}: " + " ".join(f"{part}={n}" for part, n in sizes.items())
+              + f" edges, {args.split_style} style ({read_meta(path)['ogb_meta']['eval metric']})")
     _wrote(args, path, started)
     print(f"next: largegraph train {IMPORT_CONFIGS[args.task]} data.name={args.name} data.root={args.root}")
     return 0
@@ -181,6 +186,46 @@ def cmd_planetoid(args: argparse.Namespace) -> int:
     from largegraph.data.planetoid import convert_planetoid
 
     return _wrote(args, convert_planetoid(args.src, args.root, name=args.name, prefix=args.prefix))
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from largegraph import predict
+    from largegraph.tables import table_format
+
+    table_format(args.out)  # a bad --out is refused before minutes of inference
+    loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
+    if loaded.is_link:
+        if args.nodes:
+            raise ConfigError("--nodes is for node-classification runs; a link run takes --pairs FILE or "
+                              "--top-k K --for FILE")
+        if args.pairs and args.for_nodes:
+            raise ConfigError("give either --pairs FILE or --top-k K --for FILE, not both")
+        if args.pairs:
+            rows = predict.score_pairs(loaded, args.pairs, args.out, args.src_col, args.dst_col)
+        elif args.for_nodes and args.top_k:
+            rows = predict.top_k_neighbours(loaded, args.for_nodes, args.top_k, args.out)
+        else:
+            raise ConfigError("a link run needs --pairs FILE (score candidate pairs) or --top-k K --for FILE "
+                              "(the K best new neighbours of each listed node)")
+    else:
+        if args.pairs or args.for_nodes:
+            raise ConfigError("--pairs and --for are for link-prediction runs; a node run takes --nodes FILE")
+        selected = predict.read_node_list(args.nodes, loaded.nodes, loaded.data.name) if args.nodes else None
+        rows = predict.predict_nodes(loaded, args.out, selected, args.top_k)
+    print(f"wrote {rows} rows to {args.out}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from largegraph import predict
+    from largegraph.tables import table_format
+
+    table_format(args.out, {".npy": "npy"})
+    loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
+    selected = predict.read_node_list(args.nodes, loaded.nodes, loaded.data.name) if args.nodes else None
+    rows = predict.export_embeddings(loaded, args.out, selected)
+    print(f"wrote {rows} embeddings to {args.out}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -306,12 +351,39 @@ def _add_data(sub) -> None:
     p.set_defaults(func=cmd_planetoid)
 
 
+def _add_predict(sub) -> None:
+    # what predict and embed share: the run, the dataset, the device, the output and a node subset
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("run_dir", help="a finished run directory (holds model.pt)")
+    common.add_argument("--out", required=True, help="output file; the extension picks the format")
+    common.add_argument("--data", help="another dataset than the run's (data.name); must fit the model")
+    common.add_argument("--root", help="its dataset root (default: the run's data.root)")
+    common.add_argument("--nodes", help="CSV of original node ids (column id, or the only column): only these")
+    common.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p = sub.add_parser("predict", parents=[common], help="apply a trained run: classes, or scores of node pairs",
+                       description="Node runs: id, predicted class, class probabilities (or --top-k classes). "
+                                   "Link runs: --pairs scores candidate pairs; --top-k K --for lists the K best "
+                                   "new neighbours of each node. --out .csv or .parquet.")
+    p.add_argument("--top-k", type=positive(int), help="node runs: the K likeliest classes instead of every "
+                                                       "probability; link runs: neighbours per node of --for")
+    p.add_argument("--pairs", help="link runs: CSV of candidate pairs (first two columns, or --src-col/--dst-col)")
+    p.add_argument("--for", dest="for_nodes", help="link runs, with --top-k: CSV of node ids to find neighbours for")
+    p.add_argument("--src-col")
+    p.add_argument("--dst-col")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("embed", parents=[common], help="export a trained run's node embeddings",
+                       description="--out .npy (rows in node order; ids in <name>.ids.csv beside it), "
+                                   ".csv or .parquet (id, e0, e1, ...).")
+    p.set_defaults(func=cmd_embed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="largegraph", description="Sampled GNN training on OGB-scale graphs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{train,resume,data,report,serve,submit,status,logs,cancel,token}")
+                                metavar="{train,resume,data,predict,embed,report,serve,submit,status,logs,cancel,token}")
     _add_train(sub)
     _add_data(sub)
+    _add_predict(sub)
     from largegraph.jobs.cli import add_job_commands
 
     add_job_commands(sub, _Parser)

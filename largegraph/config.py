@@ -117,6 +117,17 @@ class TrainConfig(Section):
     restore_best: bool = Field(True, description="final model.pt/predictions come from the best validation epoch")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="node classification: label smoothing of the cross-entropy loss")
     export_embeddings: bool = Field(False, description="also write embeddings.pt (N x hidden float32)")
+    loggers: list[Literal["jsonl", "tensorboard"]] = Field(
+        default_factory=lambda: ["jsonl"], description="where metrics go: jsonl (metrics.jsonl, the run's record, "
+        "always written) and tensorboard (event files in <run dir>/tensorboard: per-step and per-epoch scalars, "
+        "the config as text; needs the [tensorboard] extra)")
+
+    @model_validator(mode="after")
+    def _jsonl_kept(self) -> "TrainConfig":
+        if "jsonl" not in self.loggers:
+            raise ValueError("loggers must include jsonl: metrics.jsonl is the run's record that report, resume "
+                             "and the job service read; e.g. [jsonl, tensorboard]")
+        return self
 
 
 class LinkConfig(Section):
@@ -288,8 +299,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConf
     return build_config(raw, str(path))
 
 
+def dump_config_text(cfg: JobConfig) -> str:
+    """The fully resolved config (defaults included) as YAML text."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
 def dump_config(cfg: JobConfig, path: str | Path) -> None:
     """Write the fully resolved config (defaults included) as YAML."""
     from largegraph.fsutil import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(path, dump_config_text(cfg))

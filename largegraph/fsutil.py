@@ -4,6 +4,7 @@ one, never half of either."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -38,7 +39,9 @@ def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -
             power cut costs nothing.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    # Unique per thread too: `serve --http` queues a job's config on a request thread while the
+    # daemon's thread may be rewriting the same file before starting it.
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{threading.get_ident()}")
     try:
         write_synced(tmp, lambda handle: handle.write(payload), durable)
         os.replace(tmp, path)

@@ -9,6 +9,9 @@ Modules:
     store      the SQLite job store: schema, migrations, atomic claims
     procs      process liveness and signals (pids that may be reused, process groups)
     progress   what a run directory says about a job: metrics, heartbeat, last error line
+    submission validating-then-queueing a job: shared by ``submit`` and the HTTP API
     daemon     ``largegraph serve``: claims, runs, retries, recovers and drains jobs
     cli        ``serve``, ``submit``, ``status``, ``logs``, ``cancel``
+
+The same service over the network (API, tokens, remote CLI, status page) is ``largegraph.server``.
 """

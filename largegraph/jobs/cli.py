@@ -1,7 +1,9 @@
 """``serve``, ``submit``, ``status``, ``logs`` and ``cancel``: the orchestrator's commands.
 
-Every command reads and writes the workspace's job store directly (no server to talk to on one
-machine). User mistakes raise ``JobError``/``ConfigError``, which the CLI prints as one line (exit 2).
+Every command reads and writes the workspace's job store directly, unless a server is named
+(``--server``/``$LARGEGRAPH_SERVER``): then ``submit``, ``status``, ``logs`` and ``cancel`` go through
+its HTTP API (:mod:`largegraph.server.client`) and print the same. User mistakes raise
+``JobError``/``ConfigError``, which the CLI prints as one line (exit 2).
 """
 from __future__ import annotations
 
@@ -10,15 +12,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import BinaryIO, Callable
 
 from largegraph.argtypes import non_negative_int, positive
 from largegraph.errors import EXIT_OK, JobError
-from largegraph.jobs.store import Job, JobStore
-from largegraph.jobs.workspace import WORKSPACE_ENV, Workspace, check_job_name, write_job_config
-
-if TYPE_CHECKING:  # the config schema (pydantic) is imported only by the commands that need it
-    from largegraph.config import JobConfig
+from largegraph.jobs.progress import read_bytes_from
+from largegraph.jobs.store import FINAL_STATES, Job, JobStore
+from largegraph.jobs.submission import SubmitOptions, queue_job
+from largegraph.jobs.workspace import WORKSPACE_ENV, Workspace
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> tuple[Workspace, JobStore]:
@@ -40,53 +41,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
         heartbeat_timeout=args.heartbeat_timeout, startup_timeout=args.startup_timeout,
         poll_interval=args.poll_interval, retry_backoff=args.retry_backoff, kill_grace=args.kill_grace,
         exit_when_idle=args.exit_when_idle, once=args.once)
+    from largegraph.server.run import check_http_options
+
+    check_http_options(args)  # refused before the store is touched or a job is started
     ws, store = _open(args, create=True)
     store.close()  # opened only to create (or upgrade) the store before the daemon registers in it
-    return JobDaemon(ws, options).serve()
+    daemon = JobDaemon(ws, options)
+    if args.http:
+        from largegraph.server.run import serve_with_http
+
+        return serve_with_http(daemon, args)
+    return daemon.serve()
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate a job exactly as `train` would, freeze its resolved config in the workspace, queue it."""
     from largegraph.config import load_config
 
-    if args.name is not None:
-        check_job_name(args.name)
+    options = SubmitOptions(name=args.name, priority=args.priority, retries=args.retries, nproc=args.nproc,
+                            device=args.device, max_restarts=args.max_restarts)
+    client = _remote(args)
+    if client is not None:
+        print(submitted_line(client.submit(args.config, args.overrides, options)))
+        return EXIT_OK
     cfg = load_config(args.config, args.overrides)
-    # The daemon trains from the workspace, not from where `submit` ran: pin the dataset path.
-    cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
     ws, store = _open(args, create=True)
-    text = _resolved_config(cfg, ws)
-    job = store.submit(
-        name=args.name, default_base=cfg.name, task=cfg.task, config=text,
-        epochs=cfg.train.epochs, priority=args.priority, max_retries=args.retries, nproc=args.nproc,
-        device=args.device, max_restarts=args.max_restarts,
-        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)))
-    try:
-        write_job_config(job.config_path, text)
-    except OSError as exc:
-        # The store holds the config too, and a daemon writes the file again before it starts the job.
-        raise JobError(f"job {job.name} (id {job.id}) is queued, but its config could not be written to "
-                       f"{job.config_path}: {exc.strerror}") from None
-    print(f"submitted {job.name} (id {job.id}, {cfg.task}, priority {job.priority}, retries {job.max_retries}); "
-          f"run dir {job.run_dir}")
+    print(submitted_line(job_record(queue_job(ws, store, cfg, options))))
     _warn_if_unserved(store, ws)
     return EXIT_OK
 
 
-def _resolved_config(cfg: "JobConfig", ws: Workspace) -> str:
-    """The config as the daemon will hand it to `train`, in the words of ``dump_config`` (the one
-    writer of resolved configs). Written into the workspace first: a workspace that cannot take the
-    file refuses the job before the store records it."""
-    from largegraph.config import dump_config
+def submitted_line(record: dict) -> str:
+    """What `submit` prints for a queued job (a `job_record`)."""
+    return (f"submitted {record['name']} (id {record['id']}, {record['task']}, priority {record['priority']}, "
+            f"retries {record['max_retries']}); run dir {record['run_dir']}")
 
-    staged = ws.staging_path()
-    try:
-        dump_config(cfg, staged)
-        return staged.read_text()
-    except OSError as exc:
-        raise JobError(f"cannot write to workspace {ws.root}: {exc.strerror}") from None
-    finally:
-        staged.unlink(missing_ok=True)
+
+def _remote(args: argparse.Namespace):
+    """The API client when a server is named (``--server`` or ``$LARGEGRAPH_SERVER``), else None."""
+    from largegraph.server.client import client_for
+
+    return client_for(args)
 
 
 def _warn_if_unserved(store: JobStore, ws: Workspace) -> None:
@@ -99,18 +94,27 @@ def _warn_if_unserved(store: JobStore, ws: Workspace) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the jobs as a table, or as JSON records with --json."""
+    client = _remote(args)
+    if client is not None:
+        print_status(client.jobs(args.jobs), args.json)
+        return EXIT_OK
     ws, store = _open(args)
     jobs = [store.get(ref) for ref in args.jobs] if args.jobs else store.jobs()
-    if args.json:
-        print(json.dumps([job_record(j) for j in jobs], indent=2))
-        return EXIT_OK
-    print(format_table(jobs, time.time()))
-    for job in jobs:
-        if job.state in ("failed", "queued") and job.last_error:
-            print(f"  {job.name}: {job.last_error}")
-    if any(j.state in ("queued", "running") for j in jobs):
+    print_status([job_record(j) for j in jobs], args.json)
+    if not args.json and any(j.state in ("queued", "running") for j in jobs):
         _warn_if_unserved(store, ws)
     return EXIT_OK
+
+
+def print_status(records: list[dict], as_json: bool) -> None:
+    """`status`'s output for these job records: the table and the last error lines, or JSON."""
+    if as_json:
+        print(json.dumps(records, indent=2))
+        return
+    print(format_table(records, time.time()))
+    for record in records:
+        if record["state"] in ("failed", "queued") and record["last_error"]:
+            print(f"  {record['name']}: {record['last_error']}")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -118,6 +122,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     a final state."""
     from largegraph.rundir import RunDir  # not at import time: it pulls in the config schema
 
+    client = _remote(args)
+    if client is not None:
+        return client.logs(args.job, args.follow, sys.stdout.buffer)
     _, store = _open(args)
     job = store.get(args.job)
     path = RunDir(job.run_dir).log_path
@@ -133,18 +140,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
             offset = _copy_from(path, offset, out)  # what the job wrote before it ended
             break
     if offset == 0 and not job.is_final and not args.follow:
-        print(f"largegraph: job {job.name} has no output yet (state {job.state})", file=sys.stderr)
+        no_output_yet(job.name, job.state)
     return EXIT_OK
+
+
+def no_output_yet(name: str, state: str) -> None:
+    """What `logs` says about a job that has written nothing yet."""
+    print(f"largegraph: job {name} has no output yet (state {state})", file=sys.stderr)
 
 
 def _copy_from(path: Path, offset: int, out: BinaryIO) -> int:
     """Copy what ``path`` holds past byte ``offset`` to ``out``; returns the new offset."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except FileNotFoundError:
-        return offset
+    data = read_bytes_from(path, offset)
     out.write(data)
     out.flush()
     return offset + len(data)
@@ -152,22 +159,36 @@ def _copy_from(path: Path, offset: int, out: BinaryIO) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel queued jobs at once; ask the daemon to stop running ones (every process of the job)."""
-    _, store = _open(args)
-    jobs = [store.request_cancel(ref) for ref in args.jobs]
-    for job in jobs:
-        print(f"cancelled {job.name}" if job.state == "cancelled"
-              else f"cancel requested for {job.name} (running; its daemon stops all of its processes)")
-    deadline = time.monotonic() + args.timeout
-    while args.wait and not all(j.is_final for j in jobs):
+    client = _remote(args)
+    if client is not None:
+        refresh = client.job
+        records = [client.cancel(ref) for ref in args.jobs]
+    else:
+        _, store = _open(args)
+
+        def refresh(ref: int) -> dict:
+            return job_record(store.get(ref))
+
+        records = [job_record(store.request_cancel(ref)) for ref in args.jobs]
+    for record in records:
+        print(f"cancelled {record['name']}" if record["state"] == "cancelled"
+              else f"cancel requested for {record['name']} (running; its daemon stops all of its processes)")
+    if args.wait:
+        for record in _wait_final(records, refresh, args.timeout):
+            print(f"{record['name']}: {record['state']}")
+    return EXIT_OK
+
+
+def _wait_final(records: list[dict], refresh: Callable[[int], dict], timeout: float) -> list[dict]:
+    """Poll job records through ``refresh(id)`` until every one is final."""
+    deadline = time.monotonic() + timeout
+    while not all(r["state"] in FINAL_STATES for r in records):
         if time.monotonic() > deadline:
-            raise JobError(f"jobs still running {args.timeout:g}s after the cancel request; "
+            raise JobError(f"jobs still running {timeout:g}s after the cancel request; "
                            "is `largegraph serve` running?")
         time.sleep(0.5)
-        jobs = [store.get(j.id) for j in jobs]
-    if args.wait:
-        for job in jobs:
-            print(f"{job.name}: {job.state}")
-    return EXIT_OK
+        records = [refresh(r["id"]) for r in records]
+    return records
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -192,24 +213,24 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _state(job: Job, now: float) -> str:
-    if job.state == "queued" and job.not_before > now:
-        return f"queued (retry in {job.not_before - now:.0f}s)"
-    if job.state == "running" and job.cancel_requested:
+def _state(record: dict, now: float) -> str:
+    if record["state"] == "queued" and record["not_before"] > now:
+        return f"queued (retry in {record['not_before'] - now:.0f}s)"
+    if record["state"] == "running" and record["cancel_requested"]:
         return "cancelling"
-    return job.state
+    return record["state"]
 
 
-def format_table(jobs: list[Job], now: float) -> str:
-    """The `status` table: id, name, task, state, attempt, epoch/step, best metric, age."""
+def format_table(records: list[dict], now: float) -> str:
+    """The `status` table of job records: id, name, task, state, attempt, epoch/step, best metric, age."""
     header = ("ID", "NAME", "TASK", "STATE", "ATTEMPT", "EPOCH/STEP", "BEST", "AGE")
     rows = [header]
-    for j in jobs:
-        progress = f"{j.epoch or 0}/{j.epochs or '?'} ({j.step or 0})" if j.epoch is not None else "-"
-        best = f"{j.metric} {j.best_metric:.4f}" if j.best_metric is not None else "-"
-        task = {"node_classification": "node", "link_prediction": "link"}.get(j.task, j.task)
-        rows.append((str(j.id), j.name, task, _state(j, now), str(j.attempt), progress, best,
-                     _age(now - j.submitted_at)))
+    for j in records:
+        progress = f"{j['epoch'] or 0}/{j['epochs'] or '?'} ({j['step'] or 0})" if j["epoch"] is not None else "-"
+        best = f"{j['metric']} {j['best_metric']:.4f}" if j["best_metric"] is not None else "-"
+        task = {"node_classification": "node", "link_prediction": "link"}.get(j["task"], j["task"])
+        rows.append((str(j["id"]), j["name"], task, _state(j, now), str(j["attempt"]), progress, best,
+                     _age(now - j["submitted_at"])))
     if len(rows) == 1:
         return "no jobs"
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -223,16 +244,27 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     common.add_argument("--workspace", metavar="DIR",
                         help=f"job store and run directories (default ${WORKSPACE_ENV}, else ./lg-workspace)")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], **kwargs) -> argparse.ArgumentParser:
-        # Every job command works on a workspace, hence the shared --workspace.
-        p = sub.add_parser(name, parents=[common], **kwargs)
+    from largegraph.server.cli import add_client_options, add_http_options, add_token_command
+
+    remote = parser_class(add_help=False)
+    add_client_options(remote)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], over_http: bool = True,
+                **kwargs) -> argparse.ArgumentParser:
+        # Every job command works on a workspace, hence the shared --workspace; those that a
+        # server can answer also take --server.
+        p = sub.add_parser(name, parents=[common, remote] if over_http else [common], **kwargs)
         p.set_defaults(func=func)
         return p
 
-    _add_serve_options(command(
-        "serve", cmd_serve, help="run the job daemon: claims, runs, retries, resumes jobs",
+    serve = command(
+        "serve", cmd_serve, over_http=False, help="run the job daemon: claims, runs, retries, resumes jobs",
         description="Run queued jobs of a workspace. SIGTERM/Ctrl-C drains: running jobs checkpoint and stop, "
-                    "and resume when a daemon serves the workspace again."))
+                    "and resume when a daemon serves the workspace again. With --http, also serve the "
+                    "HTTP API and the status page.")
+    _add_serve_options(serve)
+    add_http_options(serve)
+    add_token_command(sub, common, parser_class)
     _add_submit_options(command(
         "submit", cmd_submit, help="queue a training job (validated like `train`)",
         description="Queue a YAML job; trailing key=value pairs override it, as for `train`."))

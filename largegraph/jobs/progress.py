@@ -114,3 +114,14 @@ def error_line(log_path: str | Path, since: int = 0, window: int = 65536) -> str
         if _ERROR_LINE.match(line):
             return line[:500]
     return None
+
+
+def read_bytes_from(path: str | Path, offset: int, limit: int | None = None) -> bytes:
+    """Up to ``limit`` bytes (all, if None) of ``path`` from byte ``offset``; empty if there is no
+    file yet. How `logs` and the HTTP API read a log that a trainer is still appending to."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read() if limit is None else handle.read(limit)
+    except FileNotFoundError:
+        return b""

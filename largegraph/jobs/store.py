@@ -74,12 +74,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (job_id, attempt)
         )""",
     ),
+    (  # v2: API tokens of `largegraph serve --http`, stored as digests only
+        """CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL, revoked_at REAL, last_used_at REAL
+        )""",
+        # A name may be reused once its token is revoked, never held by two live tokens.
+        "CREATE UNIQUE INDEX tokens_live_name ON tokens (name) WHERE revoked_at IS NULL",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreBusy(JobError):
     """The store stayed locked by another process for longer than the busy timeout."""
+
+
+class NoSuchJob(JobError):
+    """No job has the given name or id."""
+
+
+class JobConflict(JobError):
+    """The request contradicts the job's state: its name is taken, or it already ended."""
 
 
 @dataclass
@@ -241,7 +257,7 @@ class JobStore:
             if name is not None:
                 taken = conn.execute("SELECT id FROM jobs WHERE name = ?", (name,)).fetchone()
                 if taken:
-                    raise JobError(f"a job named {name!r} already exists (id {taken['id']}); choose another --name")
+                    raise JobConflict(f"a job named {name!r} already exists (id {taken['id']}); choose another --name")
             cur = conn.execute(
                 "INSERT INTO jobs (name, task, config, epochs, priority, max_retries, nproc, device, "
                 "max_restarts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -272,7 +288,7 @@ class JobStore:
         key, value = ("id", int(text)) if text.isdigit() else ("name", text)
         rows = self._read(f"SELECT * FROM jobs WHERE {key} = ?", (value,))
         if not rows:
-            raise JobError(f"no job {'with id' if key == 'id' else 'named'} {text!r} in this workspace "
+            raise NoSuchJob(f"no job {'with id' if key == 'id' else 'named'} {text!r} in this workspace "
                            f"({self.path.parent}); see `largegraph status`")
         return Job.from_row(rows[0])
 
@@ -371,7 +387,7 @@ class JobStore:
         with self._tx() as conn:
             state = conn.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()["state"]
             if state in FINAL_STATES:
-                raise JobError(f"job {job.name} already {state}; nothing to cancel")
+                raise JobConflict(f"job {job.name} already {state}; nothing to cancel")
             if state == "queued":
                 conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, last_error = 'cancelled' "
                              "WHERE id = ?", (time.time(), job.id))
@@ -382,6 +398,40 @@ class JobStore:
     def attempts(self, job_id: int) -> list[dict]:
         """Every attempt of a job: attempt, daemon_id, pid, started_at, ended_at, exit_code, outcome."""
         return [dict(r) for r in self._read("SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
+
+    # --- API tokens --------------------------------------------------------------------------------
+    def add_token(self, name: str, digest: str) -> int:
+        """Record a live token by its digest; ``JobConflict`` if a live token already has ``name``."""
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM tokens WHERE name = ? AND revoked_at IS NULL", (name,)).fetchone():
+                raise JobConflict(f"a live token named {name!r} already exists; revoke it first "
+                                  f"(`largegraph token revoke {name}`) or choose another --name")
+            return conn.execute("INSERT INTO tokens (name, digest, created_at) VALUES (?, ?, ?)",
+                                (name, digest, time.time())).lastrowid
+
+    def revoke_token(self, name: str) -> bool:
+        """Revoke the live token called ``name``; False if there is none."""
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                               (time.time(), name))
+            return cur.rowcount == 1
+
+    def live_tokens(self) -> list[tuple[str, str]]:
+        """``(name, digest)`` of every token not revoked."""
+        return [(r["name"], r["digest"]) for r in self._read("SELECT name, digest FROM tokens WHERE revoked_at IS NULL")]
+
+    def tokens(self) -> list[dict]:
+        """Every token ever created, digests left out: name, created_at, revoked_at, last_used_at."""
+        return [dict(r) for r in self._read("SELECT name, created_at, revoked_at, last_used_at FROM tokens ORDER BY id")]
+
+    def token_used(self, name: str) -> None:
+        """Stamp a live token's last use (best effort: a busy store only costs the stamp)."""
+        try:
+            with self._tx() as conn:
+                conn.execute("UPDATE tokens SET last_used_at = ? WHERE name = ? AND revoked_at IS NULL",
+                             (time.time(), name))
+        except StoreBusy:
+            pass
 
     # --- daemons -----------------------------------------------------------------------------------
     def register_daemon(self, daemon_id: str, host: str, pid: int, pid_start: int | None) -> None:

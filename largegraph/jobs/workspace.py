@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 from largegraph.errors import JobError
@@ -75,8 +76,9 @@ class Workspace:
         return self.runs_dir / f"{name}-{job_id}"
 
     def staging_path(self) -> Path:
-        """Where ``submit`` writes a config before the job has an id (hidden, and unique per process)."""
-        return self.jobs_dir / f".submit-{os.getpid()}.yaml"
+        """Where ``submit`` writes a config before the job has an id (hidden, and unique per call: the
+        HTTP server queues jobs from many threads of one process)."""
+        return self.jobs_dir / f".submit-{os.getpid()}-{uuid.uuid4().hex[:12]}.yaml"
 
     def job_mark(self, job_id: int) -> str:
         """The value every process of this job carries in its environment (see ``procs.MARK_ENV``)."""

@@ -1,0 +1,76 @@
+"""Queueing a validated job: the one path by which a config becomes a job, for ``submit`` on this
+machine and for ``POST /v1/jobs`` of ``serve --http`` alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from largegraph.errors import JobError
+from largegraph.jobs.store import Job, JobStore
+from largegraph.jobs.workspace import Workspace, check_job_name, write_job_config
+
+if TYPE_CHECKING:  # the config schema (pydantic) is imported only by the code that needs it
+    from largegraph.config import JobConfig
+
+
+@dataclass
+class SubmitOptions:
+    """How a job is queued, besides its config (``largegraph submit --help``)."""
+
+    name: str | None = None
+    priority: int = 0
+    retries: int = 2
+    nproc: int = 1
+    device: str = "cpu"
+    max_restarts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            check_job_name(self.name)
+
+
+def pin_data_root(cfg: "JobConfig") -> Path:
+    """Make ``data.root`` absolute and return it: the daemon trains from the workspace, not from
+    where the job was submitted."""
+    root = Path(cfg.data.root).expanduser().absolute()
+    cfg.data.root = str(root)
+    return root
+
+
+def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitOptions) -> Job:
+    """Freeze ``cfg`` (validated by the caller) in the workspace and record it as a queued job.
+
+    Raises:
+        JobError: the name is taken, the workspace cannot take the config, or the store refused.
+    """
+    pin_data_root(cfg)
+    text = resolved_config(cfg, ws)
+    job = store.submit(
+        name=options.name, default_base=cfg.name, task=cfg.task, config=text,
+        epochs=cfg.train.epochs, priority=options.priority, max_retries=options.retries, nproc=options.nproc,
+        device=options.device, max_restarts=options.max_restarts,
+        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)))
+    try:
+        write_job_config(job.config_path, text)
+    except OSError as exc:
+        # The store holds the config too, and a daemon writes the file again before it starts the job.
+        raise JobError(f"job {job.name} (id {job.id}) is queued, but its config could not be written to "
+                       f"{job.config_path}: {exc.strerror}") from None
+    return job
+
+
+def resolved_config(cfg: "JobConfig", ws: Workspace) -> str:
+    """The config as the daemon will hand it to `train`, in the words of ``dump_config`` (the one
+    writer of resolved configs). Written into the workspace first: a workspace that cannot take the
+    file refuses the job before the store records it."""
+    from largegraph.config import dump_config
+
+    staged = ws.staging_path()
+    try:
+        dump_config(cfg, staged)
+        return staged.read_text()
+    except OSError as exc:
+        raise JobError(f"cannot write to workspace {ws.root}: {exc.strerror}") from None
+    finally:
+        staged.unlink(missing_ok=True)

@@ -1,0 +1,218 @@
+"""The JSON API under ``/v1``: queue, list, inspect, follow and cancel jobs, fetch their files.
+
+Every route needs a token (see :mod:`largegraph.server.auth`). Jobs are queued through the same
+validation and the same code as ``largegraph submit`` (:mod:`largegraph.jobs.submission`); the
+daemon picks them up from the store as it does any other job. Logs and files are read only from
+the job's own run directory, by names from a fixed list, never from a path in the request.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from pathlib import Path
+from typing import AsyncIterator, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from largegraph.errors import ConfigError, JobError
+from largegraph.jobs.cli import job_record
+from largegraph.jobs.progress import read_bytes_from
+from largegraph.jobs.store import STATES, Job
+from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
+from largegraph.jobs.workspace import check_job_name
+from largegraph.rundir import RunDir
+from largegraph.server.app import ServerSettings
+from largegraph.server.auth import Caller
+
+# The files of a run directory the API hands out, by name; nothing else is ever opened for a request.
+ARTIFACTS = {
+    RunDir.MODEL: "application/octet-stream", RunDir.PREDICTIONS: "application/octet-stream",
+    RunDir.EMBEDDINGS: "application/octet-stream", RunDir.SUMMARY: "application/json",
+    RunDir.CURVES: "image/png", RunDir.CONFIG: "text/plain; charset=utf-8",
+    RunDir.METRICS: "text/plain; charset=utf-8", RunDir.LOG: "text/plain; charset=utf-8",
+}
+LOG_CHUNK = 1 << 20      # most bytes one ranged read or one streamed piece carries
+FOLLOW_POLL_S = 0.5      # how often a followed log and its job's state are looked at
+
+
+def caller(request: Request) -> Caller:
+    """The route dependency that demands a valid token (and, for the page's cookie, the CSRF check)."""
+    return request.app.state.auth.require(request)
+
+
+router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(caller)])
+
+
+def settings_of(request: Request) -> ServerSettings:
+    return request.app.state.settings
+
+
+class SubmitRequest(BaseModel):
+    """A job to queue: a YAML job file's text plus dotted overrides, as `largegraph submit` takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = Field(description="the YAML job file's text")
+    overrides: list[str] = Field(default_factory=list, max_length=256, description="dotted key=value overrides")
+    source: str = Field("config", max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$",
+                        description="the file's name, used only in error messages")
+    name: str | None = Field(None, description="job name (default: the config's name plus the job id)")
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
+    retries: int = Field(2, ge=0, le=1000)
+    nproc: int = Field(1, ge=1, le=1024)
+    device: Literal["cpu", "cuda"] = "cpu"
+    max_restarts: int | None = Field(None, ge=0, le=1000)
+
+
+def checked_ref(ref: str) -> str:
+    """A job reference from a URL: an id, or a name in the job-name alphabet (no '/', no '..')."""
+    if ref.isdigit() and len(ref) <= 18:
+        return ref
+    return check_job_name(ref)
+
+
+def run_dir_of(job: Job, settings: ServerSettings) -> RunDir:
+    """The job's run directory, provided it lies inside the workspace's runs/ (it always should)."""
+    runs = os.path.realpath(settings.workspace.runs_dir)
+    real = os.path.realpath(job.run_dir)
+    if os.path.commonpath([runs, real]) != runs or real == runs:
+        raise JobError(f"job {job.name}'s run directory is outside the workspace; refusing to read it")
+    return RunDir(real)
+
+
+def check_data_root(cfg, allowed: list[Path], source: str) -> None:
+    """Refuse a config whose dataset lies outside the server's data roots (symlinks resolved)."""
+    root = pin_data_root(cfg)
+    paths = [os.path.realpath(root), os.path.realpath(root / cfg.data.name)]
+    for base in map(str, allowed):
+        if all(os.path.commonpath([base, p]) == base for p in paths):
+            return
+    raise ConfigError(f"{source}: data.root {root} with data.name {cfg.data.name!r} is outside the server's data "
+                      f"roots ({', '.join(map(str, allowed))}); put the dataset under one of them "
+                      "(serve --data-root DIR)")
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: a diverged loss is sent as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# --- routes ------------------------------------------------------------------------------------------
+@router.post("/jobs", status_code=201, summary="Queue a job")
+def submit(body: SubmitRequest, request: Request) -> dict:
+    """Validate the config exactly as `largegraph submit` does, check that it reads data only under the
+    server's data roots, and queue it. Answers the job's record."""
+    from largegraph.config import apply_overrides, build_config, parse_yaml
+
+    settings = settings_of(request)
+    options = SubmitOptions(name=body.name, priority=body.priority, retries=body.retries, nproc=body.nproc,
+                            device=body.device, max_restarts=body.max_restarts)
+    cfg = build_config(apply_overrides(parse_yaml(body.config, body.source), body.overrides), body.source)
+    check_data_root(cfg, settings.data_roots, body.source)
+    with settings.store() as store:
+        return {"job": job_record(queue_job(settings.workspace, store, cfg, options))}
+
+
+@router.get("/jobs", summary="List jobs")
+def list_jobs(request: Request, state: list[Literal[STATES]] = Query(default=[]),
+              name: list[str] = Query(default=[], description="names or ids")) -> dict:
+    """Jobs in submission order; ``state`` (repeatable) keeps only jobs in those states, ``name``
+    (repeatable) only those jobs (an unknown one is a 404, as for `largegraph status JOB`)."""
+    with settings_of(request).store() as store:
+        jobs = [store.get(checked_ref(ref)) for ref in name] if name else store.jobs()
+    return {"jobs": [job_record(j) for j in jobs if not state or j.state in state]}
+
+
+@router.get("/jobs/{ref}", summary="One job, its attempts and its resolved config")
+def get_job(ref: str, request: Request) -> dict:
+    with settings_of(request).store() as store:
+        job = store.get(checked_ref(ref))
+        return {"job": job_record(job), "attempts": store.attempts(job.id), "config": job.config}
+
+
+@router.post("/jobs/{ref}/cancel", summary="Cancel a job")
+def cancel(ref: str, request: Request) -> dict:
+    """A queued job is cancelled at once; a running one is flagged, and its daemon stops it."""
+    with settings_of(request).store() as store:
+        return {"job": job_record(store.request_cancel(checked_ref(ref)))}
+
+
+@router.get("/jobs/{ref}/metrics", summary="The run's metrics records")
+def metrics(ref: str, request: Request, since: int = Query(0, ge=0, description="skip this many records")) -> dict:
+    """The records of the run's ``metrics.jsonl`` (epochs, resumes, the final one) from number ``since``;
+    ``next`` is what to pass as ``since`` to get only newer ones."""
+    settings = settings_of(request)
+    with settings.store() as store:
+        job = store.get(checked_ref(ref))
+    records = run_dir_of(job, settings).read_metrics()
+    fresh = [{k: _finite(v) for k, v in r.items()} for r in records[since:]]
+    return {"records": fresh, "next": len(records), "state": job.state}
+
+
+@router.get("/jobs/{ref}/logs", summary="The job's log, ranged or followed", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+def logs(ref: str, request: Request,
+         offset: int = Query(0, description="first byte; negative: that many bytes before the end"),
+         limit: int = Query(LOG_CHUNK, ge=1, le=LOG_CHUNK, description="most bytes to send"),
+         follow: bool = Query(False, description="stream new output until the job ends")) -> Response:
+    """Every attempt's output (the run directory's ``train.log``). Headers: ``X-Log-Start`` (first byte
+    sent), ``X-Log-Next`` (the offset to ask for next), ``X-Log-Size``, ``X-Job-State``."""
+    settings = settings_of(request)
+    with settings.store() as store:
+        job = store.get(checked_ref(ref))
+    path = run_dir_of(job, settings).log_path
+    size = path.stat().st_size if path.exists() else 0
+    start = min(offset if offset >= 0 else max(0, size + offset), size)
+    headers = {"X-Log-Start": str(start), "X-Job-State": job.state, "X-Log-Size": str(size)}
+    if follow:
+        return StreamingResponse(_follow(settings, job.id, path, start), media_type="text/plain; charset=utf-8",
+                                 headers=headers)
+    data = read_bytes_from(path, start, limit)
+    headers["X-Log-Next"] = str(start + len(data))
+    return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
+
+
+async def _follow(settings: ServerSettings, job_id: int, path: Path, offset: int) -> AsyncIterator[bytes]:
+    """The log from ``offset`` as it grows, until the job is final (and its last words are sent) or
+    the server stops."""
+    def is_final() -> bool:
+        with settings.store() as store:
+            return store.get(job_id).is_final
+
+    while True:
+        final = await to_thread.run_sync(is_final)  # read before the log: no last words are missed
+        while chunk := await to_thread.run_sync(read_bytes_from, path, offset, LOG_CHUNK):
+            offset += len(chunk)
+            yield chunk
+        if final or settings.stopping.is_set():
+            return
+        await asyncio.sleep(FOLLOW_POLL_S)
+
+
+@router.get("/jobs/{ref}/artifacts/{file}", summary="A file of the job's run directory",
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def artifact(ref: str, file: str, request: Request) -> FileResponse:
+    """One of the run directory's files, by name (model.pt, predictions.pt, embeddings.pt, summary.json,
+    curves.png, config.resolved.yaml, metrics.jsonl, train.log); 404 until the run has written it."""
+    if file not in ARTIFACTS:
+        raise JobError(f"no artifact {file!r}: ask for one of {', '.join(sorted(ARTIFACTS))}")
+    settings = settings_of(request)
+    with settings.store() as store:
+        job = store.get(checked_ref(ref))
+    run = run_dir_of(job, settings)
+    path = Path(os.path.realpath(run.path / file))
+    if path.parent != run.path or not path.is_file():
+        return JSONResponse({"error": f"job {job.name} has no {file} (state {job.state}; a run writes model.pt, "
+                                      "predictions and curves.png when it finishes)"}, 404)
+    return FileResponse(path, media_type=ARTIFACTS[file], filename=file)
+
+
+@router.get("/openapi.json", summary="This API's OpenAPI description", include_in_schema=False)
+def openapi(request: Request) -> dict:
+    return request.app.openapi()

@@ -1,0 +1,159 @@
+"""The ASGI app of ``serve --http``: API and pages, one error shape, a cap on request bodies,
+security headers on every response."""
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from largegraph.errors import LargeGraphError
+from largegraph.jobs.store import JobConflict, JobStore, NoSuchJob, StoreBusy
+from largegraph.jobs.workspace import Workspace
+from largegraph.server.auth import Authenticator
+
+log = logging.getLogger("largegraph.server")
+
+# A page may run only its own scripts and styles and talk only to this server: nothing from a CDN,
+# no inline script, not framed by other sites. Referrer policy same-origin, not no-referrer: under
+# no-referrer browsers send `Origin: null` with form posts, which the cross-site check must refuse.
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+_HEADERS = [(b"content-security-policy", _CSP.encode()), (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
+            (b"cache-control", b"no-store")]
+
+
+@dataclass
+class ServerSettings:
+    """What the app serves and how strictly."""
+
+    workspace: Workspace
+    data_roots: list[Path]
+    max_body: int
+    secure_cookies: bool = False  # the session cookie is only sent over https
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @contextmanager
+    def store(self) -> Iterator[JobStore]:
+        """A store connection for one request, on the thread that serves it (SQLite connections stay
+        on the thread that opened them)."""
+        with closing(JobStore(self.workspace.db_path)) as store:
+            yield store
+
+
+class BodyLimit:
+    """Answers 413 to a request body larger than ``limit`` bytes, declared or streamed, before the
+    app reads it whole."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            return await _too_large(send, self.limit)
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = JSONResponse({"error": f"request body larger than {limit} bytes (serve --max-body)"}, 413)
+    await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers + _HEADERS})
+    await send({"type": "http.response.body", "body": body.body})
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + _HEADERS}
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    """The one shape of every error the API answers: ``{"error": "<one line>"}``."""
+    return JSONResponse({"error": message}, status, headers=headers)
+
+
+def _install_errors(app: FastAPI) -> None:
+    statuses = ((NoSuchJob, 404), (JobConflict, 409), (StoreBusy, 503), (LargeGraphError, 400))
+    for kind, status in statuses:
+        app.add_exception_handler(kind, lambda _r, exc, status=status: error(status, str(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        return error(422, f"{where}: {first.get('msg', 'invalid')}{more}")
+
+    @app.exception_handler(Exception)
+    async def crashed(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return error(500, f"internal error ({type(exc).__name__}); see the server's log")
+
+
+def create_app(settings: ServerSettings) -> ASGIApp:
+    """The whole app: ``/healthz``, the API under ``/v1`` and the status page."""
+    from largegraph.server import api, pages
+
+    app = FastAPI(title="largegraph job service", version="1", openapi_url=None, docs_url=None, redoc_url=None,
+                  description="Submit, watch and cancel training jobs of one largegraph workspace. Every route "
+                              "but /healthz needs `Authorization: Bearer <token>` (`largegraph token create`).")
+    app.state.settings = settings
+    app.state.auth = Authenticator(settings.workspace)
+    _install_errors(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict:
+        """Liveness: answers without a token and says nothing about jobs."""
+        return {"status": "ok"}
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return SecurityHeaders(BodyLimit(app, settings.max_body))
