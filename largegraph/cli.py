@@ -228,6 +228,27 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partition(args: argparse.Namespace) -> int:
+    from largegraph.config import load_config
+    from largegraph.partition import partition_dataset
+
+    cfg = load_config(args.config, args.overrides)
+    partition_dataset(cfg, args.parts, args.out, method=args.method, force=args.force)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from largegraph.bench.command import SWEEP_SCALES, run_bench
+
+    scales = list(SWEEP_SCALES) if args.sweep else [args.scale]
+    out = Path(args.out or f"runs/bench-{args.mode}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    run_bench(args.mode, scales, args.epochs, args.repeats, args.workers, args.nproc, out,
+              Path(args.root) if args.root else None, args.keep_data, say=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from largegraph.report import report
 
@@ -377,16 +398,48 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=cmd_embed)
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time largegraph against DGL's documented loop on a synthetic graph",
+                       description="Alternates DGL's documented training loop (a plain subprocess) and "
+                                   "`largegraph train` on the same synthetic OGB-layout graph; prints both sides "
+                                   "and the ratio, writes bench.json and bench.png (docs: bench/README.md).")
+    p.add_argument("mode", choices=["node", "link"], help="node: ogbn-products-shaped; link: ogbl-collab-shaped")
+    p.add_argument("--scale", type=positive(float), default=0.1, help="graph size as a fraction of the OGB dataset's")
+    p.add_argument("--epochs", type=positive(int), default=10)
+    p.add_argument("--repeats", type=positive(int), default=1, help="(reference, largegraph) pairs")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="sampling worker processes, both sides")
+    p.add_argument("--nproc", type=positive(int), default=1, help="largegraph's data-parallel workers (the reference "
+                                                                  "is DGL's single-process loop)")
+    p.add_argument("--sweep", action="store_true", help="one pair per scale 0.01, 0.1, 1.0 (--scale ignored)")
+    p.add_argument("--out", help="where bench.json, bench.png, logs and run directories go "
+                                 "(default runs/bench-<mode>-<UTC time>)")
+    p.add_argument("--root", help="dataset root to write the graph to and keep (default: <out>/data, removed after)")
+    p.add_argument("--keep-data", action="store_true", help="keep <out>/data afterwards")
+    p.set_defaults(func=cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="largegraph", description="Sampled GNN training on OGB-scale graphs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                metavar="{train,resume,data,predict,embed,report,serve,submit,status,logs,cancel,token}")
+                                metavar="{train,resume,data,partition,predict,embed,bench,report,serve,submit,status,logs,cancel,token}")
     _add_train(sub)
     _add_data(sub)
     _add_predict(sub)
     from largegraph.jobs.cli import add_job_commands
 
     add_job_commands(sub, _Parser)
+    p = sub.add_parser("partition", help="cut a job's dataset into parts for DGL's distributed engine (METIS)",
+                       description="Partition the job's prepared dataset with dgl.distributed.partition_graph, "
+                                   "carrying features, labels and the split; reuses existing partitions unless --force.")
+    p.add_argument("config", help="YAML job file whose data section names the dataset")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    p.add_argument("--parts", type=positive(int), required=True, help="number of partitions (machines)")
+    p.add_argument("--out", required=True, help="output folder; its name is the graph's name (DGL's graph_name)")
+    p.add_argument("--method", choices=["metis", "random"], default="metis",
+                   help="metis (default): fewer cut edges; random: balanced by chance")
+    p.add_argument("--force", action="store_true", help="partition again even if --out holds these partitions")
+    p.set_defaults(func=cmd_partition)
+    _add_bench(sub)
     p = sub.add_parser("report", help="redraw curves.png and print a run's summary")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
@@ -456,6 +509,10 @@ def _is_torchrun_worker() -> bool:
 def _main(argv: list[str] | None) -> int:
     # A crash inside DGL or torch native code should at least say where Python was.
     faulthandler.enable()
+    # Before anything large is allocated; torchrun workers run this command too (largegraph.allocator).
+    from largegraph import allocator
+
+    allocator.apply()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Overrides may come before or after options (`train CFG --run-dir D model.hidden=8`), which
