@@ -44,9 +44,10 @@ RUN python3.11 -m venv /opt/venv && pip install --upgrade pip
 RUN pip install --index-url "https://download.pytorch.org/whl/${CUDA}" "torch==${TORCH_VERSION}+${CUDA}"
 
 # Dependencies before the code, so that editing the code reuses this layer. pyproject's pins
-# (torch==2.2.1, dgl==2.1.0) accept the +cpu/+cu121 builds installed here.
+# (torch==2.2.1, dgl==2.1.0) accept the +cpu/+cu121 builds installed here. The image carries the
+# tensorboard and parquet extras too (train.loggers: tensorboard; predict/embed --out *.parquet).
 COPY pyproject.toml /tmp/src/
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+RUN python -c 'import tomllib; p = tomllib.load(open("/tmp/src/pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["tensorboard"] + p["optional-dependencies"]["parquet"]))' \
         > /tmp/requirements.txt \
     && if [ "$CUDA" = cpu ]; then \
         pip install "dgl==${DGL_VERSION}" -r /tmp/requirements.txt; \

@@ -58,6 +58,9 @@ class SamplerConfig(Section):
         "optimizer step, per worker: with N data-parallel workers a step takes batch_size x N")
     eval_batch_size: int = Field(8192, gt=0, description="node chunk size for layer-wise inference")
     num_workers: int = Field(0, ge=0, description="sampling worker processes (0: sample in the trainer)")
+    prefetch: int = Field(
+        2, ge=0, le=16, description="with num_workers 0: batches a background thread of the trainer samples and "
+        "gathers ahead of the one being computed (0: sample each batch when it is needed)")
     shuffle: bool = Field(True, description="a new seeded order of the training seeds every epoch (false: stored order)")
     drop_last: bool = Field(False, description="skip each epoch's last, incomplete batch")
     full_graph: bool = Field(
@@ -109,6 +112,12 @@ class TrainConfig(Section):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: training forward passes under bfloat16 autocast (weights and evaluation stay fp32)")
     eval_every: int = Field(1, ge=1, description="evaluate on valid/test every N epochs")
+    validation: Literal["auto", "exact", "sampled"] = Field(
+        "auto", description="how evaluations during training score the model for model selection, early stopping "
+        "and the plateau schedule: exact: layer-wise full-neighbour inference of every node (all three splits); "
+        "sampled: the validation nodes only, on neighbourhoods sampled with sampler.fanouts from a fixed seed "
+        "(the same every evaluation); auto: sampled for node classification, exact for link prediction. The "
+        "final result is always exact inference of the weights the run ends with")
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="evaluate and save an exponential moving average of the weights, "
         "updated after every step with this decay; null: the weights as trained")
@@ -199,6 +208,9 @@ class JobConfig(Section):
             )
         if self.sampler.full_graph and self.task != "link_prediction":
             raise ValueError("sampler.full_graph is for link_prediction; node classification samples blocks")
+        if self.train.validation == "sampled" and self.task != "node_classification":
+            raise ValueError("train.validation: sampled is for node_classification; link prediction evaluates "
+                             "exactly (train.validation: exact or auto)")
         return self
 
     def fingerprint(self) -> str:

@@ -12,6 +12,7 @@ from largegraph.checkpoint import CheckpointManager
 from largegraph.distributed import DistEnv
 from largegraph.evaluation import EvalTracker
 from largegraph.export import RunExport
+from largegraph.loggers import RunLoggers
 from largegraph.optim import Schedule
 from largegraph.rundir import RunDir
 
@@ -37,3 +38,4 @@ class Parts:
     device: torch.device
     seed: int = 0
     dist: DistEnv = field(default_factory=DistEnv)
+    loggers: RunLoggers = field(default_factory=RunLoggers)  # train.loggers besides metrics.jsonl

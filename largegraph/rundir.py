@@ -13,6 +13,7 @@ Layout::
     heartbeat              {"pid", "time", "step"}, rewritten every few seconds while training runs
     train.log              the trainer's output, when the job service runs it
     run_id                 this directory's identity, stamped into its checkpoints
+    tensorboard/           TensorBoard event files (train.loggers: [jsonl, tensorboard])
 
 :class:`RunDir` is the only code that spells these names; everything else asks it for a path.
 """
@@ -73,6 +74,7 @@ class RunDir:
     HEARTBEAT = "heartbeat"
     LOG = "train.log"
     RUN_ID = "run_id"
+    TENSORBOARD = "tensorboard"
 
     @property
     def config_path(self) -> Path:
@@ -113,6 +115,10 @@ class RunDir:
     @property
     def log_path(self) -> Path:
         return self.path / self.LOG
+
+    @property
+    def tensorboard_path(self) -> Path:
+        return self.path / self.TENSORBOARD
 
     @property
     def run_id_path(self) -> Path:

@@ -52,6 +52,7 @@ from largegraph.data.link import LinkData
 from largegraph.data.ogb import dataset_lock
 from largegraph.errors import DatasetError
 from largegraph.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
+from largegraph.pages import advise_random
 
 FORMAT = 1
 SPLIT_FILE = "split.pt"
@@ -119,29 +120,6 @@ def map_array(path: Path, name: str) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(np.load(path / f"{name}.npy", mmap_mode="c"))
-
-
-_MADV_RANDOM = 1
-
-
-def advise_random(arr: torch.Tensor) -> None:
-    """Turn off the kernel's read-ahead for a mapped array read row by row in random order.
-
-    A page fault on a mapped file normally reads the pages around it too (128 KiB by default).
-    Mini-batches gather scattered feature rows, so once the matrix exceeds the memory left for the
-    page cache that read-ahead multiplies the bytes read from disk many times over and evicts the
-    rows the next batch needs; measured here, a 960 MB feature file under a 640 MiB limit went from
-    about 30 s a batch to (see tests/e2e/test_memory_limit.py) a run that finishes.
-    """
-    import ctypes
-
-    if arr.numel() == 0:
-        return
-    page = os.sysconf("SC_PAGE_SIZE")
-    start = arr.data_ptr() // page * page
-    length = arr.data_ptr() + arr.numel() * arr.element_size() - start
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_RANDOM)  # advice only: errors ignored
 
 
 def read_array(path: Path, name: str) -> torch.Tensor:

@@ -38,14 +38,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _require_file(path: PathLike, what: str) -> Path:
+def require_file(path: PathLike, what: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DatasetError(f"{what} file {path} does not exist (or is not a file); check the path")
     return path
 
 
-def _read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
+def read_csv_table(path: Path, what: str, **kwargs) -> pd.DataFrame:
     """Read a CSV with a header row (as strings unless told otherwise); any parse problem becomes one
     DatasetError line."""
     kwargs = {"dtype": str, "keep_default_na": False, **kwargs}
@@ -74,7 +74,7 @@ def _require_column(frame: pd.DataFrame, col: str, path: Path, what: str, flag: 
                            f"rename the column or pass {flag}")
 
 
-def _id_column(frame: pd.DataFrame, col: str, path: Path, what: str, flag: str) -> np.ndarray:
+def id_column(frame: pd.DataFrame, col: str, path: Path, what: str, flag: str) -> np.ndarray:
     """Return a column of node ids as stripped strings; raise if it is missing or has empty cells."""
     _require_column(frame, col, path, what, flag)
     values = frame[col].fillna("").str.strip()
@@ -117,21 +117,35 @@ class _Features:
     matrix: np.ndarray
 
 
-def _read_edges(path: Path, src_col: str | None, dst_col: str | None) -> tuple[np.ndarray, np.ndarray]:
-    frame = _read_csv(path, "edges")
+def read_edges(path: Path, src_col: str | None, dst_col: str | None,
+               time_col: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(source ids, destination ids, float64 timestamps or None) of an edges CSV."""
+    frame = read_csv_table(path, "edges")
     if (src_col is None or dst_col is None) and frame.shape[1] < 2:
         raise DatasetError(f"edges file {path} has {frame.shape[1]} column; it needs a source and a destination "
                            f"column (comma-separated, with a header row)")
     src_col = src_col or frame.columns[0]
     dst_col = dst_col or frame.columns[1]
-    src = _id_column(frame, src_col, path, "edges", "--src-col")
-    dst = _id_column(frame, dst_col, path, "edges", "--dst-col")
+    src = id_column(frame, src_col, path, "edges", "--src-col")
+    dst = id_column(frame, dst_col, path, "edges", "--dst-col")
     if len(frame) == 0:
         raise DatasetError(f"edges file {path} has a header but no edges; add one '{src_col},{dst_col}' row per edge")
-    return src, dst
+    return src, dst, (_time_column(frame, time_col, path) if time_col else None)
 
 
-def _read_features(path: Path, id_col: str, label_col: str) -> _Features:
+def _time_column(frame: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    _require_column(frame, col, path, "edges", "--time-col")
+    text = frame[col].fillna("").str.strip()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DatasetError(f"edges file {path}, line {row + 2}: timestamp column {col!r} has non-numeric value "
+                           f"{text.iloc[row]!r}; timestamps must be numbers (e.g. Unix seconds or years)")
+    return values
+
+
+def read_features(path: Path, id_col: str, label_col: str) -> _Features:
     name = path.name.lower()
     if name.endswith(".npy"):
         return _read_features_npy(path)
@@ -144,15 +158,15 @@ def _read_features(path: Path, id_col: str, label_col: str) -> _Features:
 
 
 def _read_features_csv(path: Path, id_col: str, label_col: str) -> _Features:
-    header = _read_csv(path, "features", nrows=0)
+    header = read_csv_table(path, "features", nrows=0)
     _require_column(header, id_col, path, "features", "--id-col")
     # A label column next to the features (one file for both) must never leak into the inputs.
     cols = [c for c in header.columns if c not in (id_col, label_col)]
     if not cols:
         raise DatasetError(f"features file {path} has no feature columns besides {id_col!r}; add numeric columns")
     # Ids stay exact strings; feature columns go through pandas' fast float parser.
-    frame = _read_csv(path, "features", dtype={id_col: str}, na_values={c: _MISSING for c in cols})
-    ids = _id_column(frame, id_col, path, "features", "--id-col")
+    frame = read_csv_table(path, "features", dtype={id_col: str}, na_values={c: _MISSING for c in cols})
+    ids = id_column(frame, id_col, path, "features", "--id-col")
     for col in cols:
         if not pd.api.types.is_numeric_dtype(frame[col]):
             text = frame[col].astype(object)
@@ -201,8 +215,8 @@ def _read_features_json(path: Path) -> _Features:
 
 def _read_labels(path: Path, id_col: str, label_col: str) -> tuple[np.ndarray, np.ndarray]:
     """Return (string ids, string labels); an empty label cell means the node is unlabelled."""
-    frame = _read_csv(path, "labels")
-    ids = _id_column(frame, id_col, path, "labels", "--id-col")
+    frame = read_csv_table(path, "labels")
+    ids = id_column(frame, id_col, path, "labels", "--id-col")
     _require_column(frame, label_col, path, "labels", "--label-col")
     values = frame[label_col].str.strip().to_numpy(dtype=object)
     if not (values != "").any():
@@ -236,7 +250,7 @@ def _read_split_files(split_dir: PathLike) -> dict[str, tuple[Path, np.ndarray, 
 # -------------------------------------------------------------------------------------------- node ids
 
 
-class _NodeIds:
+class NodeIds:
     """The sorted universe of original ids and the lookup from original id to node index."""
 
     def __init__(self, raw_ids: list[np.ndarray], integer: bool):
@@ -267,7 +281,10 @@ class _NodeIds:
         return pd.DataFrame({"node_idx": np.arange(len(self.ids), dtype=np.int64), "id": self.ids})
 
 
-def _build_edges(nodes: _NodeIds, src: np.ndarray, dst: np.ndarray, directed: bool) -> tuple[np.ndarray, dict]:
+def build_edges(nodes: NodeIds, src: np.ndarray, dst: np.ndarray, directed: bool,
+                times: np.ndarray | None = None) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    """Edges as sorted unique ``(E, 2)`` node-index pairs without self-loops, what was dropped, and
+    each edge's earliest timestamp (when ``times`` are given)."""
     u, v = nodes.lookup(src), nodes.lookup(dst)
     loops = u == v
     u, v = u[~loops], v[~loops]
@@ -275,13 +292,21 @@ def _build_edges(nodes: _NodeIds, src: np.ndarray, dst: np.ndarray, directed: bo
         u, v = np.minimum(u, v), np.maximum(u, v)  # an undirected edge once, as (smaller, larger)
     # One int64 key per pair: a 1-d unique is far faster than np.unique(axis=0) on big edge lists.
     n = len(nodes)
-    keys = np.unique(u * n + v)
+    keys = u * n + v
+    first_time = None
+    if times is None:
+        keys = np.unique(keys)
+    else:
+        # Sorted by key, then time: the first row of each key is the edge's first appearance.
+        order = np.lexsort((times[~loops], keys))
+        keys, first = np.unique(keys[order], return_index=True)
+        first_time = times[~loops][order[first]]
     stats = {"edge_rows": int(len(src)), "self_loops_dropped": int(loops.sum()),
              "duplicate_edges_dropped": int(len(u) - len(keys))}
-    return np.stack([keys // n, keys % n], axis=1), stats
+    return np.stack([keys // n, keys % n], axis=1), stats, first_time
 
 
-def _check_npy_ids(nodes: _NodeIds, rows: int, path: Path) -> None:
+def _check_npy_ids(nodes: NodeIds, rows: int, path: Path) -> None:
     if not nodes.integer:
         raise DatasetError(f"features file {path} is a .npy, whose row i is the node with id i, but the node ids "
                            f"are not all integers; use a features CSV with an id column instead")
@@ -291,7 +316,7 @@ def _check_npy_ids(nodes: _NodeIds, rows: int, path: Path) -> None:
                            f"({rows} rows, so ids must lie in 0..{rows - 1}); row i of a .npy holds node id i")
 
 
-def _feature_matrix(nodes: _NodeIds, feats: _Features, path: Path) -> np.ndarray:
+def feature_matrix(nodes: NodeIds, feats: _Features, path: Path) -> np.ndarray:
     if feats.fmt == "npy":
         # Every id is an integer in [0, rows) (checked before), so the universe is exactly 0..rows-1.
         matrix = np.asarray(feats.matrix, dtype=np.float32)
@@ -317,7 +342,7 @@ def _feature_matrix(nodes: _NodeIds, feats: _Features, path: Path) -> np.ndarray
     return matrix
 
 
-def _encode_labels(nodes: _NodeIds, ids: np.ndarray, values: np.ndarray,
+def _encode_labels(nodes: NodeIds, ids: np.ndarray, values: np.ndarray,
                    path: Path) -> tuple[np.ndarray, int, pd.DataFrame | None]:
     """Return (labels with -1 for unlabelled, num_classes, labelidx2label table or None)."""
     dup = _first_duplicate(nodes.canonical(ids))
@@ -343,7 +368,8 @@ def _encode_labels(nodes: _NodeIds, ids: np.ndarray, values: np.ndarray,
 # ---------------------------------------------------------------------------------------------- splits
 
 
-def _split_by_ratios(labels: np.ndarray, ratios, seed: int) -> dict[str, np.ndarray]:
+def ratio_counts(ratios, n: int, what: str, hint: str) -> tuple[int, int, int]:
+    """How many of ``n`` items (``what``) go to train, valid and test; raises unless all three get some."""
     try:
         ratios = tuple(float(r) for r in ratios)
     except (TypeError, ValueError):
@@ -351,19 +377,23 @@ def _split_by_ratios(labels: np.ndarray, ratios, seed: int) -> dict[str, np.ndar
     if len(ratios) != 3 or not all(np.isfinite(ratios)) or min(ratios) <= 0 or sum(ratios) > 1 + 1e-6:
         raise DatasetError(f"split ratios {ratios} must be three positive numbers (train, valid, test) summing "
                            f"to at most 1, e.g. 0.8,0.1,0.1")
-    labelled = np.flatnonzero(labels >= 0)
-    order = np.random.default_rng(seed).permutation(labelled)
-    n = len(labelled)
     n_train, n_valid = int(round(ratios[0] * n)), int(round(ratios[1] * n))
     n_test = n - n_train - n_valid if abs(sum(ratios) - 1) <= 1e-6 else int(round(ratios[2] * n))
     if min(n_train, n_valid, n_test) <= 0 or n_train + n_valid + n_test > n:
-        raise DatasetError(f"split ratios {ratios} leave a split empty with {n} labelled node(s); "
-                           f"label more nodes or change the ratios")
+        raise DatasetError(f"split ratios {ratios} leave a split empty with {n} {what}; {hint}")
+    return n_train, n_valid, n_test
+
+
+def _split_by_ratios(labels: np.ndarray, ratios, seed: int) -> dict[str, np.ndarray]:
+    labelled = np.flatnonzero(labels >= 0)
+    n_train, n_valid, n_test = ratio_counts(ratios, len(labelled), "labelled node(s)",
+                                            "label more nodes or change the ratios")
+    order = np.random.default_rng(seed).permutation(labelled)
     parts = np.split(order[:n_train + n_valid + n_test], [n_train, n_train + n_valid])
     return {part: np.sort(ids) for part, ids in zip(SPLITS, parts)}
 
 
-def _split_from_dir(nodes: _NodeIds, labels: np.ndarray, split_dir: PathLike, id_col: str) -> dict[str, np.ndarray]:
+def _split_from_dir(nodes: NodeIds, labels: np.ndarray, split_dir: PathLike, id_col: str) -> dict[str, np.ndarray]:
     split = {}
     owner = np.full(len(nodes), -1, dtype=np.int64)  # which split file (0, 1, 2) listed each node
     for part_no, (part, (path, lines, raw)) in enumerate(_read_split_files(split_dir).items()):
@@ -389,6 +419,52 @@ def _split_from_dir(nodes: _NodeIds, labels: np.ndarray, split_dir: PathLike, id
     return split
 
 
+# ------------------------------------------------------------------------------ shared by node and link
+
+
+def check_dataset_name(name: str) -> None:
+    if not name or "/" in name or os.sep in name or name.startswith("."):
+        raise DatasetError(f"dataset name {name!r} must be a plain, non-empty name without '/' (e.g. my-graph)")
+
+
+def node_universe(src: np.ndarray, dst: np.ndarray, other_ids: list[np.ndarray], feats: _Features | None,
+                  feat_path: Path | None) -> NodeIds:
+    """Every node the files name: edge endpoints, ``other_ids`` (labelled nodes) and feature rows."""
+    raw_ids = [src, dst, *other_ids] + ([feats.ids] if feats is not None and feats.ids is not None else [])
+    integer = all(_all_integers(a) for a in raw_ids)
+    if feats is not None and feats.fmt == "npy" and integer:
+        raw_ids.append(np.arange(feats.matrix.shape[0]).astype(str).astype(object))  # every row is a node
+    nodes = NodeIds(raw_ids, integer)
+    if feats is not None and feats.fmt == "npy":
+        _check_npy_ids(nodes, feats.matrix.shape[0], feat_path)
+    return nodes
+
+
+def with_structural(feat: np.ndarray | None, edges: np.ndarray, num_nodes: int, structural: str | None,
+                    pe_dim: int, seed: int) -> tuple[np.ndarray | None, dict]:
+    """The features to write (structural columns appended when asked) and the ``node_input`` record
+    of the dataset's metadata: what the model's input is and how it was made."""
+    kind = "features" if feat is not None else "embedding"
+    record: dict = {"kind": kind}
+    if structural:
+        from largegraph.data.structural import WALKS, structural_features
+
+        extra = structural_features(edges, num_nodes, structural, pe_dim, seed)
+        feat = extra if feat is None else np.hstack([feat, extra])
+        record = {"kind": "features+structural" if kind == "features" else "structural",
+                  "structural": structural, "pe_dim": int(pe_dim) if structural != "degree" else 0,
+                  **({"walks": WALKS, "seed": int(seed)} if structural == "rw" else {})}
+    return feat, record
+
+
+def describe_edges(stats: dict, directed: bool) -> str:
+    """What happened to the edge rows, for the import's closing lines."""
+    kept = stats["edge_rows"] - stats["self_loops_dropped"] - stats["duplicate_edges_dropped"]
+    pairs = "ordered pairs" if directed else "unordered pairs (either direction)"
+    return (f"{stats['edge_rows']} edge rows -> {kept} edges: {stats['duplicate_edges_dropped']} duplicate "
+            f"{pairs} collapsed into one edge, {stats['self_loops_dropped']} self-loops dropped")
+
+
 # ---------------------------------------------------------------------------------------------- import
 
 
@@ -407,6 +483,8 @@ def import_node_dataset(
     split_dir: PathLike | None = None,
     directed: bool = False,
     seed: int = 0,
+    structural: str | None = None,
+    pe_dim: int = 8,
 ) -> Path:
     """Import a node-classification dataset from user files into ``root`` in OGB's layout.
 
@@ -414,7 +492,7 @@ def import_node_dataset(
         name: dataset name; it is written to ``root/<name with - as _>``.
         root: directory that holds datasets.
         edges: CSV with a header row; ``src_col``/``dst_col`` (default: its first two columns) hold node ids.
-        features: node features (required): a CSV (``id_col`` + numeric columns; a ``label_col`` column
+        features: node features (optional): a CSV (``id_col`` + numeric columns; a ``label_col`` column
             there is ignored), a ``.npy`` whose row i is the node with integer id i, or a ``.json`` mapping
             node id -> list of active feature indices (multi-hot).
         labels: CSV with ``id_col`` and ``label_col`` (required); non-negative integer labels are kept,
@@ -427,7 +505,11 @@ def import_node_dataset(
             optional ``id`` header); takes precedence over ``split_ratios``.
         directed: keep edge directions (otherwise each unordered pair is stored once and the loader adds
             the reverse). Self-loops are always dropped (the training config adds them back if wanted).
-        seed: seed of the random split.
+        seed: seed of the random split (and of the random walks of ``structural="rw"``).
+        structural: ``degree``, ``rw`` or ``lap`` (see :mod:`largegraph.data.structural`): structural
+            features computed here, appended to ``features`` if given. With neither, the dataset has
+            no features and models learn an embedding table instead.
+        pe_dim: positional-encoding columns of ``rw``/``lap``.
 
     Returns:
         The dataset directory.
@@ -435,34 +517,24 @@ def import_node_dataset(
     Raises:
         DatasetError: a missing or malformed input, naming the file and the column or line at fault.
     """
-    if not name or "/" in name or os.sep in name or name.startswith("."):
-        raise DatasetError(f"dataset name {name!r} must be a plain, non-empty name without '/' (e.g. my-graph)")
-    edges_path = _require_file(edges, "edges")
+    check_dataset_name(name)
+    edges_path = require_file(edges, "edges")
     if labels is None:
         raise DatasetError("no labels file given: node classification needs node labels; pass --labels "
-                           "(a CSV with an id and a label column)")
-    if features is None:
-        raise DatasetError("no features file given: node classification needs node features; pass --features "
-                           "(a .csv with an id column, a .npy or a .json of active feature indices)")
+                           "(a CSV with an id and a label column), or import with --task link")
     if split_dir is None and split_ratios is None:
         raise DatasetError("no split given: pass split ratios (e.g. 0.8,0.1,0.1) or a split directory")
-    feat_path = _require_file(features, "features")
-    label_path = _require_file(labels, "labels")
+    feat_path = require_file(features, "features") if features is not None else None
+    label_path = require_file(labels, "labels")
 
-    src, dst = _read_edges(edges_path, src_col, dst_col)
-    feats = _read_features(feat_path, id_col, label_col)
+    src, dst, _ = read_edges(edges_path, src_col, dst_col)
+    feats = read_features(feat_path, id_col, label_col) if feat_path is not None else None
     label_ids, label_values = _read_labels(label_path, id_col, label_col)
+    nodes = node_universe(src, dst, [label_ids], feats, feat_path)
 
-    raw_ids = [src, dst, label_ids] + ([feats.ids] if feats.ids is not None else [])
-    integer = all(_all_integers(a) for a in raw_ids)
-    if feats.fmt == "npy" and integer:
-        raw_ids.append(np.arange(feats.matrix.shape[0]).astype(str).astype(object))  # every row is a node
-    nodes = _NodeIds(raw_ids, integer)
-    if feats.fmt == "npy":
-        _check_npy_ids(nodes, feats.matrix.shape[0], feat_path)
-
-    edge_array, edge_stats = _build_edges(nodes, src, dst, directed)
-    feat = _feature_matrix(nodes, feats, feat_path)
+    edge_array, edge_stats, _ = build_edges(nodes, src, dst, directed)
+    feat = feature_matrix(nodes, feats, feat_path) if feats is not None else None
+    feat, node_input = with_structural(feat, edge_array, len(nodes), structural, pe_dim, seed)
     node_labels, num_classes, label_table = _encode_labels(nodes, label_ids, label_values, label_path)
     if split_dir is not None:
         split = _split_from_dir(nodes, node_labels, split_dir, id_col)
@@ -475,8 +547,9 @@ def import_node_dataset(
     info = {
         "source": "import",
         "edges": str(edges_path.absolute()),
-        "features": str(feat_path.absolute()),
-        "feature_format": feats.fmt,
+        "features": str(feat_path.absolute()) if feat_path is not None else None,
+        "feature_format": feats.fmt if feats is not None else None,
+        "node_input": node_input,
         "labels": str(label_path.absolute()),
         "id_type": "int" if nodes.integer else "str",
         "directed": bool(directed),

@@ -43,7 +43,8 @@ class GraphData:
 
     @property
     def feat_dim(self) -> int:
-        return int(self.graph.ndata["feat"].shape[1])
+        """Feature width; 0 for a dataset without features (the model learns a node table)."""
+        return int(self.graph.ndata["feat"].shape[1]) if "feat" in self.graph.ndata else 0
 
     def describe(self) -> str:
         """One line for logs: sizes of graph, features and splits."""

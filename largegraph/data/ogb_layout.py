@@ -134,8 +134,7 @@ def _node_files(edges: np.ndarray, num_nodes: int, feat: np.ndarray | None, labe
     for part in SPLITS:
         ids = pd.DataFrame(np.asarray(split[part], dtype=np.int64))
         yield _SPLIT / split_file("node", part), _csv_gz(ids)
-    for key, frame in (mappings or {}).items():
-        yield Path(MAPPING_DIR, f"{key}.csv.gz"), _csv_gz(frame, header=True)
+    yield from _mapping_files(mappings)
 
 
 def _raw_binary(edges: np.ndarray, num_nodes: int, feat: np.ndarray | None,
@@ -172,6 +171,7 @@ def write_link_dataset(
     metric: str,
     directed: bool = False,
     info: dict | None = None,
+    mappings: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write a homogeneous link-prediction dataset in OGB's linkproppred layout, atomically.
 
@@ -189,6 +189,7 @@ def write_link_dataset(
         metric: OGB link metric (``hits@20``, ``hits@50``, ``hits@100``, ``mrr``, ``rocauc``).
         directed: True stores the graph one way only (OGB adds no reverse edges).
         info: provenance stored in ``largegraph.json``.
+        mappings: optional tables written to ``mapping/<key>.csv.gz`` with a header.
 
     Returns:
         The dataset directory.
@@ -224,14 +225,15 @@ def write_link_dataset(
                          task_fields={"task type": "link prediction", "eval metric": metric})
     sizes = {part: {k: list(np.shape(v)) for k, v in split[part].items()} for part in split}
     return _write_dataset(
-        root, name, "link", _link_files(edges_train, num_nodes, feat, split), info,
+        root, name, "link", _link_files(edges_train, num_nodes, feat, split, mappings), info,
         ogb_meta=ogb_meta, split_style=split_style, directed=bool(directed), num_nodes=num_nodes,
         num_train_edges=int(len(edges_train)), feat_dim=0 if feat is None else int(feat.shape[1]),
         split_sizes=sizes)
 
 
 def _link_files(edges_train: np.ndarray, num_nodes: int, feat: np.ndarray | None,
-                split: dict[str, dict[str, np.ndarray]]) -> Iterator[DatasetFile]:
+                split: dict[str, dict[str, np.ndarray]],
+                mappings: dict[str, pd.DataFrame] | None) -> Iterator[DatasetFile]:
     import torch  # only link datasets need it; node writing stays torch-free
 
     yield from _raw_csv(edges_train, num_nodes, feat)
@@ -240,6 +242,7 @@ def _link_files(edges_train: np.ndarray, num_nodes: int, feat: np.ndarray | None
         tensors = {k: torch.as_tensor(np.ascontiguousarray(np.asarray(v, dtype=np.int64)))
                    for k, v in split[part].items()}
         yield _SPLIT / split_file("link", part), lambda handle, tensors=tensors: torch.save(tensors, handle)
+    yield from _mapping_files(mappings)
 
 
 # ----------------------------------------------------------------------------- shared by both
@@ -274,6 +277,12 @@ def _raw_csv(edges: np.ndarray, num_nodes: int, feat: np.ndarray | None) -> Iter
     if feat is not None:
         # %.9g round-trips float32 exactly through OGB's float64 parse and float32 cast.
         yield _RAW / NODE_FEAT_CSV, _csv_gz(pd.DataFrame(feat), float_format="%.9g")
+
+
+def _mapping_files(mappings: dict[str, pd.DataFrame] | None) -> Iterator[DatasetFile]:
+    """Tables kept beside the data (original node ids, class names), one ``csv.gz`` with a header each."""
+    for key, frame in (mappings or {}).items():
+        yield Path(MAPPING_DIR, f"{key}.csv.gz"), _csv_gz(frame, header=True)
 
 
 def _csv_gz(frame: pd.DataFrame, *, header: bool = False,

@@ -534,6 +534,43 @@ def _sample_neg_targets(rng: np.random.Generator, n: int, sources: np.ndarray, k
     raise DatasetError("cannot draw negative targets: some sources are joined to almost every node")
 
 
+def build_link_split(edges: np.ndarray, parts: dict[str, np.ndarray], n: int, split_style: str, num_neg: int,
+                     num_edge_neg: int | None, rng_orient: np.random.Generator,
+                     rng_neg: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+    """OGB's ``get_edge_split()`` dict from a graph's edges and the edge ids of each part.
+
+    Args:
+        edges: ``(E, 2)`` every edge of the graph (all parts), undirected ones as ``(min, max)``.
+        parts: ``train``/``valid``/``test`` -> row ids of ``edges``.
+        n: number of nodes.
+        split_style: ``edge`` (a shared ``edge_neg`` pool per held-out part, as many pairs as it has
+            positives unless ``num_edge_neg``) or ``source_target`` (``num_neg`` negative targets per
+            held-out positive, whose orientation is drawn from ``rng_orient``).
+        rng_orient, rng_neg: the random streams of orientations and of negatives.
+
+    Negatives are never edges of the graph (in any part) nor self-pairs.
+    """
+    all_keys = np.unique(pair_keys(edges[:, 0], edges[:, 1], n))
+    split: dict[str, dict[str, np.ndarray]] = {}
+    for part in SPLITS:
+        pos = edges[parts[part]]
+        heldout = part in HELDOUT
+        if split_style == "edge":
+            split[part] = {EDGE: pos}
+            if heldout:
+                count = len(pos) if num_edge_neg is None else int(num_edge_neg)
+                split[part][EDGE_NEG] = _sample_non_edges(rng_neg, n, count, all_keys)
+        else:
+            if heldout:
+                # Random orientation: the source is not always the smaller id.
+                flip = rng_orient.random(len(pos)) < 0.5
+                pos = np.where(flip[:, None], pos[:, ::-1], pos)
+            split[part] = {SOURCE_NODE: pos[:, 0].copy(), TARGET_NODE: pos[:, 1].copy()}
+            if heldout:
+                split[part][TARGET_NODE_NEG] = _sample_neg_targets(rng_neg, n, pos[:, 0], int(num_neg), all_keys)
+    return split
+
+
 def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_neg: int = 100,
                         num_edge_neg: int | None = None) -> dict:
     """Generate a synthetic link-prediction dataset.
@@ -583,25 +620,8 @@ def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_
                            f"test_ratio {p.test_ratio}; raise num_nodes or avg_degree")
     valid_ids, test_ids, train_ids = np.split(rng_hold.permutation(e), [n_valid, n_valid + n_test])
     parts = dict(zip(SPLITS, (np.sort(train_ids), np.sort(valid_ids), np.sort(test_ids))))
-    all_keys = pair_keys(edges[:, 0], edges[:, 1], n)  # sorted: edges are sorted (min, max)
-    split: dict[str, dict[str, np.ndarray]] = {}
     edges_train = edges[parts[TRAIN]]
-    for part in SPLITS:
-        pos = edges[parts[part]]
-        heldout = part in HELDOUT
-        if split_style == "edge":
-            split[part] = {EDGE: pos}
-            if heldout:
-                count = len(pos) if num_edge_neg is None else int(num_edge_neg)
-                split[part][EDGE_NEG] = _sample_non_edges(rng_neg, n, count, all_keys)
-        else:
-            if heldout:
-                # Random orientation: the source is not always the smaller id.
-                flip = rng_orient.random(len(pos)) < 0.5
-                pos = np.where(flip[:, None], pos[:, ::-1], pos)
-            split[part] = {SOURCE_NODE: pos[:, 0].copy(), TARGET_NODE: pos[:, 1].copy()}
-            if heldout:
-                split[part][TARGET_NODE_NEG] = _sample_neg_targets(rng_neg, n, pos[:, 0], int(num_neg), all_keys)
+    split = build_link_split(edges, parts, n, split_style, num_neg, num_edge_neg, rng_orient, rng_neg)
     info = {
         "generator": GENERATOR + ".link",
         "params": asdict(p),

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from largegraph.pages import release_pages
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """The shape of an encoder, whatever its architecture (the config's ``model`` section less ``arch``).
@@ -184,6 +186,10 @@ class Encoder(nn.Module):
                         x = self.input_dropout(x)
                     y = self._after(i, self._layer(i, blocks[0].to(device), x))
                     out[output_nodes.cpu()] = y.cpu()
+                if i == 0:
+                    # mapped features are not read again: their resident pages need not count
+                    # against this process while the (N, hidden) buffers of later layers fill
+                    release_pages(feat)
                 h = out
             return h
 

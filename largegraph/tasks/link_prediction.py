@@ -74,6 +74,10 @@ class LinkPredictor(nn.Module):
         self.scorer = scorer
         self.embedding = embedding
 
+    def input_features(self, graph) -> torch.Tensor:
+        """What layer-wise inference starts from: the graph's features or the learned node table."""
+        return self.embedding.weight.detach().cpu() if self.embedding is not None else graph.ndata["feat"]
+
     def node_input(self, input_nodes: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
         return self.embedding(input_nodes) if self.embedding is not None else x
 
@@ -174,8 +178,7 @@ class LinkPredictionTask:
         """Exact full-neighbor embeddings of every node (layer-wise inference, which runs the encoder
         in eval mode and restores its mode)."""
         g = self.data.graph
-        x = model.embedding.weight.detach().cpu() if model.embedding is not None else g.ndata["feat"]
-        return model.encoder.inference(g, x, self.eval_batch_size, device)
+        return model.encoder.inference(g, model.input_features(g), self.eval_batch_size, device)
 
     def _scores(self, model: LinkPredictor, emb: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                 device: torch.device) -> torch.Tensor:

@@ -188,7 +188,7 @@ def split_files(tmp_path, train, valid, test):
     (dict(label_col="class"), "has no column 'class'"),
     (dict(id_col="node"), "has no column 'node'"),
     (dict(labels=None), "node classification needs node labels"),
-    (dict(features=None), "node classification needs node features"),
+    (dict(structural="pagerank"), "structural features must be one of degree, rw, lap"),
     (dict(split_ratios=(0.5, 0.6, 0.1)), "summing to at most 1"),
 ])
 def test_bad_arguments_name_the_problem(tmp_path, string_graph, change, message):

@@ -1,0 +1,145 @@
+"""Importing for every task: featureless and structural node datasets, link datasets split by ratio or
+time in both OGB split styles (loaded back through OGB's loaders), and the one-line refusals."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import run_cli
+from largegraph.data import validate
+from largegraph.data.files import import_node_dataset
+from largegraph.data.import_link import import_link_dataset
+from largegraph.data.link import load_link_dataset
+from largegraph.data.ogb import load_ogb_node_dataset
+from largegraph.data.structural import WALKS, structural_features
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def ring(tmp_path):
+    """A 40-node ring with chords, string ids, labels, and a timestamp per edge (the row number)."""
+    n = 40
+    rows = [(i, (i + 1) % n) for i in range(n)] + [(i, (i + 7) % n) for i in range(0, n, 2)]
+    edges = "src,dst,ts\n" + "".join(f"v{a},v{b},{t}\n" for t, (a, b) in enumerate(rows))
+    labels = "id,label\n" + "".join(f"v{i},{'ab'[i % 2]}\n" for i in range(n))
+    return {"edges": write(tmp_path / "edges.csv", edges), "labels": write(tmp_path / "labels.csv", labels),
+            "num_edges": len(rows)}
+
+
+def test_node_import_without_features_loads_featureless_and_records_it(tmp_path, ring):
+    directory = import_node_dataset(name="ring", root=tmp_path / "r", edges=ring["edges"], labels=ring["labels"],
+                                    split_ratios=(0.5, 0.25, 0.25))
+    data = load_ogb_node_dataset("ring", tmp_path / "r")
+    validate(data)
+    assert "feat" not in data.graph.ndata and data.feat_dim == 0 and data.num_nodes == 40
+    assert json.loads((directory / "largegraph.json").read_text())["info"]["node_input"] == {"kind": "embedding"}
+
+
+@pytest.mark.parametrize("kind, width", [("degree", 1), ("rw", 5), ("lap", 5)])
+def test_structural_features_are_stored_as_features_and_recorded(tmp_path, ring, kind, width):
+    directory = import_node_dataset(name="ring", root=tmp_path / "r", edges=ring["edges"], labels=ring["labels"],
+                                    structural=kind, pe_dim=4)
+    data = load_ogb_node_dataset("ring", tmp_path / "r")
+    assert data.graph.ndata["feat"].shape == (40, width)
+    record = json.loads((directory / "largegraph.json").read_text())["info"]["node_input"]
+    assert record["kind"] == "structural" and record["structural"] == kind
+
+
+def test_structural_features_match_their_definitions():
+    # A 4-cycle plus an isolated node: degrees 2,2,2,2,0.
+    edges = np.array([[0, 1], [1, 2], [2, 3], [3, 0]])
+    deg = structural_features(edges, 5, "degree")
+    np.testing.assert_allclose(deg[:, 0], np.log1p([2, 2, 2, 2, 0]), rtol=1e-6)
+    rw = structural_features(edges, 5, "rw", pe_dim=2, seed=1)
+    # On a 4-cycle a walk is never home after 1 step and home after 2 steps with probability 1/2.
+    assert np.all(rw[:4, 1] == 0)
+    assert np.all(np.abs(rw[:4, 2] - 0.5) < 4 / np.sqrt(WALKS))
+    assert np.all(rw[4, 1:] == 1)  # an isolated node's walkers stay home
+    lap = structural_features(np.array([[i, i + 1] for i in range(9)]), 10, "lap", pe_dim=2)
+    assert lap.shape == (10, 3) and np.isfinite(lap).all()
+    fiedler = lap[:, 1]  # on a path: antisymmetric about the middle, one sign change
+    np.testing.assert_allclose(fiedler, -fiedler[::-1], atol=1e-4)
+    assert np.count_nonzero(np.diff(np.sign(fiedler))) == 1
+
+
+@pytest.mark.parametrize("style, metric, neg_key", [("edge", "hits@50", "edge_neg"),
+                                                    ("source_target", "mrr", "target_node_neg")])
+def test_link_import_loads_through_ogb_in_both_split_styles(tmp_path, ring, style, metric, neg_key):
+    import_link_dataset(name="ring-links", root=tmp_path / "r", edges=ring["edges"], split_style=style, num_neg=7,
+                        seed=5)
+    data = load_link_dataset("ring-links", tmp_path / "r")
+    assert data.metric == metric and data.split_style == style and data.num_nodes == 40
+    assert data.graph.num_edges() == 2 * 48  # the 48 train edges, each with its reverse
+    assert all(neg_key in data.split[part] for part in ("valid", "test"))
+    if style == "source_target":
+        assert data.split["test"]["target_node_neg"].shape == (6, 7)
+    assert not any(data.info["heldout_edges_also_in_train"].values())
+
+
+def test_link_import_by_timestamp_puts_the_newest_edges_in_test(tmp_path, ring):
+    directory = import_link_dataset(name="timed", root=tmp_path / "r", edges=ring["edges"], time_col="ts",
+                                    split_ratios=(0.5, 0.25, 0.25))
+    info = json.loads((directory / "largegraph.json").read_text())["info"]
+    assert info["split"]["valid_from"] == 30 and info["split"]["test_from"] == 45
+    data = load_link_dataset("timed", tmp_path / "r")
+    id_of = {f"v{i}": i for i in range(40)}  # ids sort as strings: v0, v1, v10, ...
+    order = sorted(id_of)
+    test = {tuple(sorted((order[a], order[b]))) for a, b in data.split["test"]["edge"].tolist()}
+    rows = [line.split(",") for line in ring["edges"].read_text().splitlines()[1:]]
+    newest = {tuple(sorted((a, b))) for a, b, t in rows if int(t) >= 45}
+    assert test == newest
+
+
+def _cli_import(tmp_path, *args):
+    return run_cli("data", "import", "--name", "bad", "--root", tmp_path / "r", *map(str, args))
+
+
+def _one_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    return lines[-1]
+
+
+def test_a_non_numeric_timestamp_is_one_line_naming_the_row(tmp_path):
+    edges = write(tmp_path / "e.csv", "a,b,when\n1,2,2019\n2,3,soon\n")
+    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", edges, "--time-col", "when"))
+    assert "line 3" in line and "'soon'" in line and "numbers" in line
+    assert not (tmp_path / "r" / "bad").exists()
+
+
+def test_a_time_split_that_comes_out_empty_is_refused(tmp_path):
+    edges = write(tmp_path / "e.csv", "a,b,t\n" + "".join(f"{i},{i + 1},7\n" for i in range(30)))
+    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", edges, "--time-col", "t"))
+    assert "split empty" in line and "timestamp 7" in line
+
+
+def test_too_few_edges_for_the_ratios_is_refused(tmp_path):
+    edges = write(tmp_path / "e.csv", "a,b\n1,2\n2,3\n")
+    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", edges))
+    assert "leave a split empty with 2 edge(s)" in line
+
+
+def test_link_import_says_what_it_did_with_duplicates_and_self_loops(tmp_path, ring):
+    text = ring["edges"].read_text() + "v1,v0,99\nv3,v3,99\n"  # a reversed duplicate and a self-loop
+    result = run_cli("data", "import", "--task", "link", "--name", "dup", "--root", tmp_path / "r",
+                     "--edges", write(tmp_path / "dup.csv", text))
+    assert result.returncode == 0, result.stderr
+    assert "62 edge rows -> 60 edges: 1 duplicate unordered pairs (either direction) collapsed into one edge, " \
+           "1 self-loops dropped" in result.stdout
+
+
+def test_an_edge_id_missing_from_the_features_file_is_named(tmp_path, ring):
+    feats = write(tmp_path / "f.csv", "id,x\n" + "".join(f"v{i},{i}\n" for i in range(39)))  # no v39
+    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", ring["edges"], "--features", feats))
+    assert "'v39'" in line and "no row in features file" in line
+
+
+def test_labels_with_a_link_import_are_refused(tmp_path, ring):
+    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", ring["edges"], "--labels", ring["labels"]))
+    assert "--labels is for --task node" in line
