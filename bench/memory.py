@@ -144,10 +144,11 @@ def _line(scale: float, name: str, r: dict) -> str:
     return f"scale={scale} run={name} {figures}"
 
 
-def _write_config(path: Path, root: Path, name: str, fanouts: list[int], evaluate: bool) -> Path:
+def _write_config(path: Path, root: Path, name: str, fanouts: list[int], evaluate: bool,
+                  eval_batch_size: int = 16384) -> Path:
     cfg = {"name": f"mem-{name}", "task": "node_classification", "seed": 0,
            "data": {"name": name, "root": str(root)},
-           "sampler": {"fanouts": fanouts, "batch_size": 1024, "eval_batch_size": 16384},
+           "sampler": {"fanouts": fanouts, "batch_size": 1024, "eval_batch_size": eval_batch_size},
            "model": {"arch": "sage", "hidden": 256, "num_layers": len(fanouts)},
            "train": {"epochs": 1, "lr": 0.003, "eval_every": 1 if evaluate else 1000},
            "checkpoint": {"every_n_epochs": 1000}}
@@ -194,13 +195,13 @@ def workers_sweep(args: argparse.Namespace, root: Path, scale: float) -> None:
           flush=True)
 
 
-def full_products(root: Path) -> None:
+def full_products(root: Path, features: str, eval_batch_size: int) -> None:
     name = "products-full"
     print(f"scale=1.0 synth_s={synth(root, name, 1.0):.1f}", flush=True)
-    cfg = _write_config(root / "full.yaml", root, name, [15, 10, 5], evaluate=True)
-    first = run_job(cfg, root / "runs" / "first", 1, "auto", name.replace("-", "_"), [])
+    cfg = _write_config(root / "full.yaml", root, name, [15, 10, 5], evaluate=True, eval_batch_size=eval_batch_size)
+    first = run_job(cfg, root / "runs" / "first", 1, features, name.replace("-", "_"), [])
     print(_line(1.0, "first_load_epoch_exact_eval", first), flush=True)
-    cached = run_job(cfg, root / "runs" / "cached", 1, "auto", name.replace("-", "_"), [])
+    cached = run_job(cfg, root / "runs" / "cached", 1, features, name.replace("-", "_"), [])
     print(_line(1.0, "cached_load_epoch_exact_eval", cached), flush=True)
     print(f"scale=1.0 peak_rss_gb={max(first['peak_rss_gb'], cached['peak_rss_gb']):.2f} (target <= 8) "
           f"cached_load_s={cached['load_s']:.1f} (target < 10)", flush=True)
@@ -211,12 +212,15 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[0.1], help="fractions of ogbn-products' nodes")
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2, 4], help="local worker counts to compare")
     parser.add_argument("--full-products", action="store_true", help="the full-scale acceptance job instead")
+    parser.add_argument("--features", default="auto", choices=["auto", "memory", "mmap"],
+                        help="data.features of the --full-products job")
+    parser.add_argument("--eval-batch-size", type=int, default=16384, help="of the --full-products job")
     parser.add_argument("--root", default=None, help="dataset root (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the written datasets afterwards")
     args = parser.parse_args()
     with dataset_root(args, "products-full" if args.full_products else "mem01") as root:
         if args.full_products:
-            full_products(root)
+            full_products(root, args.features, args.eval_batch_size)
         else:
             for scale in args.scales:
                 workers_sweep(args, root, scale)

@@ -35,6 +35,16 @@ def _ratios(text: str) -> tuple[float, float, float]:
     return parts
 
 
+def _scales(text: str) -> list[float]:
+    try:
+        scales = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected scales like 0.01,0.1,1.0, got {text!r}") from None
+    if len(scales) < 2 or any(s <= 0 for s in scales) or scales != sorted(scales):
+        raise argparse.ArgumentTypeError(f"expected two or more increasing positive scales, got {text!r}")
+    return scales
+
+
 # --- commands ----------------------------------------------------------------------------------------
 def _dist_options(args: argparse.Namespace) -> dict:
     return {"backend": args.backend, "dist_timeout": args.dist_timeout}
@@ -242,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from largegraph.bench.command import SWEEP_SCALES, run_bench
 
-    scales = list(SWEEP_SCALES) if args.sweep else [args.scale]
+    scales = (args.scales or list(SWEEP_SCALES)) if args.sweep else [args.scale]
     out = Path(args.out or f"runs/bench-{args.mode}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     run_bench(args.mode, scales, args.epochs, args.repeats, args.workers, args.nproc, out,
               Path(args.root) if args.root else None, args.keep_data, say=lambda line: print(line, flush=True))
@@ -411,6 +421,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--nproc", type=positive(int), default=1, help="largegraph's data-parallel workers (the reference "
                                                                   "is DGL's single-process loop)")
     p.add_argument("--sweep", action="store_true", help="one pair per scale 0.01, 0.1, 1.0 (--scale ignored)")
+    p.add_argument("--scales", type=_scales, help="with --sweep: other scales, e.g. 0.01,0.03,0.1")
     p.add_argument("--out", help="where bench.json, bench.png, logs and run directories go "
                                  "(default runs/bench-<mode>-<UTC time>)")
     p.add_argument("--root", help="dataset root to write the graph to and keep (default: <out>/data, removed after)")

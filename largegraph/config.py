@@ -316,6 +316,11 @@ def dump_config_text(cfg: JobConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
+def config_digest(text: str) -> str:
+    """A short hash of a resolved config's text (:func:`dump_config_text`): which job a run did."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def dump_config(cfg: JobConfig, path: str | Path) -> None:
     """Write the fully resolved config (defaults included) as YAML."""
     from largegraph.fsutil import atomic_write_text

@@ -34,6 +34,12 @@ class JobError(LargeGraphError):
     """An orchestrator job request cannot be carried out."""
 
 
+class BenchError(LargeGraphError):
+    """A job `largegraph bench` ran failed; its log, named in the message, says why."""
+
+    exit_code = EXIT_CRASHED
+
+
 class Stopped(LargeGraphError):
     """Training stopped on request (SIGTERM: preemption, orchestrator drain) after a checkpoint.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from largegraph.checkpoint import save_tensors
+from largegraph.config import config_digest
 from largegraph.report import plot_curves
 from largegraph.rundir import RunDir
 
@@ -31,6 +32,8 @@ class RunExport:
             save_tensors(self.run.embeddings_path, result["emb"])
         summary = {"metric": m, f"test_{m}": result[f"test_{m}"], f"valid_{m}": result[f"valid_{m}"],
                    f"train_{m}": result[f"train_{m}"], **summary, "run_dir": str(self.run.path)}
+        if self.run.config_path.exists():  # the job this summary answers (a rerun of it prints it at once)
+            summary["config_digest"] = config_digest(self.run.config_path.read_text())
         self.run.append_metrics({"kind": "final", **summary})
         self.run.write_summary(summary)
         plot_curves(self.run, m)

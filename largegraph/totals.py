@@ -12,11 +12,15 @@ class EpochTotals:
     the totals so far (summed over ranks, carried by rank 0) and the resumed epoch adds to them."""
 
     def __init__(self, state: dict | None = None):
-        self.values = {"loss_sum": 0.0, "correct": 0, "seen": 0, "batches": 0, "seconds": 0.0, **(state or {})}
+        self.values = {"loss_sum": 0.0, "correct": 0, "seen": 0, "batches": 0, "seconds": 0.0, "input_nodes": 0,
+                       "sampled_edges": 0, **(state or {})}
 
-    def add(self, loss: float, size: int, correct: int) -> None:
+    def add(self, loss: float, size: int, correct: int, input_nodes: int = 0, sampled_edges: int = 0) -> None:
+        """One batch: its loss and size, and (this rank's) input nodes and message-passing edges."""
         v = self.values
         v["batches"] += 1
+        v["input_nodes"] += input_nodes
+        v["sampled_edges"] += sampled_edges
         v["loss_sum"] += loss * size
         v["correct"] += correct
         v["seen"] += size
@@ -38,7 +42,10 @@ class EpochTotals:
         seconds, batches = self.values["seconds"], self.values["batches"]
         return {"loss": loss_sum / max(seen, 1), "batch_train_acc": correct / max(seen, 1), "seeds": seen,
                 "time_s": seconds, "batches_per_s": batches / max(seconds, 1e-9),
-                "nodes_per_s": seen / max(seconds, 1e-9)}
+                "nodes_per_s": seen / max(seconds, 1e-9),
+                # this rank's, what the time per epoch grows with (largegraph bench --sweep)
+                "input_nodes_per_batch": self.values["input_nodes"] / max(batches, 1),
+                "sampled_edges": self.values["sampled_edges"]}
 
     def state_dict(self) -> dict:
         return dict(self.values)

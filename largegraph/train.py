@@ -7,6 +7,7 @@ environment (see :mod:`largegraph.distributed`).
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -15,12 +16,13 @@ import torch
 from largegraph import distributed
 from largegraph.averaging import WeightAverage
 from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkpoints
-from largegraph.config import JobConfig, load_config
+from largegraph.config import JobConfig, config_digest, dump_config_text, load_config
 from largegraph.data.hot_rows import HotRows
 from largegraph.distributed import DistEnv
 from largegraph.errors import CheckpointError, ConfigError
 from largegraph.evaluation import EvalTracker
 from largegraph.export import RunExport
+from largegraph.loggers import RunLoggers
 from largegraph.models import EncoderSpec, build_encoder
 from largegraph.optim import Schedule, build_optimizer
 from largegraph.report import summary_line, summary_table
@@ -84,8 +86,28 @@ def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
                              base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size,
                              hot_rows=_hot_rows(cfg, data))
     task = NodeClassificationTask(data, label_smoothing=cfg.train.label_smoothing,
-                                  eval_batch_size=cfg.sampler.eval_batch_size)
+                                  eval_batch_size=cfg.sampler.eval_batch_size,
+                                  valid_loader=_valid_loader(cfg, data, model, device, loader.hot_rows) if dist.is_main else None)
     return model, loader, task
+
+
+# Sampled validation draws its neighbourhoods from this seed, mixed with the job's, never from the
+# training batches' stream.
+VALID_SEED = 0x5A11D
+
+
+def _valid_loader(cfg: JobConfig, data, model, device: torch.device, hot_rows: HotRows | None) -> NodeBatchLoader | None:
+    """The validation nodes' batches for ``train.validation: sampled`` (and ``auto``), else None."""
+    if cfg.train.validation == "exact" or len(data.split["valid"]) == 0:
+        return None
+    # With sampler worker processes no prefetch thread either: DGL's sampling state in a worker depends
+    # on the threads its parent had when it forked, and a thread first started by validation would
+    # make the workers of later epochs sample other blocks than those of a run resumed there.
+    prefetch = cfg.sampler.prefetch if cfg.sampler.num_workers == 0 else 0
+    ordered = cfg.sampler.model_copy(update={"shuffle": False, "drop_last": False, "num_workers": 0,
+                                             "prefetch": prefetch})
+    return NodeBatchLoader(data.graph, data.split["valid"], ordered, uses_graph=model.encoder.uses_graph,
+                           base_seed=mix_seed(cfg.seed, VALID_SEED), device=device, hot_rows=hot_rows)
 
 
 def _link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
@@ -133,7 +155,8 @@ def assemble(cfg: JobConfig, data, run: RunDir, device: torch.device, dist: Dist
         optimizer=optimizer, schedule=Schedule(cfg.train, optimizer), average=WeightAverage(model, cfg.train.ema_decay),
         tracker=EvalTracker(task.metric, cfg.train.early_stopping_patience, keep_weights=dist.is_main),
         checkpoints=CheckpointManager(store, ck, dist, warn=warn or _warn),
-        export=RunExport(run, task, cfg.train.export_embeddings), run=run, device=device, seed=cfg.seed, dist=dist)
+        export=RunExport(run, task, cfg.train.export_embeddings), run=run, device=device, seed=cfg.seed, dist=dist,
+        loggers=RunLoggers(cfg.train.loggers, run, cfg, enabled=dist.is_main))
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -188,9 +211,27 @@ def run_training(config_path: str, overrides: list[str], *, run_dir: str | None 
         return _train(cfg, env, dev, run_dir, "auto" if env.restart_count else resume, stop)
 
 
-def _open_run_dir(cfg: JobConfig, env: DistEnv, run_dir: str | None, resume: str) -> tuple[RunDir, bool]:
-    """The run directory every rank agrees on, and whether it already holds checkpoints."""
-    def choose() -> tuple[str, bool]:
+def finished_summary(run: RunDir, cfg: JobConfig) -> dict | None:
+    """The summary of the run in ``run`` if it finished the very job ``cfg`` describes, else None.
+
+    Training it again would only repeat its final exact evaluation (minutes on a large graph) to
+    print the line it already wrote; any change to the job (more epochs, say) trains on instead.
+    """
+    try:
+        summary = json.loads(run.summary_path.read_text())
+    except (OSError, ValueError):
+        return None
+    # The digest of the config the run finished with, not the run directory's config file: an
+    # operator extending a run edits that file and resumes (summaries without one never match).
+    same_job = isinstance(summary, dict) and summary.get("config_digest") == config_digest(dump_config_text(cfg))
+    return summary if same_job and "metric" in summary else None
+
+
+def _open_run_dir(cfg: JobConfig, env: DistEnv, run_dir: str | None,
+                  resume: str) -> tuple[RunDir, bool, dict | None]:
+    """The run directory every rank agrees on, whether it already holds checkpoints, and its summary
+    if it is a finished run of this same job."""
+    def choose() -> tuple[str, bool, dict | None]:
         run = RunDir(run_dir or default_run_dir(cfg, launch_id=env.run_id))
         held = has_checkpoints(run.checkpoints)
         if held and resume == "never":
@@ -198,15 +239,20 @@ def _open_run_dir(cfg: JobConfig, env: DistEnv, run_dir: str | None, resume: str
                               f"choose another --run-dir")
         if resume not in ("auto", "never") and not run_dir:
             raise ConfigError("--resume PATH needs --run-dir: the checkpoint must belong to that run directory")
-        return str(run.path), held
+        return str(run.path), held, finished_summary(run, cfg) if resume == "auto" else None
 
-    path, held = distributed.on_main(choose, env)
-    return RunDir(path), held
+    path, held, finished = distributed.on_main(choose, env)
+    return RunDir(path), held, finished
 
 
 def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, stop: StopRequest) -> str:
     say = (lambda line: print(line, flush=True)) if env.is_main else (lambda line: None)
-    run, held = _open_run_dir(cfg, env, run_dir, resume)
+    run, held, finished = _open_run_dir(cfg, env, run_dir, resume)
+    if finished is not None:
+        metric = finished["metric"]
+        say(f"{run.path} already finished this job; its result, from {run.SUMMARY}:")
+        say(summary_table(run, metric))
+        return summary_line(finished, metric) if env.is_main else ""
     start = time.perf_counter()
     # Rank 0 first: it reports a missing or bad dataset once, and fills OGB's processed-graph cache
     # that the other ranks then read instead of all parsing the raw files at once. It also creates

@@ -28,6 +28,13 @@ from largegraph.signals import StopRequest
 from largegraph.totals import EpochTotals
 
 
+def _batch_work(batch) -> tuple[int, int]:
+    """A batch record's input nodes and message-passing edges (zero for records without blocks)."""
+    nodes = getattr(batch, "input_nodes", None)
+    blocks = getattr(batch, "blocks", None) or []
+    return (len(nodes) if nodes is not None else 0), sum(b.num_edges() for b in blocks)
+
+
 class Trainer:
     """Trains ``parts.model`` for ``cfg.epochs``, evaluating, checkpointing and exporting.
 
@@ -127,7 +134,8 @@ class Trainer:
         p.average.update()
         self.step, self.batch, self.offset = self.step + 1, self.batch + 1, batch.offset
         value = float(loss)  # one device sync a step
-        self.totals.add(value, batch.size, correct)
+        self.totals.add(value, batch.size, correct, *_batch_work(batch))
+        p.loggers.step(self.step, value, p.schedule.lr, batch.size)
         return value
 
     def _train_epoch(self) -> dict:
@@ -167,6 +175,10 @@ class Trainer:
 
         def evaluate() -> dict:
             with p.average.applied():
+                # train.validation: sampled scores only the validation split; the final result is exact.
+                quick = getattr(p.task, "selection_scores", lambda model, device: None)(p.model, p.device)
+                if quick is not None:
+                    return quick
                 result = p.task.evaluate(p.model, p.device)
             p.tracker.remember(self.step, self.epoch, result)
             return split_scores(result, p.task.metric)
@@ -180,6 +192,14 @@ class Trainer:
         p, cfg = self.p, self.cfg
         started = time.perf_counter() - self.elapsed
         stopped_early = p.tracker.should_stop()
+        p.loggers.start(self.step)
+        try:
+            return self._fit(started, stopped_early)
+        finally:
+            p.loggers.close()
+
+    def _fit(self, started: float, stopped_early: bool) -> dict:
+        p, cfg = self.p, self.cfg
         while self.epoch < cfg.epochs and not stopped_early:
             p.tracker.forget()
             record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": p.schedule.lr,
@@ -192,6 +212,7 @@ class Trainer:
             record["step"], self.elapsed = self.step, time.perf_counter() - started
             if self.dist.is_main:
                 p.run.append_metrics(record)
+                p.loggers.epoch(record)
             self.log(epoch_line(record, p.task.metric))
             final = self.epoch == cfg.epochs or stopped_early
             if p.checkpoints.due_after_epoch(self.epoch, final):

@@ -20,7 +20,7 @@ class MiniBatch:
     input_nodes: torch.Tensor
     seeds: torch.Tensor
     blocks: list
-    x: torch.Tensor
+    x: torch.Tensor | None  # features of input_nodes; None for featureless graphs
     y: torch.Tensor
     offset: int = 0
 

@@ -12,20 +12,70 @@ from typing import Iterator
 import dgl
 import torch
 
+from largegraph import allocator
 from largegraph.config import SamplerConfig
 from largegraph.data.hot_rows import HotRows
 from largegraph.device import dgl_has_cuda
 from largegraph.errors import ConfigError
 from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
 from largegraph.sampling.order import BatchList, count_batches, epoch_order
+from largegraph.sampling.prefetch import prefetched
 from largegraph.sampling.samplers import (SeededEdgeSampler, SeededNegatives, SeededNeighborSampler,
                                           SeedOnlySampler, reverse_edge_ids)
 
 
-def _ignore_sigterm(worker_id: int) -> None:
+def _init_worker(worker_id: int) -> None:
     # SIGTERM to the process group (orchestrator drain, Slurm preemption) must reach the trainer,
     # which checkpoints and stops; a sampler worker dying first would crash the loader instead.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    allocator.worker_init()
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``; to a GPU through pinned memory, without waiting for the copy."""
+    if device.type != "cuda":
+        return x
+    return x.pin_memory().to(device, non_blocking=True)
+
+
+class RowGather:
+    """Gathers feature rows on the host into a ring of reused float32 buffers, one batch at a time.
+
+    A batch's rows stay untouched until ``slots - 1`` later batches have been gathered: with
+    ``slots`` = prefetch depth + 2 that is after the batch's optimizer step (the one computing it,
+    and the backward pass that reads its input, are done before the trainer takes a batch that far
+    ahead). The ring holds ``slots`` buffers of the largest batch seen: memory traded for not
+    allocating, zeroing and faulting in a (input nodes x width) tensor per batch.
+
+    Args:
+        feat: (N, D) features, any float dtype (float16/bfloat16 storage is widened here).
+        slots: buffers in the ring.
+    """
+
+    def __init__(self, feat: torch.Tensor, slots: int):
+        self.feat = feat
+        self.buffers: list[torch.Tensor | None] = [None] * slots
+        self.staging: list[torch.Tensor | None] = [None] * slots  # rows in the stored dtype, when not float32
+        self.next = 0
+
+    def _slot(self, store: list, rows: int, dtype: torch.dtype) -> torch.Tensor:
+        buf = store[self.next]
+        if buf is None or buf.shape[0] < rows:
+            # a little headroom, so that slightly larger batches later do not reallocate every time
+            size = (max(rows, int(rows * 1.1)), self.feat.shape[1])
+            buf = torch.empty(size, dtype=dtype)
+            store[self.next] = buf
+        return buf[:rows]
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        rows = rows.cpu()
+        out = self._slot(self.buffers, len(rows), torch.float32)
+        if self.feat.dtype == torch.float32:
+            torch.index_select(self.feat, 0, rows, out=out)
+        else:
+            out.copy_(torch.index_select(self.feat, 0, rows, out=self._slot(self.staging, len(rows), self.feat.dtype)))
+        self.next = (self.next + 1) % len(self.buffers)
+        return out
 
 
 class EpochLoader:
@@ -60,6 +110,11 @@ class EpochLoader:
         # On a GPU with a CUDA build of DGL, sample straight from pinned host memory (UVA) instead of
         # copying the whole graph to the device.
         self.use_uva = device.type == "cuda" and dgl_has_cuda()
+        # Batches sampled by this process on the host: the prefetch thread and our own row gather
+        # apply. Worker processes already sample ahead (and a thread starting them while the trainer
+        # computes would fork in the middle of OpenMP's work); UVA samples and gathers on the GPU.
+        self.on_host = cfg.num_workers == 0 and not self.use_uva
+        self.prefetch = cfg.prefetch if self.on_host else 0
 
     def num_batches(self, start: int = 0) -> int:
         """Batches this rank runs in an epoch resumed ``start`` seeds into its order."""
@@ -74,7 +129,7 @@ class EpochLoader:
         return dgl.dataloading.DataLoader(
             self.graph, batches, sampler, device=self.device, use_uva=self.use_uva,
             batch_size=1, shuffle=False, drop_last=False, persistent_workers=False,
-            num_workers=0 if self.use_uva else self.cfg.num_workers, worker_init_fn=_ignore_sigterm,
+            num_workers=0 if self.use_uva else self.cfg.num_workers, worker_init_fn=_init_worker,
             # torch seeds every loader iterator from the global RNG unless given a generator; that
             # draw would shift dropout's random stream between a run and its mid-epoch resume.
             generator=torch.Generator(),
@@ -104,9 +159,13 @@ class NodeBatchLoader(EpochLoader):
         super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
         self.features = "feat" in graph.ndata  # none: the model looks up a learnable table by node id
         self.hot_rows = hot_rows
+        # Rows gathered here into reused buffers (DGL would allocate a new tensor per batch);
+        # worker processes and UVA gather where they sample.
+        self.gather = (RowGather(graph.ndata["feat"], self.prefetch + 2)
+                       if self.features and hot_rows is None and self.on_host else None)
         if uses_graph:
-            # with a hot-row cache the rows are gathered here, through the cache, not by DGL
-            prefetch = ["feat"] if self.features and hot_rows is None else None
+            # with a hot-row cache or our own gather the rows are not gathered by DGL
+            prefetch = ["feat"] if self.features and hot_rows is None and self.gather is None else None
             self.sampler = SeededNeighborSampler(cfg.fanouts, base_seed, prefetch_node_feats=prefetch,
                                                  prefetch_labels=["label"])
         else:
@@ -116,12 +175,15 @@ class NodeBatchLoader(EpochLoader):
         """Yield this rank's batches of ``epoch``, resuming ``start`` seeds into the epoch's order."""
         # Worker processes copy the sampler when the iterator starts, so this epoch reaches them.
         self.sampler.epoch = epoch
-        for offset, (input_nodes, seeds, blocks) in self.sampled(epoch, start, self.sampler):
-            yield self._batch(input_nodes, seeds, blocks, offset)
+        batches = (self._batch(input_nodes, seeds, blocks, offset)
+                   for offset, (input_nodes, seeds, blocks) in self.sampled(epoch, start, self.sampler))
+        yield from prefetched(batches, self.prefetch)
 
     def _batch(self, input_nodes, seeds, blocks, offset: int) -> MiniBatch:
         if self.hot_rows is not None:
-            x = self.hot_rows[input_nodes.cpu()].to(self.device)
+            x = to_device(self.hot_rows[input_nodes.cpu()], self.device)
+        elif self.gather is not None:
+            x = self.gather(input_nodes)
         elif blocks:
             x = blocks[0].srcdata["feat"] if self.features else None
         else:
@@ -182,9 +244,12 @@ class EdgeBatchLoader(EpochLoader):
                 yield self._whole_graph_batch(batches[i], start + batches.end(i))
             return
         self.nodes.epoch = epoch
-        for offset, (input_nodes, pair_graph, neg_graph, blocks) in self.sampled(epoch, start, self.sampler):
-            x = blocks[0].srcdata["feat"].float() if self.features else None
-            yield EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x, offset)
+        batches = (self._block_batch(*out, offset) for offset, out in self.sampled(epoch, start, self.sampler))
+        yield from prefetched(batches, self.prefetch)
+
+    def _block_batch(self, input_nodes, pair_graph, neg_graph, blocks, offset: int) -> EdgeMiniBatch:
+        x = blocks[0].srcdata["feat"].float() if self.features else None
+        return EdgeMiniBatch(input_nodes, pair_graph, neg_graph, blocks, x, offset)
 
     def _block_sampler(self) -> SeededEdgeSampler:
         if not self.exclude_seed_edges:

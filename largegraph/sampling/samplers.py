@@ -1,6 +1,9 @@
 """What is sampled for a batch: neighbours (DGL's samplers, re-seeded per batch) and negatives."""
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,13 +34,39 @@ class SeededNeighborSampler(dgl.dataloading.NeighborSampler):
         # DGL's multi-threaded CPU sampling (fused sampling, to_block's hash map) is not repeatable
         # across runs even with a fixed seed; one thread is. Worker processes already run DGL on one
         # thread; in-process sampling drops to one thread for the call only.
+        seed = mix_seed(self.base_seed, self.epoch, int(seed_nodes[0])) % 2_147_483_647  # a C int
+        return on_sampling_thread(lambda: self._sample_seeded(g, seed_nodes, exclude_eids, seed))
+
+    def _sample_seeded(self, g, seed_nodes, exclude_eids, seed: int):
         threads = torch.get_num_threads()
         set_num_threads(1)
         try:
-            dgl.seed(mix_seed(self.base_seed, self.epoch, int(seed_nodes[0])) % 2_147_483_647)  # a C int
+            dgl.seed(seed)
             return super().sample_blocks(g, seed_nodes, exclude_eids=exclude_eids)
         finally:
             set_num_threads(threads)
+
+
+_sampling_thread: tuple[int, ThreadPoolExecutor] | None = None  # (pid, executor) of this process
+
+
+def on_sampling_thread(fn):
+    """``fn()`` on the main thread when called there, else on this process's one sampling thread.
+
+    dgl.seed does not make a batch the same on every thread: the same seeded batch sampled by two
+    threads of one process differs (measured: each new thread gave other blocks; one thread gave the
+    same blocks every time, in every process). The main thread (the trainer without prefetching,
+    every sampler worker process) samples as it always did. Any other caller (the prefetch thread of
+    :mod:`largegraph.sampling.prefetch`, a new one every epoch) hands its batches to one long-lived
+    thread per process, so that a batch does not depend on which prefetch thread asked for it: the
+    blocks are then the same in every run and every resume, though not those the main thread draws.
+    """
+    global _sampling_thread
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    if _sampling_thread is None or _sampling_thread[0] != os.getpid():  # a forked worker starts its own
+        _sampling_thread = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="largegraph-sample"))
+    return _sampling_thread[1].submit(fn).result()
 
 
 class SeedOnlySampler(dgl.dataloading.Sampler):

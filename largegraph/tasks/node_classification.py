@@ -14,15 +14,23 @@ MAX_PROB_VALUES = 100_000_000
 
 
 class NodeClassifier(nn.Module):
-    """An encoder followed by a linear class head."""
+    """An encoder followed by a linear class head; with ``embedding`` (graphs without node features)
+    the input layer is a learnable table of node vectors, trained with the rest and checkpointed."""
 
-    def __init__(self, encoder: Encoder, num_classes: int):
+    def __init__(self, encoder: Encoder, num_classes: int, embedding: nn.Embedding | None = None):
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(encoder.out_dim, num_classes)
+        self.embedding = embedding
 
-    def forward(self, blocks: list, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(blocks, x))
+    def forward(self, blocks: list, x: torch.Tensor | None, input_nodes: torch.Tensor | None = None) -> torch.Tensor:
+        # The table lookup happens inside forward, where DistributedDataParallel sees its gradient.
+        h = self.embedding(input_nodes) if self.embedding is not None else x
+        return self.head(self.encoder(blocks, h))
+
+    def input_features(self, graph) -> torch.Tensor:
+        """What layer-wise inference starts from: the graph's features or the learned node table."""
+        return self.embedding.weight.detach().cpu() if self.embedding is not None else graph.ndata["feat"]
 
     @torch.no_grad()
     def inference(self, graph, feat: torch.Tensor, batch_size: int, device: torch.device,
@@ -50,8 +58,10 @@ class NodeClassificationTask:
     name = "node_classification"
     metric = "acc"
 
-    def __init__(self, data: GraphData, *, label_smoothing: float = 0.0, eval_batch_size: int = 8192):
+    def __init__(self, data: GraphData, *, label_smoothing: float = 0.0, eval_batch_size: int = 8192,
+                 valid_loader=None):
         self.data = data
+        self.valid_loader = valid_loader  # set: model selection scores sampled validation batches
         self.label_smoothing = label_smoothing
         self.eval_batch_size = eval_batch_size
         from ogb.nodeproppred import Evaluator
@@ -60,10 +70,28 @@ class NodeClassificationTask:
 
     def loss(self, model: nn.Module, batch: MiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (mean loss, number of correct predictions in the batch)."""
-        logits = model(batch.blocks, batch.x)
+        logits = model(batch.blocks, batch.x, batch.input_nodes)
         loss = F.cross_entropy(logits, batch.y, label_smoothing=self.label_smoothing)
         correct = int((logits.argmax(dim=1) == batch.y).sum())
         return loss, correct
+
+    @torch.no_grad()
+    def selection_scores(self, model: nn.Module, device: torch.device) -> dict | None:
+        """The validation score for model selection from sampled neighbourhoods of the validation nodes,
+        or None when this task selects by exact evaluation (no ``valid_loader``).
+
+        The loader's batches are the same at every call (a fixed seed), so evaluations differ only by
+        the weights; with every fanout -1 the score equals the exact one.
+        """
+        if self.valid_loader is None:
+            return None
+        correct = seen = 0
+        with evaluating(model):
+            for batch in self.valid_loader.epoch(0):
+                logits = model(batch.blocks, batch.x, batch.input_nodes)
+                correct += int((logits.argmax(dim=1) == batch.y).sum())
+                seen += batch.size
+        return {f"valid_{self.metric}": correct / max(seen, 1)}
 
     def _score(self, pred: torch.Tensor, idx: torch.Tensor) -> float:
         labels = self.data.graph.ndata["label"]
@@ -78,7 +106,7 @@ class NodeClassificationTask:
             tensors over all nodes.
         """
         g = self.data.graph
-        logits, emb = model.inference(g, g.ndata["feat"], self.eval_batch_size, device, progress)
+        logits, emb = model.inference(g, model.input_features(g), self.eval_batch_size, device, progress)
         pred = logits.argmax(dim=1)
         scores = {f"{part}_{self.metric}": self._score(pred, self.data.split[part]) for part in SPLITS}
         return {**scores, "pred": pred, "logits": logits, "emb": emb}

@@ -1,0 +1,108 @@
+"""The C allocator of every process that trains or samples: freed large blocks are kept for reuse.
+
+glibc serves blocks above its mmap threshold (at most 32 MiB, adjusted at run time) with their own
+``mmap`` and hands them back to the kernel on ``free``. A training step allocates and frees the same
+large tensors every batch (gathered features, activations, gradients), so each batch faulted its
+memory in again page by page: on 2 cores over a third of the CPU time of an epoch went to the kernel
+(bench/README.md). With the mmap threshold at 1 GiB and trimming off, freed blocks go back to
+malloc's own free lists and the next batch reuses them. The cost: the process keeps its high-water
+mark of heap memory until it exits, which a training process reaches in its first batches anyway.
+
+:func:`apply` runs at start-up of the ``largegraph`` command (every torchrun worker runs that
+command too) and again in every sampler worker process (:func:`worker_init`). Turn it off with
+``LARGEGRAPH_ALLOCATOR=system`` in the environment: glibc's defaults, or whatever ``MALLOC_*``
+variables or an ``LD_PRELOAD``-ed allocator say.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+ENV = "LARGEGRAPH_ALLOCATOR"
+KEEP, SYSTEM = "keep", "system"
+
+# mallopt parameter numbers from glibc's <malloc.h>
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+# mallopt takes a C int. Blocks above 1 GiB (a whole feature matrix, say) keep their own mapping,
+# which spares the heap a hole of that size once they are freed.
+MMAP_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 2**31 - 1  # never give the top of the heap back
+TOP_PAD = 64 << 20  # grow the heap in 64 MiB steps rather than one brk per large tensor
+
+_applied: bool | None = None  # what apply() did in this process: None = not called
+
+
+def mode() -> str:
+    """``keep`` (default) or ``system``, from ``LARGEGRAPH_ALLOCATOR``."""
+    return SYSTEM if os.environ.get(ENV, KEEP).strip().lower() in (SYSTEM, "off", "0", "false") else KEEP
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") else None  # musl and macOS have no mallopt
+
+
+def apply() -> bool:
+    """Set glibc's thresholds so that freed large blocks are reused, unless switched off.
+
+    Idempotent and cheap; returns whether the settings are in effect in this process (False when
+    ``LARGEGRAPH_ALLOCATOR=system`` or the C library is not glibc).
+    """
+    global _applied
+    if mode() == SYSTEM:
+        _applied = False
+        return False
+    libc = _libc()
+    if libc is None:
+        _applied = False
+        return False
+    ok = all(libc.mallopt(param, value) == 1 for param, value in (
+        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD)))
+    _applied = ok
+    return ok
+
+
+def applied() -> bool | None:
+    """What :func:`apply` last did in this process (None: never called)."""
+    return _applied
+
+
+def worker_init() -> None:
+    """For sampler worker processes: forked workers inherit the settings already, spawned ones do not."""
+    apply()
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def keeps_freed_blocks(size: int = 64 << 20) -> bool:
+    """Measure, in this process, whether a freed block of ``size`` bytes stays with the process.
+
+    Allocates ``size`` bytes with ``malloc``, touches them, frees them and reads the resident size
+    from ``/proc/self/status``: True when the memory was not handed back to the kernel. A direct
+    read-back of the allocator's behaviour, for tests and ``largegraph bench``'s record.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    block = libc.malloc(size)
+    if not block:
+        return False
+    ctypes.memset(block, 1, size)
+    touched = _rss_bytes()
+    libc.free(block)
+    return touched - _rss_bytes() < size // 2
