@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from largegraph import distributed
+from largegraph import allocator, distributed
 from largegraph.averaging import WeightAverage
 from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkpoints
 from largegraph.config import JobConfig, config_digest, dump_config_text, load_config
@@ -261,6 +261,7 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
     distributed.on_main(lambda: run.create(cfg), env, share=False)
     if not env.is_main:
         data = load_data(cfg)
+    allocator.release_free()  # the first load's parse and cache build are done with
     say(f"dataset {data.describe()} (loaded in {time.perf_counter() - start:.1f}s)")
     parts = assemble(cfg, data, run, dev, env)
     trainer = Trainer(cfg.train, parts, stop=stop, log=say)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from largegraph import distributed
+from largegraph import allocator, distributed
 from largegraph.checkpoint import checkpoint_name
 from largegraph.config import TrainConfig
 from largegraph.distributed import DDPCheck
@@ -183,7 +183,9 @@ class Trainer:
             p.tracker.remember(self.step, self.epoch, result)
             return split_scores(result, p.task.metric)
 
+        allocator.release_free()  # training's freed blocks, before evaluation's buffers
         scores = distributed.on_main(evaluate, self.dist)
+        allocator.release_free()
         p.tracker.update(self.epoch, scores, p.average.weights)
         return scores
 
@@ -229,6 +231,7 @@ class Trainer:
         p.model.load_state_dict(p.tracker.best_weights if restore else p.average.weights())
         # The final epoch's evaluation already scored these exact weights unless older (best) ones
         # were restored; a full-graph inference is not repeated for nothing.
+        allocator.release_free()
         result = p.tracker.fresh_result(self.step, restore) or p.task.evaluate(p.model, p.device)
         return p.export.write(p.model, result, {"best_epoch": p.tracker.best_epoch + 1, "epochs": self.epoch,
                                                 "steps": self.step, "time_s": seconds})

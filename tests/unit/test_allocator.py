@@ -65,3 +65,35 @@ def test_sampler_worker_processes_apply_it_themselves(mode, expected):
     assert other_process == "True"
     assert parent_kept == "False"
     assert kept == expected
+
+
+def test_release_free_hands_kept_blocks_back():
+    """Kept blocks stay resident until a phase boundary releases them (run in a fresh process, where
+    the allocator settings are applied as the command applies them)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import ctypes
+        from largegraph import allocator
+        assert allocator.apply()
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        def rss():
+            return int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1]) // 1024
+        base = rss()
+        blocks = [libc.malloc(8 << 20) for _ in range(32)]  # 256 MiB in 8 MiB blocks, kept when freed
+        for b in blocks:
+            ctypes.memset(b, 1, 8 << 20)
+        for b in blocks:
+            libc.free(b)
+        kept = rss()
+        allocator.release_free()
+        print(base, kept, rss())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    base, kept, released = map(int, out.stdout.split())
+    assert kept - base > 200 and released - base < 64
