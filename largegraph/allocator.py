@@ -15,9 +15,11 @@ variables or an ``LD_PRELOAD``-ed allocator say.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+from typing import Iterator
 
 ENV = "LARGEGRAPH_ALLOCATOR"
 KEEP, SYSTEM = "keep", "system"
@@ -120,3 +122,29 @@ def release_free() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+# glibc's own defaults: 128 KiB thresholds (the mmap threshold then adapts up to 32 MiB), no pad.
+_SYSTEM_MMAP_THRESHOLD, _SYSTEM_TRIM_THRESHOLD, _SYSTEM_TOP_PAD = 128 << 10, 128 << 10, 0
+
+
+@contextlib.contextmanager
+def loading() -> Iterator[None]:
+    """glibc's defaults for the duration of a dataset load, then the kept-blocks settings again.
+
+    A first load (OGB's parse, reverse edges, the CSC, the cache write) allocates a sequence of
+    different large arrays once each: nothing is reused, so kept blocks only pile up. Measured at
+    ogbn-products scale through ``largegraph train``: 17.6 GB peak RSS with the blocks kept through
+    the load, against 7.6 GB for the same job with glibc's defaults.
+    """
+    libc = _libc() if _applied else None
+    if libc is not None:
+        for param, value in ((_M_MMAP_THRESHOLD, _SYSTEM_MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _SYSTEM_TRIM_THRESHOLD),
+                             (_M_TOP_PAD, _SYSTEM_TOP_PAD)):
+            libc.mallopt(param, value)
+    try:
+        yield
+    finally:
+        if libc is not None:
+            release_free()
+            apply()

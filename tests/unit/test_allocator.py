@@ -97,3 +97,20 @@ def test_release_free_hands_kept_blocks_back():
     assert out.returncode == 0, out.stderr
     base, kept, released = map(int, out.stdout.split())
     assert kept - base > 200 and released - base < 64
+
+
+def test_loading_uses_glibc_defaults_and_restores_the_kept_blocks():
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        from largegraph import allocator
+        assert allocator.apply()
+        with allocator.loading():
+            during = allocator.keeps_freed_blocks()
+        print(int(during), int(allocator.keeps_freed_blocks()))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "1"]
