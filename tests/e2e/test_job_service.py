@@ -224,17 +224,29 @@ def thaw_once_told_to_stop(*jobs: Frozen) -> None:
 
 
 @contextmanager
-def frozen(ws: Path, *names: str) -> Iterator[list[Frozen]]:
+def frozen(ws: Path, *names: str, after_epochs: int | None = None) -> Iterator[list[Frozen]]:
     """Freeze running jobs for the block, and thaw any still frozen after it (also when it fails).
 
     Each must have two epochs ahead of it: it may be anywhere in the next one (past its last batch,
     say), but then a whole epoch of batches remains, and a trainer honours SIGTERM at the first batch
-    boundary; a stop request therefore always finds it mid-run.
+    boundary; a stop request therefore always finds it mid-run. With ``after_epochs``, each job is
+    frozen the moment it has finished that many epochs (one may start long after another, and a
+    fast job must not finish meanwhile).
     """
     jobs: list[Frozen] = []
     try:
-        for name in names:
-            jobs.append(Frozen(ws, name))
+        if after_epochs is None:
+            jobs.extend(Frozen(ws, name) for name in names)
+        else:
+            def freeze_ready() -> bool:
+                for name in names:
+                    current = job(ws, name)
+                    if (name not in {f.job.name for f in jobs} and current.state == "running" and current.run_dir
+                            and epochs_done(current.run_dir) >= after_epochs):
+                        jobs.append(Frozen(ws, name))
+                return len(jobs) == len(names)
+
+            wait_for(freeze_ready)
         for f in jobs:
             left = f.job.epochs - epochs_done(f.job.run_dir)
             assert left >= 2, f"{f.job.name} had {left} epoch(s) left when frozen; the test needs 2"
@@ -414,10 +426,9 @@ def test_daemon_sigkilled_mid_job_then_restarted_completes_every_job_once(ws, sl
     with TrainerWatch(ws) as watch:
         first = serve(ws, "--max-parallel", "2")
         try:
-            wait_for(lambda: all(epochs_done(job(ws, n).run_dir) >= 1 for n in names[:2]))
             # Frozen, the trainers outlive their daemon mid-run, however long its successors take to
             # start: neither can finish unseen, so recovery must stop, requeue and resume both.
-            with frozen(ws, *names[:2]) as stopped:
+            with frozen(ws, *names[:2], after_epochs=1) as stopped:
                 first.kill()  # SIGKILL: no chance to clean up; the trainers live on in their own sessions
                 first.wait()
                 running = [f.job for f in stopped]
