@@ -257,7 +257,7 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
     # Rank 0 first: it reports a missing or bad dataset once, and fills OGB's processed-graph cache
     # that the other ranks then read instead of all parsing the raw files at once. It also creates
     # the run directory and its id before any other rank reads them.
-    with allocator.loading():  # one-off large arrays: kept blocks would only pile up
+    with allocator.system_defaults():  # one-off large arrays: kept blocks would only pile up
         data = distributed.on_main(lambda: load_data(cfg), env, share=False)
         distributed.on_main(lambda: run.create(cfg), env, share=False)
         if not env.is_main:

@@ -183,9 +183,8 @@ class Trainer:
             p.tracker.remember(self.step, self.epoch, result)
             return split_scores(result, p.task.metric)
 
-        allocator.release_free()  # training's freed blocks, before evaluation's buffers
-        scores = distributed.on_main(evaluate, self.dist)
-        allocator.release_free()
+        with allocator.system_defaults():  # evaluation's arrays are one-off: kept blocks would pile up
+            scores = distributed.on_main(evaluate, self.dist)
         p.tracker.update(self.epoch, scores, p.average.weights)
         return scores
 
@@ -231,8 +230,8 @@ class Trainer:
         p.model.load_state_dict(p.tracker.best_weights if restore else p.average.weights())
         # The final epoch's evaluation already scored these exact weights unless older (best) ones
         # were restored; a full-graph inference is not repeated for nothing.
-        allocator.release_free()
-        result = p.tracker.fresh_result(self.step, restore) or p.task.evaluate(p.model, p.device)
+        with allocator.system_defaults():
+            result = p.tracker.fresh_result(self.step, restore) or p.task.evaluate(p.model, p.device)
         return p.export.write(p.model, result, {"best_epoch": p.tracker.best_epoch + 1, "epochs": self.epoch,
                                                 "steps": self.step, "time_s": seconds})
 

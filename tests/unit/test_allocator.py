@@ -99,7 +99,7 @@ def test_release_free_hands_kept_blocks_back():
     assert kept - base > 200 and released - base < 64
 
 
-def test_loading_uses_glibc_defaults_and_restores_the_kept_blocks():
+def test_system_defaults_phase_restores_the_kept_blocks_after():
     import subprocess
     import sys
     import textwrap
@@ -107,7 +107,7 @@ def test_loading_uses_glibc_defaults_and_restores_the_kept_blocks():
     code = textwrap.dedent("""
         from largegraph import allocator
         assert allocator.apply()
-        with allocator.loading():
+        with allocator.system_defaults():
             during = allocator.keeps_freed_blocks()
         print(int(during), int(allocator.keeps_freed_blocks()))
     """)
