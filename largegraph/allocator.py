@@ -148,7 +148,7 @@ def system_defaults() -> Iterator[None]:
     evaluation (chunks of gathered rows whose sizes differ chunk to chunk, beside (N, hidden)
     buffers) reuse nothing batch to batch, so kept blocks only pile up there. Measured at
     ogbn-products scale through ``largegraph train`` (bench/README.md): 17.6 GB peak RSS with blocks
-    kept through the load, 14.4 GB with them kept through the evaluation alone.
+    kept through the load, 14.4 GiB (VmHWM) with them kept through the evaluation alone.
     """
     libc = _libc() if _applied else None
     if libc is not None:
