@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from typing import Iterator
 
@@ -43,9 +42,10 @@ def mode() -> str:
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
+    # The symbols already loaded into this process, not ctypes.util.find_library: that forks
+    # ldconfig, and a trainer that forks leaves a second copy of itself in the process table.
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
     return libc if hasattr(libc, "mallopt") else None  # musl and macOS have no mallopt

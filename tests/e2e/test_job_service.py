@@ -256,6 +256,14 @@ def frozen(ws: Path, *names: str, after_epochs: int | None = None) -> Iterator[l
             f.thaw()
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a live process (None once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class TrainerWatch(threading.Thread):
     """Scans /proc for `largegraph train` processes and remembers the most seen at once per run dir."""
 
@@ -267,7 +275,7 @@ class TrainerWatch(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
-            seen: dict[str, int] = {}
+            trainers: dict[int, str] = {}
             for pid in procs.processes_with_args("train", "--run-dir"):
                 try:
                     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -276,9 +284,14 @@ class TrainerWatch(threading.Thread):
                 if "--run-dir" not in argv[:-1]:
                     continue  # exited (empty cmdline) or its pid reused since the scan
                 run_dir = argv[argv.index("--run-dir") + 1]
-                if not run_dir.startswith(self.under):
-                    continue  # another test's trainer
-                seen[run_dir] = seen.get(run_dir, 0) + 1
+                if run_dir.startswith(self.under):  # not another test's trainer
+                    trainers[pid] = run_dir
+            seen: dict[str, int] = {}
+            for pid, run_dir in trainers.items():
+                # A trainer's own child carries its command line until it execs (libraries fork at
+                # import: scipy's numpy.testing runs lscpu); it belongs to the same attempt.
+                if trainers.get(parent_of(pid)) != run_dir:
+                    seen[run_dir] = seen.get(run_dir, 0) + 1
             for run_dir, count in seen.items():
                 self.most[run_dir] = max(self.most.get(run_dir, 0), count)
 
