@@ -76,9 +76,48 @@ def _print_summary(summary_line: str) -> int:
     return 0
 
 
+def _distdgl_overrides(args: argparse.Namespace) -> list[str]:
+    """``--ip-config`` and ``--distdgl-local`` as the config keys they set (so that every process of
+    the job, and the job service, reads the same config)."""
+    extra = []
+    if getattr(args, "ip_config", None):
+        extra += ["distributed.mode=distdgl", f"distributed.ip_config={os.path.abspath(args.ip_config)}"]
+    if getattr(args, "distdgl_local", None):
+        extra += ["distributed.mode=distdgl", f"distributed.local={args.distdgl_local}"]
+    return extra
+
+
+def _launch_distdgl(args: argparse.Namespace, config: str, overrides: list[str], run_dir: str | None) -> int | None:
+    """Start a distdgl job's servers and trainers when ``config`` asks for DGL's engine and this is
+    the command the user ran (not one of the processes it starts); None otherwise."""
+    from largegraph.config import load_config
+    from largegraph.distdgl import roles
+
+    if roles.role() is not None:
+        return None
+    cfg = load_config(config, overrides)
+    if cfg.distributed.mode != "distdgl":
+        return None
+    if args.nproc > 1:
+        raise ConfigError("--nproc starts torchrun workers over the whole graph; with distributed.mode: distdgl "
+                          "the trainers are set by --distdgl-local N or distributed.trainers_per_machine")
+    from largegraph.rundir import default_run_dir
+
+    # absolute paths: the servers and trainers may start in another directory of another machine
+    run_dir = os.path.abspath(run_dir or str(default_run_dir(cfg)))
+    overrides = [*overrides, f"distributed.part_config={os.path.abspath(cfg.distributed.part_config)}"]
+    argv = [sys.executable, "-m", "largegraph", "train", os.path.abspath(config), *overrides, "--run-dir", run_dir,
+            "--resume", args.resume, "--device", args.device, "--dist-timeout", str(args.dist_timeout)]
+    return roles.launch_job(load_config(config, overrides), argv, run_dir)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from largegraph.train import run_training
 
+    args.overrides = [*args.overrides, *_distdgl_overrides(args)]
+    launched = _launch_distdgl(args, args.config, args.overrides, args.run_dir)
+    if launched is not None:
+        return launched
     if args.nproc > 1:
         from largegraph.config import load_config
         from largegraph.rundir import default_run_dir
@@ -95,6 +134,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from largegraph.train import check_run_dir, resume_run
 
+    run = check_run_dir(args.run_dir)
+    args.resume = "auto"
+    launched = _launch_distdgl(args, str(run.config_path), _distdgl_overrides(args), str(run.path))
+    if launched is not None:
+        return launched
     if args.nproc > 1:
         check_run_dir(args.run_dir)
         return _launch(args, ["resume", args.run_dir])
@@ -149,6 +193,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                   dst_col=args.dst_col, id_col=args.id_col, directed=args.directed, seed=args.seed,
                   structural=args.structural, pe_dim=args.pe_dim)
     if args.task == "link":
+        if args.feature_storage == "sparse":
+            raise ConfigError("--feature-storage sparse is for --task node: link prediction trains on dense "
+                              "features (a sparse file is densified); drop the flag or use --task node")
         if args.labels or args.split_dir:
             raise ConfigError(f"--{'labels' if args.labels else 'split-dir'} is for --task node; a link dataset is "
                               f"split by --split-ratios (and --time-col)")
@@ -159,10 +206,15 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise ConfigError("--time-col, --metric and --split-style are for --task link")
         path = import_node_dataset(**common, labels=args.labels, label_col=args.label_col,
                                    split_ratios=None if args.split_dir else args.split_ratios,
-                                   split_dir=args.split_dir)
+                                   split_dir=args.split_dir, feature_storage=args.feature_storage)
     info = read_meta(path).get("info", {})
     print(f"edges: {describe_edges(info, args.directed)}")
     print(f"node input: {_node_input_line(info.get('node_input', {}))}")
+    meta = read_meta(path)
+    if meta.get("feature_storage") == "sparse":
+        nodes, width, nnz = meta["num_nodes"], meta["feat_dim"], meta["feat_nnz"]
+        print(f"features stored sparse (CSR): {width} columns, {nnz / max(nodes, 1):.1f} stored values per node "
+              f"({100 * nnz / max(nodes * width, 1):.2f}% dense)")
     if args.task == "link":
         sizes = info.get("num_edges", {})
         by = f"by {args.time_col}" if args.time_col else "at random"
@@ -299,6 +351,11 @@ def _add_workers(p) -> None:
     g.add_argument("--dist-timeout", type=positive(float), default=1800, metavar="SECONDS",
                    help="how long a worker waits for its peers (collectives, rank 0's evaluation) before "
                         "failing instead of hanging (default 1800)")
+    g = p.add_argument_group("DGL's distributed engine (distributed.mode: distdgl; see docs/distdgl.md)")
+    g.add_argument("--ip-config", metavar="FILE",
+                   help="the machines, one `IP [PORT]` per line, one per partition (sets distributed.ip_config)")
+    g.add_argument("--distdgl-local", type=positive(int), metavar="N",
+                   help="run N graph servers and N trainers on this machine (sets distributed.local)")
 
 
 def _add_data(sub) -> None:
@@ -339,8 +396,12 @@ def _add_data(sub) -> None:
     p.add_argument("--task", choices=["node", "link"], default="node",
                    help="node (default): node classification, needs --labels; link: link prediction from the edges")
     p.add_argument("--edges", required=True, help="CSV with a header; first two columns are src,dst")
-    p.add_argument("--features", help="optional: CSV (id + feature columns), .npy (row = integer id) or .json "
-                                      "(id -> active feature ids); without it the model learns node embeddings")
+    p.add_argument("--features", help="optional: CSV (id + feature columns), .npy (row = integer id), .npz "
+                                      "(scipy.sparse.save_npz, row = integer id) or .json (id -> active feature "
+                                      "ids); without it the model learns node embeddings")
+    p.add_argument("--feature-storage", choices=["auto", "dense", "sparse"], default="auto",
+                   help="node task: store features as CSR (sparse) or dense; auto (default): sparse for .json and "
+                        ".npz files, dense otherwise")
     p.add_argument("--structural", choices=["degree", "rw", "lap"],
                    help="structural features computed here (appended to --features, if any): log-degree, plus "
                         "--pe-dim random-walk return probabilities (rw) or Laplacian eigenvectors (lap)")
@@ -483,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        # sys.exit() means success (DGL's graph server leaves that way once the trainers are done)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException as exc:  # a crash: its traceback is the report, then the worker must still exit
         if _lost_peer(exc):
             # Another worker died; the launcher names it. Its peers need not add a traceback each.
@@ -511,6 +573,8 @@ def _trains(argv: list[str] | None) -> bool:
 
 
 def _is_torchrun_worker() -> bool:
+    if os.environ.get("LARGEGRAPH_DISTDGL_ROLE"):
+        return True  # a distdgl server or trainer: ends like a torchrun worker, whatever happens
     try:
         return "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     except ValueError:

@@ -41,6 +41,10 @@ class DataConfig(Section):
     feature_cache_mb: int = Field(
         0, ge=0, description="with mapped features: keep the rows of the highest-degree nodes, up to this many "
         "MiB, in each process's RAM (fewer page-cache misses when the matrix exceeds RAM); 0: off")
+    sparse_features: Literal["keep", "densify"] = Field(
+        "keep", description="features a dataset stores sparse (multi-hot .json/.npz imports): keep them as CSR rows "
+        "gathered per batch and multiplied sparse by the first layer (node classification with sage, gcn or mlp), "
+        "or densify them when the processed cache is built (any model; far more memory and time)")
 
 
 class SamplerConfig(Section):
@@ -177,6 +181,43 @@ class CheckpointConfig(Section):
         "fail", description="a failed save (e.g. disk full): stop the run, or warn and keep training")
 
 
+class DistributedConfig(Section):
+    """Where the graph lives: on every machine (``local``: this process or torchrun workers map it) or
+    in partitions served by DGL's distributed engine (``distdgl``); see docs/distdgl.md."""
+
+    mode: Literal["local", "distdgl"] = Field(
+        "local", description="local: every worker maps the whole graph; distdgl: graph servers hold partitions")
+    part_config: Optional[str] = Field(
+        None, description="distdgl: the partition config `largegraph partition` wrote (`<out>/<name>.json`)")
+    ip_config: Optional[str] = Field(
+        None, description="distdgl: a file with one machine per line (`IP [PORT]`), the first one leading; "
+                          "`--ip-config` sets it")
+    local: int = Field(0, ge=0, le=64, description="distdgl: start this many graph servers and trainers on "
+                                                   "this machine instead of using ip_config (`--distdgl-local N`)")
+    servers_per_machine: int = Field(1, ge=1, le=64, description="distdgl: graph servers per machine (with "
+                                                                 "`local`: that number)")
+    trainers_per_machine: int = Field(1, ge=1, le=64, description="distdgl: trainers per machine (with "
+                                                                  "`local`: that number)")
+    port: int = Field(30050, ge=1024, le=65000, description="distdgl: first port of the graph servers on "
+                                                            "each machine (servers use consecutive ports); "
+                                                            "with `local` a free range is picked")
+    remote_shell: str = Field(
+        "ssh -o BatchMode=yes -o ConnectTimeout=10 {host}", max_length=500,
+        description="distdgl over ip_config: the command that runs a shell command on machine {host} "
+                    "({index} is its line in ip_config)")
+    start_timeout_s: float = Field(300, gt=0, description="distdgl: seconds every server and trainer has to "
+                                                          "come up before the job fails")
+    stop_timeout_s: float = Field(60, gt=0, description="distdgl: seconds to wait for the rest to exit after "
+                                                        "the trainers finish or one process fails")
+
+    @model_validator(mode="after")
+    def _needs_partitions(self) -> "DistributedConfig":
+        if self.mode == "distdgl" and not self.part_config:
+            raise ValueError("distributed.mode: distdgl needs distributed.part_config (the <name>.json "
+                             "`largegraph partition` wrote)")
+        return self
+
+
 # Encoders that pass no messages take no fanouts (each encoder class says so too: a test keeps
 # the two in agreement).
 GRAPH_FREE_ARCHS = frozenset({"mlp"})
@@ -198,6 +239,7 @@ class JobConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     link: LinkConfig = Field(default_factory=LinkConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="after")
     def _fanouts_match_layers(self) -> "JobConfig":

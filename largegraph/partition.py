@@ -86,6 +86,10 @@ def _full_graph(data, link: bool) -> dgl.DGLGraph:
     """The prepared graph with every sparse format allowed (partitioning needs COO) and its features.
     Link graphs keep their edge ids (edge 2i+1 reverses 2i); node graphs (CSC only) need none."""
     g = data.graph
+    if getattr(data, "sparse_feat", None) is not None:
+        # DGL's partitioner stores node data as dense per-node rows only
+        raise ConfigError(f"{data.name} keeps its features sparse, which partitions cannot hold; set "
+                          f"data.sparse_features=densify to partition it with dense features")
     src, dst = g.find_edges(torch.arange(g.num_edges())) if link else g.edges(order="srcdst")
     full = dgl.graph((src, dst), num_nodes=g.num_nodes())
     if "feat" in g.ndata:
@@ -122,7 +126,11 @@ def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: di
         _write_link_split(out, data, new_of_orig, orig_eids)
     stats = [_part_stats(i, owner, src, dst, splits) for i in range(parts)]
     cut = int((owner[src] != owner[dst]).sum())
+    # what a trainer on the partitions needs to know of the dataset without loading it
+    dataset = {"name": data.name, "num_classes": getattr(data, "num_classes", 0), "metric": data.metric,
+               "evaluator_name": data.evaluator_name}
     return {"key": key, "graph_name": name, "part_config": str(out / f"{name}.json"), "task": cfg.task,
+            "dataset": dataset,
             "num_nodes": g.num_nodes(), "num_edges": g.num_edges(), "edge_cut": cut,
             "parts": [s.__dict__ for s in stats]}
 

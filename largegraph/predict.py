@@ -60,8 +60,9 @@ class LoadedRun:
     def embeddings(self) -> torch.Tensor:
         """(N, width) exact full-neighbour embeddings of every node (layer-wise inference)."""
         g = self.data.graph
-        return self.model.encoder.inference(g, self.model.input_features(g), self.cfg.sampler.eval_batch_size,
-                                            self.device, progress=True)
+        sparse = getattr(self.data, "sparse_feat", None)  # node data only; link data is dense
+        feat = self.model.input_features(g, sparse) if sparse is not None else self.model.input_features(g)
+        return self.model.encoder.inference(g, feat, self.cfg.sampler.eval_batch_size, self.device, progress=True)
 
 
 def load_run(run_dir: str, data: str | None = None, root: str | None = None, device: str = "auto") -> LoadedRun:

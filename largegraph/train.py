@@ -19,7 +19,7 @@ from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkp
 from largegraph.config import JobConfig, config_digest, dump_config_text, load_config
 from largegraph.data.hot_rows import HotRows
 from largegraph.distributed import DistEnv
-from largegraph.errors import CheckpointError, ConfigError
+from largegraph.errors import CheckpointError, ConfigError, Stopped
 from largegraph.evaluation import EvalTracker
 from largegraph.export import RunExport
 from largegraph.loggers import RunLoggers
@@ -39,6 +39,10 @@ from largegraph.trainer import Trainer
 # --- assembly: config sections -> built objects --------------------------------------------------------
 def load_data(cfg: JobConfig):
     """The dataset ``cfg.task`` needs, loaded, validated and prepared per ``cfg.data``."""
+    if cfg.distributed.mode == "distdgl":  # a trainer of DGL's engine: the graph servers hold the data
+        from largegraph.distdgl.data import load_dist_data
+
+        return load_dist_data(cfg)
     from largegraph.data import load_dataset, load_link_data
 
     return load_link_data(cfg.data) if cfg.task == "link_prediction" else load_dataset(cfg.data)
@@ -51,7 +55,10 @@ def _encoder(cfg: JobConfig, in_dim: int):
 
 def _node_model(cfg: JobConfig, data) -> NodeClassifier:
     if data.feat_dim:
-        return NodeClassifier(_encoder(cfg, data.feat_dim), data.num_classes)
+        encoder = _encoder(cfg, data.feat_dim)
+        if getattr(data, "sparse_feat", None) is not None:
+            encoder.check_sparse_input()  # a first layer that cannot take CSR rows: one line, before any work
+        return NodeClassifier(encoder, data.num_classes)
     # No features: a learnable node table of width model.hidden, drawn before the encoder (as for links).
     table = lp.make_embedding(data.num_nodes, cfg.model.hidden)
     return NodeClassifier(_encoder(cfg, cfg.model.hidden), data.num_classes, table)
@@ -84,7 +91,7 @@ def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
     model = _node_model(cfg, data)
     loader = NodeBatchLoader(data.graph, data.split["train"], cfg.sampler, uses_graph=model.encoder.uses_graph,
                              base_seed=cfg.seed, device=device, rank=dist.rank, world_size=dist.world_size,
-                             hot_rows=_hot_rows(cfg, data))
+                             hot_rows=_hot_rows(cfg, data), sparse=data.sparse_feat)
     task = NodeClassificationTask(data, label_smoothing=cfg.train.label_smoothing,
                                   eval_batch_size=cfg.sampler.eval_batch_size,
                                   valid_loader=_valid_loader(cfg, data, model, device, loader.hot_rows) if dist.is_main else None)
@@ -107,7 +114,8 @@ def _valid_loader(cfg: JobConfig, data, model, device: torch.device, hot_rows: H
     ordered = cfg.sampler.model_copy(update={"shuffle": False, "drop_last": False, "num_workers": 0,
                                              "prefetch": prefetch})
     return NodeBatchLoader(data.graph, data.split["valid"], ordered, uses_graph=model.encoder.uses_graph,
-                           base_seed=mix_seed(cfg.seed, VALID_SEED), device=device, hot_rows=hot_rows)
+                           base_seed=mix_seed(cfg.seed, VALID_SEED), device=device, hot_rows=hot_rows,
+                           sparse=data.sparse_feat)
 
 
 def _link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
@@ -125,10 +133,26 @@ def _link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
     return model, loader, task
 
 
+def _dist_node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
+    """(model, loader, task) of node classification on DGL's engine (``data.graph`` a DistGraph)."""
+    from largegraph.distdgl.evaluation import DistNodeClassificationTask
+    from largegraph.distdgl.loaders import DistNodeLoader
+
+    model = _node_model(cfg, data)
+    loader = DistNodeLoader(data.graph, data.split["train"], cfg.sampler, base_seed=cfg.seed, device=device, dist=dist)
+    task = DistNodeClassificationTask(data, dist=dist, part_config=cfg.distributed.part_config,
+                                      label_smoothing=cfg.train.label_smoothing,
+                                      eval_batch_size=cfg.sampler.eval_batch_size,
+                                      embeddings=cfg.train.export_embeddings)
+    return model, loader, task
+
+
 def build_components(cfg: JobConfig, data, device: torch.device, dist: DistEnv | None = None):
     """(model, loader, task) of ``cfg.task`` for this rank (the model's weights drawn from the
     global RNG as it stands)."""
     dist = dist or DistEnv()
+    if data.info.get("distdgl"):
+        return _dist_node_parts(cfg, data, device, dist)
     build = _link_parts if cfg.task == "link_prediction" else _node_parts
     return build(cfg, data, device, dist)
 
@@ -153,7 +177,9 @@ def assemble(cfg: JobConfig, data, run: RunDir, device: torch.device, dist: Dist
     return Parts(
         model=model, train_model=distributed.wrap_model(model, dist, device), loader=loader, task=task,
         optimizer=optimizer, schedule=Schedule(cfg.train, optimizer), average=WeightAverage(model, cfg.train.ema_decay),
-        tracker=EvalTracker(task.metric, cfg.train.early_stopping_patience, keep_weights=dist.is_main),
+        # a collective evaluation runs on every rank, so every rank must restore the same best weights
+        tracker=EvalTracker(task.metric, cfg.train.early_stopping_patience,
+                            keep_weights=dist.is_main or getattr(task, "collective", False)),
         checkpoints=CheckpointManager(store, ck, dist, warn=warn or _warn),
         export=RunExport(run, task, cfg.train.export_embeddings), run=run, device=device, seed=cfg.seed, dist=dist,
         loggers=RunLoggers(cfg.train.loggers, run, cfg, enabled=dist.is_main))
@@ -202,13 +228,27 @@ def run_training(config_path: str, overrides: list[str], *, run_dir: str | None 
         backend: torch.distributed backend under torchrun: ``auto`` (NCCL on GPU, gloo on CPU).
         dist_timeout: seconds a rank waits for its peers before failing instead of hanging.
     """
+    from largegraph.distdgl import roles
+
     # SIGTERM from here on is a request to checkpoint and stop, however early it comes.
     with StopRequest() as stop:
         cfg = load_config(config_path, overrides)
+        if roles.role() == roles.SERVER:
+            roles.serve()  # never returns
+        if roles.is_trainer():
+            roles.join()  # DGL's engine before torch.distributed
         env = distributed.from_env()
         dev = distributed.pick_device(env, device)
         distributed.init(env, dev, backend, dist_timeout)
-        return _train(cfg, env, dev, run_dir, "auto" if env.restart_count else resume, stop)
+        try:
+            line = _train(cfg, env, dev, run_dir, "auto" if env.restart_count else resume, stop)
+        except Stopped:
+            if roles.is_trainer():
+                roles.leave()  # every trainer stops at the same step: all of them leave together
+            raise
+        if roles.is_trainer():
+            roles.leave()
+        return line
 
 
 def finished_summary(run: RunDir, cfg: JobConfig) -> dict | None:
@@ -258,10 +298,15 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
     # that the other ranks then read instead of all parsing the raw files at once. It also creates
     # the run directory and its id before any other rank reads them.
     with allocator.system_defaults():  # one-off large arrays: kept blocks would only pile up
-        data = distributed.on_main(lambda: load_data(cfg), env, share=False)
-        distributed.on_main(lambda: run.create(cfg), env, share=False)
-        if not env.is_main:
+        if cfg.distributed.mode == "distdgl":
+            # every trainer joins the DistGraph at once (its set-up talks to all servers)
             data = load_data(cfg)
+            distributed.on_main(lambda: run.create(cfg), env, share=False)
+        else:
+            data = distributed.on_main(lambda: load_data(cfg), env, share=False)
+            distributed.on_main(lambda: run.create(cfg), env, share=False)
+            if not env.is_main:
+                data = load_data(cfg)
     say(f"dataset {data.describe()} (loaded in {time.perf_counter() - start:.1f}s)")
     parts = assemble(cfg, data, run, dev, env)
     trainer = Trainer(cfg.train, parts, stop=stop, log=say)

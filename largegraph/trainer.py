@@ -184,7 +184,8 @@ class Trainer:
             return split_scores(result, p.task.metric)
 
         with allocator.system_defaults():  # evaluation's arrays are one-off: kept blocks would pile up
-            scores = distributed.on_main(evaluate, self.dist)
+            # a collective task (DGL's engine) evaluates on every rank together
+            scores = evaluate() if self._collective else distributed.on_main(evaluate, self.dist)
         p.tracker.update(self.epoch, scores, p.average.weights)
         return scores
 
@@ -221,8 +222,16 @@ class Trainer:
         if stopped_early:
             self.log(f"early stopping: no better valid_{p.task.metric} for {p.tracker.bad_evals} evaluations")
         self.check.finish()
-        # The other ranks are done: rank 0 alone scores and writes the final artefacts.
-        return self._finish(time.perf_counter() - started) if self.dist.is_main else {}
+        # The other ranks are done: rank 0 alone scores (with the others, for a collective task)
+        # and writes the final artefacts.
+        if self.dist.is_main or self._collective:
+            return self._finish(time.perf_counter() - started)
+        return {}
+
+    @property
+    def _collective(self) -> bool:
+        """Whether the task's evaluation needs every rank (inference over a DistGraph)."""
+        return bool(getattr(self.p.task, "collective", False))
 
     def _finish(self, seconds: float) -> dict:
         p = self.p
@@ -232,6 +241,8 @@ class Trainer:
         # were restored; a full-graph inference is not repeated for nothing.
         with allocator.system_defaults():
             result = p.tracker.fresh_result(self.step, restore) or p.task.evaluate(p.model, p.device)
+        if not self.dist.is_main:
+            return {}
         return p.export.write(p.model, result, {"best_epoch": p.tracker.best_epoch + 1, "epochs": self.epoch,
                                                 "steps": self.step, "time_s": seconds})
 

@@ -23,10 +23,13 @@ def validate(data: GraphData) -> None:
     """Check features, labels and split; raise DatasetError naming the first problem found."""
     labels = data.graph.ndata["label"]
     n = data.num_nodes
-    feat = data.graph.ndata.get("feat", torch.zeros(n, 0))  # featureless: the model learns a node table
-    if feat.ndim != 2 or feat.shape[0] != n:
-        raise DatasetError(f"{data.name}: features have shape {tuple(feat.shape)}, expected ({n}, D)")
-    bad_rows = (~torch.isfinite(feat)).any(dim=1).nonzero().flatten()
+    if data.sparse_feat is not None:
+        bad_rows = _check_sparse(data.name, data.sparse_feat, n)
+    else:
+        feat = data.graph.ndata.get("feat", torch.zeros(n, 0))  # featureless: the model learns a node table
+        if feat.ndim != 2 or feat.shape[0] != n:
+            raise DatasetError(f"{data.name}: features have shape {tuple(feat.shape)}, expected ({n}, D)")
+        bad_rows = (~torch.isfinite(feat)).any(dim=1).nonzero().flatten()
     if len(bad_rows):
         raise DatasetError(f"{data.name}: features of {len(bad_rows)} nodes contain NaN or inf "
                            f"(first: node {int(bad_rows[0])}); clean or impute them before training")
@@ -48,6 +51,16 @@ def validate(data: GraphData) -> None:
             node = int(idx[bad.nonzero()[0, 0]])
             raise DatasetError(f"{data.name}: label {int(labels[node])} of node {node} ({part} split) is out of "
                                f"range [0, {data.num_classes}); fix the labels or num_classes")
+
+
+def _check_sparse(name: str, sparse, n: int) -> torch.Tensor:
+    """Shape and column ids of sparse features (raises DatasetError); returns the rows with NaN/inf."""
+    if sparse.num_rows != n:
+        raise DatasetError(f"{name}: sparse features have {sparse.num_rows} rows, expected {n} (one per node)")
+    if sparse.nnz and (int(sparse.indices.min()) < 0 or int(sparse.indices.max()) >= sparse.num_cols):
+        raise DatasetError(f"{name}: sparse features hold column ids outside [0, {sparse.num_cols}); "
+                           f"rewrite the dataset")
+    return sparse.row_nonfinite()
 
 
 def load_dataset(cfg: DataConfig) -> GraphData:

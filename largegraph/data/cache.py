@@ -10,6 +10,9 @@ and is then written beside the dataset as ``processed/largegraph-<key>/``:
 ``eids.npy``    link data only: each CSC position's edge id (the reverse-edge pairing relies on ids;
                 node data renumbers edges in CSC order and needs no such array)
 ``feat.npy``    ``(N, D)`` node features in ``data.feature_dtype`` (bfloat16 stored as int16 bits)
+``feat_indptr.npy``, ``feat_indices.npy``, ``feat_values.npy``  sparse features instead of ``feat.npy``
+                (CSR: int64 row offsets, int32 columns, values in ``data.feature_dtype``;
+                :mod:`largegraph.data.sparse`)
 ``label.npy``   node data: int64 labels, -1 for unlabelled nodes
 ``split.pt``    the split, as the loaders return it
 ``manifest.json`` written last: shapes, dtypes and bytes of every array, the dataset's metadata
@@ -50,6 +53,7 @@ from largegraph.data.layout import (GRAPH_CACHE_DIR, GRAPH_CACHE_LOCK, GRAPH_CAC
                                     LOCK_FILE)
 from largegraph.data.link import LinkData
 from largegraph.data.ogb import dataset_lock
+from largegraph.data.sparse import SparseFeatures
 from largegraph.errors import DatasetError
 from largegraph.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
 from largegraph.pages import advise_random
@@ -79,6 +83,9 @@ def source_fingerprint(directory: Path) -> str:
 def cache_key(source: str, task: str, cfg: DataConfig) -> str:
     """The cache folder's key: the raw files' fingerprint, the task and the preparation settings."""
     options = {"format": FORMAT, "source": source, "task": task, **{k: getattr(cfg, k) for k in _PREP_KEYS}}
+    if cfg.sparse_features != "keep":
+        # only when set, so that every cache built before the setting existed keeps its key
+        options["sparse_features"] = cfg.sparse_features
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -154,13 +161,30 @@ def open_cached(path: Path, manifest: dict, features: str) -> GraphData | LinkDa
             raw = map_array(path, "feat")
             advise_random(raw)
         graph.ndata["feat"] = as_feature_dtype(raw, manifest["feature_dtype"])
+    sparse = _open_sparse(path, manifest, features) if "feat_indptr" in manifest["arrays"] else None
     split = torch.load(path / SPLIT_FILE, weights_only=True)
     info = {**manifest["info"], "cache": str(path), "features": features}
     if manifest["task"] == "link":
         return LinkData(name=manifest["name"], graph=graph, num_nodes=manifest["num_nodes"], split=split,
                         info=info, **manifest["link"])
     graph.ndata["label"] = map_array(path, "label")
-    return GraphData(name=manifest["name"], graph=graph, split=split, info=info, **manifest["node"])
+    return GraphData(name=manifest["name"], graph=graph, split=split, info=info, sparse_feat=sparse,
+                     **manifest["node"])
+
+
+_SPARSE_ARRAYS = ("feat_indptr", "feat_indices", "feat_values")
+
+
+def _open_sparse(path: Path, manifest: dict, features: str) -> SparseFeatures:
+    """Sparse features from the cache, read or mapped as ``features`` says (as dense ones are)."""
+    if features == "memory":
+        indptr, indices, values = (read_array(path, name) for name in _SPARSE_ARRAYS)
+    else:
+        indptr, indices, values = (map_array(path, name) for name in _SPARSE_ARRAYS)
+        advise_random(indices)
+        advise_random(values)
+    return SparseFeatures(indptr, indices, as_feature_dtype(values, manifest["feature_dtype"]),
+                          manifest["sparse_features"]["num_cols"])
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -189,6 +213,11 @@ def write_cache(folder: Path, data: GraphData | LinkData, key: str, source: str,
     del indptr, indices, eids
     if "feat" in data.graph.ndata:
         _save(folder, "feat", _feature_array(data.graph.ndata["feat"], cfg.feature_dtype), arrays)
+    sparse = getattr(data, "sparse_feat", None)
+    if sparse is not None:
+        _save(folder, "feat_indptr", sparse.indptr, arrays)
+        _save(folder, "feat_indices", sparse.indices, arrays)
+        _save(folder, "feat_values", _feature_array(sparse.values, cfg.feature_dtype), arrays)
     if not link:
         _save(folder, "label", data.graph.ndata["label"], arrays)
     write_synced(folder / SPLIT_FILE, lambda handle: torch.save(data.split, handle))
@@ -198,6 +227,8 @@ def write_cache(folder: Path, data: GraphData | LinkData, key: str, source: str,
         "feature_dtype": cfg.feature_dtype, "prep": {k: getattr(cfg, k) for k in _PREP_KEYS},
         "arrays": arrays, "info": json.loads(json.dumps(data.info, default=str)), "created": time.time(),
     }
+    if sparse is not None:
+        manifest["sparse_features"] = {"num_cols": sparse.num_cols, "nnz": sparse.nnz}
     if link:
         manifest["link"] = {"split_style": data.split_style, "metric": data.metric,
                             "evaluator_name": data.evaluator_name}

@@ -1,7 +1,7 @@
 """Bring your own graph: import a node-classification dataset from plain files.
 
-``largegraph data import`` reads an edge list (CSV), node features (CSV, ``.npy`` or a SNAP/MUSAE-style
-``.json`` of active feature indices), node labels (CSV) and a split (seeded ratios or three id lists), and
+``largegraph data import`` reads an edge list (CSV), node features (CSV, ``.npy``, a SNAP/MUSAE-style
+``.json`` of active feature indices or a SciPy sparse ``.npz``), node labels (CSV) and a split (seeded ratios or three id lists), and
 writes them through :func:`largegraph.data.ogb_layout.write_node_dataset`, so the result loads with OGB's
 own loader like any other dataset.
 
@@ -110,11 +110,23 @@ def _first_duplicate(values: np.ndarray) -> object | None:
 
 @dataclass
 class _Features:
-    """Feature rows with their original (string) ids; ``ids`` is None for ``.npy``, whose row i is id i."""
+    """Feature rows with their original (string) ids; ``ids`` is None for ``.npy``/``.npz``, whose row i is
+    id i. ``matrix`` is a SciPy CSR matrix for the sparse formats (``.json``, ``.npz``)."""
 
     fmt: str
     ids: np.ndarray | None
-    matrix: np.ndarray
+    matrix: object
+
+    @property
+    def sparse(self) -> bool:
+        return self.fmt in SPARSE_FORMATS
+
+
+# Feature files that hold sparse matrices: stored sparse unless --feature-storage dense.
+SPARSE_FORMATS = ("json", "npz")
+# Feature files whose row i is the node with integer id i.
+_POSITIONAL_FORMATS = ("npy", "npz")
+FEATURE_STORAGE = ("auto", "dense", "sparse")
 
 
 def read_edges(path: Path, src_col: str | None, dst_col: str | None,
@@ -151,10 +163,13 @@ def read_features(path: Path, id_col: str, label_col: str) -> _Features:
         return _read_features_npy(path)
     if name.endswith(".json"):
         return _read_features_json(path)
+    if name.endswith(".npz"):
+        return _read_features_npz(path)
     if name.endswith((".csv", ".csv.gz")):
         return _read_features_csv(path, id_col, label_col)
     raise DatasetError(f"features file {path}: unknown format; use a .csv (id + numeric columns), "
-                       f".npy (row i = node id i) or .json (node id -> list of active feature indices)")
+                       f".npy (row i = node id i), .npz (a scipy.sparse.save_npz matrix, row i = node id i) "
+                       f"or .json (node id -> list of active feature indices)")
 
 
 def _read_features_csv(path: Path, id_col: str, label_col: str) -> _Features:
@@ -205,12 +220,24 @@ def _read_features_json(path: Path) -> _Features:
     width = max(max(active, default=-1) for active in data.values()) + 1
     if width == 0:
         raise DatasetError(f"features file {path} lists no active feature index for any node")
+    import scipy.sparse
+
     ids = np.array([str(k).strip() for k in data], dtype=object)
     rows = np.repeat(np.arange(len(data)), [len(v) for v in data.values()])
     cols = np.fromiter((i for v in data.values() for i in v), dtype=np.int64, count=len(rows))
-    matrix = np.zeros((len(data), width), dtype=np.float32)
-    matrix[rows, cols] = 1.0
+    matrix = scipy.sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(data), width))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0  # multi-hot: an index listed twice is still one active feature
     return _Features("json", ids, matrix)
+
+
+def _read_features_npz(path: Path) -> _Features:
+    from largegraph.data.sparse import read_npz
+
+    matrix = read_npz(path, "features file")
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise DatasetError(f"features file {path} has shape {matrix.shape}; it holds no features")
+    return _Features("npz", None, matrix)
 
 
 def _read_labels(path: Path, id_col: str, label_col: str) -> tuple[np.ndarray, np.ndarray]:
@@ -307,16 +334,24 @@ def build_edges(nodes: NodeIds, src: np.ndarray, dst: np.ndarray, directed: bool
 
 
 def _check_npy_ids(nodes: NodeIds, rows: int, path: Path) -> None:
+    kind = path.suffix.lower()
     if not nodes.integer:
-        raise DatasetError(f"features file {path} is a .npy, whose row i is the node with id i, but the node ids "
-                           f"are not all integers; use a features CSV with an id column instead")
+        raise DatasetError(f"features file {path} is a {kind}, whose row i is the node with id i, but the node ids "
+                           f"are not all integers; use a features CSV (or .json) with node ids instead")
     outside = (nodes.ids < 0) | (nodes.ids >= rows)
     if outside.any():
         raise DatasetError(f"node id {int(nodes.ids[outside][0])} has no row in features file {path} "
-                           f"({rows} rows, so ids must lie in 0..{rows - 1}); row i of a .npy holds node id i")
+                           f"({rows} rows, so ids must lie in 0..{rows - 1}); row i of a {kind} holds node id i")
 
 
-def feature_matrix(nodes: NodeIds, feats: _Features, path: Path) -> np.ndarray:
+def feature_matrix(nodes: NodeIds, feats: _Features, path: Path, sparse: bool = False):
+    """The ``(N, D)`` features in node order: a float32 array, or with ``sparse`` a SciPy CSR matrix.
+
+    Raises:
+        DatasetError: a node without a row, a row listed twice, or NaN/inf values.
+    """
+    if feats.sparse or sparse:
+        return _sparse_feature_matrix(nodes, feats, path, sparse)
     if feats.fmt == "npy":
         # Every id is an integer in [0, rows) (checked before), so the universe is exactly 0..rows-1.
         matrix = np.asarray(feats.matrix, dtype=np.float32)
@@ -334,12 +369,46 @@ def feature_matrix(nodes: NodeIds, feats: _Features, path: Path) -> np.ndarray:
                                f"edges and labels")
         matrix = np.empty((len(nodes), feats.matrix.shape[1]), dtype=np.float32)
         matrix[idx] = feats.matrix
-    bad = ~np.isfinite(matrix).all(axis=1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"features file {path}: {int(bad.sum())} node(s) have NaN, inf or empty feature values "
-                           f"(e.g. id {nodes.ids[first]!r}); clean or impute them before importing")
+    _check_finite(~np.isfinite(matrix).all(axis=1), nodes, path)
     return matrix
+
+
+def _node_order(nodes: NodeIds, feats: _Features, path: Path) -> np.ndarray:
+    """Row of the features file holding each node (0..N-1), for files with id columns."""
+    dup = _first_duplicate(nodes.canonical(feats.ids))
+    if dup is not None:
+        raise DatasetError(f"features file {path} lists node {dup!r} more than once; keep one row per node")
+    idx = nodes.lookup(feats.ids)
+    row_of = np.full(len(nodes), -1, dtype=np.int64)
+    row_of[idx] = np.arange(len(idx))
+    if (row_of < 0).any():
+        missing = np.flatnonzero(row_of < 0)
+        raise DatasetError(f"{len(missing)} node(s) have no row in features file {path} (e.g. id "
+                           f"{nodes.ids[missing[0]]!r}); add feature rows for them or drop them from the "
+                           f"edges and labels")
+    return row_of
+
+
+def _sparse_feature_matrix(nodes: NodeIds, feats: _Features, path: Path, sparse: bool):
+    import scipy.sparse
+
+    matrix = feats.matrix if feats.sparse else scipy.sparse.csr_matrix(np.asarray(feats.matrix, dtype=np.float32))
+    if feats.fmt not in _POSITIONAL_FORMATS:
+        matrix = matrix[_node_order(nodes, feats, path)]
+    matrix = matrix.astype(np.float32).tocsr()
+    if not np.isfinite(matrix.data).all():
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        bad = np.zeros(matrix.shape[0], dtype=bool)
+        bad[rows[~np.isfinite(matrix.data)]] = True
+        _check_finite(bad, nodes, path)
+    return matrix if sparse else matrix.toarray()
+
+
+def _check_finite(bad_rows: np.ndarray, nodes: NodeIds, path: Path) -> None:
+    if bad_rows.any():
+        first = int(np.flatnonzero(bad_rows)[0])
+        raise DatasetError(f"features file {path}: {int(bad_rows.sum())} node(s) have NaN, inf or empty feature values "
+                           f"(e.g. id {nodes.ids[first]!r}); clean or impute them before importing")
 
 
 def _encode_labels(nodes: NodeIds, ids: np.ndarray, values: np.ndarray,
@@ -432,10 +501,10 @@ def node_universe(src: np.ndarray, dst: np.ndarray, other_ids: list[np.ndarray],
     """Every node the files name: edge endpoints, ``other_ids`` (labelled nodes) and feature rows."""
     raw_ids = [src, dst, *other_ids] + ([feats.ids] if feats is not None and feats.ids is not None else [])
     integer = all(_all_integers(a) for a in raw_ids)
-    if feats is not None and feats.fmt == "npy" and integer:
+    if feats is not None and feats.fmt in _POSITIONAL_FORMATS and integer:
         raw_ids.append(np.arange(feats.matrix.shape[0]).astype(str).astype(object))  # every row is a node
     nodes = NodeIds(raw_ids, integer)
-    if feats is not None and feats.fmt == "npy":
+    if feats is not None and feats.fmt in _POSITIONAL_FORMATS:
         _check_npy_ids(nodes, feats.matrix.shape[0], feat_path)
     return nodes
 
@@ -450,11 +519,25 @@ def with_structural(feat: np.ndarray | None, edges: np.ndarray, num_nodes: int, 
         from largegraph.data.structural import WALKS, structural_features
 
         extra = structural_features(edges, num_nodes, structural, pe_dim, seed)
-        feat = extra if feat is None else np.hstack([feat, extra])
+        if feat is None:
+            feat = extra
+        elif isinstance(feat, np.ndarray):
+            feat = np.hstack([feat, extra])
+        else:  # sparse features stay sparse; the few structural columns join them as stored entries
+            import scipy.sparse
+
+            feat = scipy.sparse.hstack([feat, scipy.sparse.csr_matrix(extra.astype(np.float32))], format="csr")
         record = {"kind": "features+structural" if kind == "features" else "structural",
                   "structural": structural, "pe_dim": int(pe_dim) if structural != "degree" else 0,
                   **({"walks": WALKS, "seed": int(seed)} if structural == "rw" else {})}
     return feat, record
+
+
+def store_sparse(feature_storage: str, feats: _Features) -> bool:
+    """Whether ``--feature-storage`` (``auto``/``dense``/``sparse``) stores these features sparse."""
+    if feature_storage not in FEATURE_STORAGE:
+        raise DatasetError(f"feature storage must be one of {', '.join(FEATURE_STORAGE)}, got {feature_storage!r}")
+    return feats.sparse if feature_storage == "auto" else feature_storage == "sparse"
 
 
 def describe_edges(stats: dict, directed: bool) -> str:
@@ -485,6 +568,7 @@ def import_node_dataset(
     seed: int = 0,
     structural: str | None = None,
     pe_dim: int = 8,
+    feature_storage: str = "auto",
 ) -> Path:
     """Import a node-classification dataset from user files into ``root`` in OGB's layout.
 
@@ -494,7 +578,8 @@ def import_node_dataset(
         edges: CSV with a header row; ``src_col``/``dst_col`` (default: its first two columns) hold node ids.
         features: node features (optional): a CSV (``id_col`` + numeric columns; a ``label_col`` column
             there is ignored), a ``.npy`` whose row i is the node with integer id i, or a ``.json`` mapping
-            node id -> list of active feature indices (multi-hot).
+            node id -> list of active feature indices (multi-hot), or a SciPy sparse ``.npz``
+            (``scipy.sparse.save_npz``) whose row i is the node with integer id i.
         labels: CSV with ``id_col`` and ``label_col`` (required); non-negative integer labels are kept,
             anything else is mapped to class ids in sorted order. Nodes without a label get -1 and stay out
             of the split.
@@ -510,6 +595,8 @@ def import_node_dataset(
             features computed here, appended to ``features`` if given. With neither, the dataset has
             no features and models learn an embedding table instead.
         pe_dim: positional-encoding columns of ``rw``/``lap``.
+        feature_storage: ``sparse`` stores the features as CSR (:mod:`largegraph.data.sparse`), ``dense``
+            as a dense matrix; ``auto`` keeps sparse inputs (``.json``, ``.npz``) sparse and the others dense.
 
     Returns:
         The dataset directory.
@@ -533,7 +620,8 @@ def import_node_dataset(
     nodes = node_universe(src, dst, [label_ids], feats, feat_path)
 
     edge_array, edge_stats, _ = build_edges(nodes, src, dst, directed)
-    feat = feature_matrix(nodes, feats, feat_path) if feats is not None else None
+    sparse = feats is not None and store_sparse(feature_storage, feats)
+    feat = feature_matrix(nodes, feats, feat_path, sparse) if feats is not None else None
     feat, node_input = with_structural(feat, edge_array, len(nodes), structural, pe_dim, seed)
     node_labels, num_classes, label_table = _encode_labels(nodes, label_ids, label_values, label_path)
     if split_dir is not None:
@@ -549,6 +637,7 @@ def import_node_dataset(
         "edges": str(edges_path.absolute()),
         "features": str(feat_path.absolute()) if feat_path is not None else None,
         "feature_format": feats.fmt if feats is not None else None,
+        "feature_storage": ("sparse" if sparse else "dense") if feats is not None else None,
         "node_input": node_input,
         "labels": str(label_path.absolute()),
         "id_type": "int" if nodes.integer else "str",

@@ -38,6 +38,7 @@ class Footprint:
         labels: node labels.
         build_peak: what the first load (OGB's parse, preparation, the cache write) holds at once.
         exact: figures from a built cache rather than estimated from the raw files.
+        sparse: the features are kept sparse (CSR): ``features`` counts their three arrays.
     """
 
     num_nodes: int
@@ -48,6 +49,7 @@ class Footprint:
     labels: int
     build_peak: int
     exact: bool
+    sparse: bool = False
 
     @property
     def shared(self) -> int:
@@ -71,10 +73,13 @@ def from_manifest(manifest: dict) -> Footprint:
         return sum(int(np.prod(arrays[n]["shape"])) * np.dtype(arrays[n]["dtype"]).itemsize
                    for n in names if n in arrays)
 
-    feat_dim = arrays["feat"]["shape"][1] if "feat" in arrays else 0
-    topology, features = size("indptr", "indices", "eids"), size("feat")
+    sparse = manifest.get("sparse_features")
+    feat_dim = arrays["feat"]["shape"][1] if "feat" in arrays else (sparse["num_cols"] if sparse else 0)
+    topology = size("indptr", "indices", "eids")
+    features = size("feat", "feat_indptr", "feat_indices", "feat_values")
+    float32_features = (sparse["nnz"] * 12 if sparse else manifest["num_nodes"] * feat_dim * 4)
     return Footprint(manifest["num_nodes"], manifest["num_edges"], feat_dim, topology, features, size("label"),
-                     _build_peak(manifest["num_edges"], manifest["num_nodes"] * feat_dim * 4), exact=True)
+                     _build_peak(manifest["num_edges"], float32_features), exact=True, sparse=bool(sparse))
 
 
 def _build_peak(num_edges: int, float32_features: int) -> int:
@@ -94,6 +99,17 @@ def estimate(directory: Path, task: str, cfg: DataConfig) -> Footprint:
     topology = (nodes + 1) * _INT64 + edges * _INT64 * (2 if task == "link" else 1)
     features = nodes * feat_dim * _VALUE_BYTES[cfg.feature_dtype]
     labels = nodes * _INT64 if task == "node" else 0
+    if meta.get("feature_storage") == "sparse":
+        feat_dim, nnz = int(meta["feat_dim"]), int(meta["feat_nnz"])
+        # the import's CSR arrays, as the loader holds them, plus the dense copy when densified
+        loaded = (nodes + 1) * _INT64 + nnz * (4 + 4)
+        if cfg.sparse_features == "keep":
+            features = (nodes + 1) * _INT64 + nnz * (4 + _VALUE_BYTES[cfg.feature_dtype])
+            return Footprint(nodes, edges, feat_dim, topology, features, labels, _build_peak(edges, 2 * loaded),
+                             exact=False, sparse=True)
+        features = nodes * feat_dim * _VALUE_BYTES[cfg.feature_dtype]
+        return Footprint(nodes, edges, feat_dim, topology, features, labels,
+                         _build_peak(edges, loaded + nodes * feat_dim * 4), exact=False)
     return Footprint(nodes, edges, feat_dim, topology, features, labels,
                      _build_peak(edges, nodes * feat_dim * 4), exact=False)
 
@@ -175,10 +191,12 @@ def describe(name: str, fp: Footprint, cfg: DataConfig, workers: int, available:
     mode = features_mode(cfg, fp, workers, available)
     lines = [
         f"dataset {name}: {fp.num_nodes:,} nodes, {fp.num_edges:,} message-passing edges, "
-        f"{fp.feat_dim}-d {cfg.feature_dtype} features ({'exact, from the cache' if fp.exact else 'estimated from the raw files'})",
+        f"{fp.feat_dim}-d {cfg.feature_dtype} {'sparse (CSR) ' if fp.sparse else ''}features "
+        f"({'exact, from the cache' if fp.exact else 'estimated from the raw files'})",
         f"cache: {cache}",
         f"topology (CSC, mapped, shared by all local workers): {_gib(fp.topology)}",
-        f"features ({cfg.feature_dtype}): {_gib(fp.features)}",
+        f"features ({cfg.feature_dtype}{', sparse CSR: row offsets, column ids, values' if fp.sparse else ''}): "
+        f"{_gib(fp.features)}",
         f"labels (mapped, shared): {_gib(fp.labels)}",
         f"features mode: data.features={cfg.features} -> {mode} with {workers} local worker(s)",
         f"per worker, private: {_gib(fp.private(mode))}; per machine, shared: {_gib(fp.shared + (0 if mode == 'memory' else fp.features))}",

@@ -7,6 +7,7 @@ import dgl
 import torch
 
 from largegraph.data.layout import SPLITS  # re-exported: the node task imports it from here
+from largegraph.data.sparse import SparseFeatures
 
 __all__ = ["SPLITS", "GraphData"]
 
@@ -27,6 +28,8 @@ class GraphData:
         metric: OGB evaluation metric name (``acc``).
         evaluator_name: OGB dataset whose ``Evaluator`` scores this dataset.
         info: free-form provenance (source directory, generator settings...).
+        sparse_feat: features kept sparse (CSR; :mod:`largegraph.data.sparse`) instead of
+            ``ndata['feat']``, or None.
     """
 
     name: str
@@ -36,6 +39,7 @@ class GraphData:
     metric: str = "acc"
     evaluator_name: str = "ogbn-arxiv"
     info: dict = field(default_factory=dict)
+    sparse_feat: SparseFeatures | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -44,12 +48,19 @@ class GraphData:
     @property
     def feat_dim(self) -> int:
         """Feature width; 0 for a dataset without features (the model learns a node table)."""
+        if self.sparse_feat is not None:
+            return self.sparse_feat.num_cols
         return int(self.graph.ndata["feat"].shape[1]) if "feat" in self.graph.ndata else 0
+
+    def node_features(self):
+        """The input features: the dense ``(N, D)`` tensor, the :class:`SparseFeatures`, or None."""
+        return self.sparse_feat if self.sparse_feat is not None else self.graph.ndata.get("feat")
 
     def describe(self) -> str:
         """One line for logs: sizes of graph, features and splits."""
         sizes = " ".join(f"{k}={len(v)}" for k, v in self.split.items())
         return (
             f"{self.name}: {self.num_nodes} nodes, {self.graph.num_edges()} edges, "
-            f"{self.feat_dim}-d features, {self.num_classes} classes, split {sizes}"
+            f"{self.feat_dim}-d {'sparse ' if self.sparse_feat is not None else ''}features, "
+            f"{self.num_classes} classes, split {sizes}"
         )

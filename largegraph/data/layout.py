@@ -11,6 +11,7 @@ A dataset directory ``<root>/<name with - replaced by _>/`` holds::
     largegraph.json                OGB's meta_dict for this dataset plus our provenance
     raw/edge.csv.gz ...            csv layout: OGB's csv.gz files (edges, counts, features, labels)
     raw/data.npz, node-label.npz   binary layout for large graphs (as ogbn-papers100M)
+    raw/node-feat-csr.npz          sparse node features (CSR, scipy.sparse.save_npz), read beside OGB's
     split/largegraph/{train,valid,test}.csv.gz   node datasets: node ids per part
     split/largegraph/{train,valid,test}.pt       link datasets: torch.save'd dicts of int64 tensors,
                                    read by OGB's DglLinkPropPredDataset.get_edge_split()
@@ -65,6 +66,10 @@ NODE_FEAT_CSV = "node-feat.csv.gz"
 NODE_LABEL_CSV = "node-label.csv.gz"
 GRAPH_NPZ = "data.npz"
 NODE_LABEL_NPZ = "node-label.npz"
+# Sparse node features (largegraph.data.sparse), beside OGB's files: SciPy's save_npz CSR layout.
+# OGB's meta then says the dataset has no node attributes; largegraph.json's ``feature_storage``
+# is ``sparse`` and ``feat_dim``/``feat_nnz`` give its shape.
+NODE_FEAT_SPARSE = "node-feat-csr.npz"
 
 
 # ------------------------------------------------------------------------------------------ paths

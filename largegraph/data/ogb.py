@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 
 from largegraph.data.graph import GraphData
+from largegraph.data.sparse import SparseFeatures, read_npz
 from largegraph.data.layout import (
-    LOCK_FILE, META_FILE, PROCESSED_CACHE, RAW_DIR, SPLIT_DICT, SPLITS, dataset_dir, official_dataset_dir,
+    LOCK_FILE, META_FILE, NODE_FEAT_SPARSE, PROCESSED_CACHE, RAW_DIR, SPLIT_DICT, SPLITS, dataset_dir, official_dataset_dir,
     raw_files, read_meta, release_marker, split_dir, split_file,
 )
 from largegraph.errors import DatasetError
@@ -212,7 +213,7 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
         DatasetError: unknown name, missing files, or malformed contents.
     """
     root = Path(root).expanduser()
-    directory, meta, official, _ = resolve_dataset(name, root, "node")
+    directory, meta, official, own_meta = resolve_dataset(name, root, "node")
     if meta["is hetero"] == "True":
         raise DatasetError(f"{name} is a heterogeneous graph; largegraph trains on homogeneous graphs")
     if int(meta["num tasks"]) != 1 or "multiclass" not in meta["task type"]:
@@ -227,6 +228,9 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
     if feat is not None:
         graph.ndata["feat"] = feat if feat.dtype == torch.float32 else feat.to(torch.float32)
     graph.ndata["label"] = _labels_to_int(labels)
+    sparse_feat = None
+    if own_meta.get("feature_storage") == "sparse":
+        sparse_feat = _read_sparse_features(directory, own_meta, graph.num_nodes())
     return GraphData(
         name=name,
         graph=graph,
@@ -236,4 +240,16 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
         evaluator_name=name if official else "ogbn-arxiv",
         info={"dir": str(directory), "official": official,
               "inverse_edges_added_by_ogb": meta["add_inverse_edge"] == "True"},
+        sparse_feat=sparse_feat,
     )
+
+
+def _read_sparse_features(directory: Path, own_meta: dict, num_nodes: int) -> SparseFeatures:
+    """The CSR features stored beside OGB's files (OGB's meta says the dataset has no node attributes)."""
+    path = directory / RAW_DIR / NODE_FEAT_SPARSE
+    matrix = read_npz(path)
+    expected = (num_nodes, int(own_meta.get("feat_dim", matrix.shape[1])))
+    if matrix.shape != expected:
+        raise DatasetError(f"sparse features file {path} has shape {matrix.shape}, but the dataset has "
+                           f"{num_nodes} nodes and {expected[1]} feature columns; rewrite the dataset")
+    return SparseFeatures.from_scipy(matrix)

@@ -10,6 +10,7 @@ leaves the old dataset or none, never half of one that OGB would then cache in `
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from largegraph.data.layout import (
-    EDGE_CSV, GRAPH_NPZ, MAPPING_DIR, META_FILE, NODE_FEAT_CSV, NODE_LABEL_CSV, NODE_LABEL_NPZ,
+    EDGE_CSV, GRAPH_NPZ, MAPPING_DIR, META_FILE, NODE_FEAT_CSV, NODE_FEAT_SPARSE, NODE_LABEL_CSV, NODE_LABEL_NPZ,
     NUM_EDGES_CSV, NUM_NODES_CSV, RAW_DIR, RELEASE_VERSION, SPLIT_NAME, SPLITS, TRAIN, as_node_pairs,
     check_link_split, check_node_ids, dataset_dir, dataset_dir_name, format_meta, heldout_in_train,
     pairs_as_part, positive_pairs, release_marker, split_dir, split_file,
@@ -67,7 +68,8 @@ def write_node_dataset(
         edges: ``(E, 2)`` int array of ``src, dst``; an undirected edge is stored once and the loader
             adds the reverse direction.
         num_nodes: number of nodes N.
-        feat: ``(N, D)`` float32 features, or None.
+        feat: ``(N, D)`` float32 features, or None; a SciPy sparse matrix is stored sparse
+            (``raw/node-feat-csr.npz``, see :mod:`largegraph.data.sparse`).
         labels: ``(N,)`` int class ids, ``-1`` for unlabelled nodes.
         num_classes: number of classes.
         split: ``train``/``valid``/``test`` -> node ids.
@@ -80,18 +82,35 @@ def write_node_dataset(
     """
     edges = np.asarray(edges, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    if feat is not None:
+    sparse = _is_scipy_sparse(feat)
+    if feat is not None and not sparse:
         feat = np.ascontiguousarray(feat, dtype=np.float32)
     _check_node_arrays(edges, num_nodes, feat, labels, num_classes, split)
     feat_dim = 0 if feat is None else feat.shape[1]
-    binary = _choose_binary(layout, len(edges), num_nodes, feat_dim)
-    ogb_meta = _ogb_meta(name, binary=binary, has_features=feat is not None, add_inverse_edge=False,
+    # OGB's loader never sees sparse features (it would look for node-feat.csv.gz): they sit beside.
+    dense = None if sparse else feat
+    binary = _choose_binary(layout, len(edges), num_nodes, 0 if sparse else feat_dim)
+    ogb_meta = _ogb_meta(name, binary=binary, has_features=dense is not None, add_inverse_edge=False,
                          task_fields={"num tasks": "1", "num classes": str(int(num_classes)),
                                       "task type": "multiclass classification", "eval metric": "acc"})
+    storage = {"feature_storage": "sparse", "feat_nnz": int(feat.nnz)} if sparse else {}
+    files = _node_files(edges, num_nodes, dense, labels, split, binary, mappings)
+    if sparse:
+        from largegraph.data.sparse import write_npz
+
+        files = itertools.chain(files, [(_RAW / NODE_FEAT_SPARSE, lambda handle: write_npz(feat, handle))])
     return _write_dataset(
-        root, name, "node", _node_files(edges, num_nodes, feat, labels, split, binary, mappings), info,
+        root, name, "node", files, info,
         ogb_meta=ogb_meta, num_nodes=int(num_nodes), num_edges=int(len(edges)), feat_dim=int(feat_dim),
-        num_classes=int(num_classes))
+        num_classes=int(num_classes), **storage)
+
+
+def _is_scipy_sparse(feat) -> bool:
+    if feat is None or isinstance(feat, np.ndarray):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(feat)
 
 
 def _check_node_arrays(edges: np.ndarray, num_nodes: int, feat: np.ndarray | None,

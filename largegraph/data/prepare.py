@@ -15,6 +15,10 @@ So for links:
   edge would show a batch the very edge it predicts.
 * ``self_loops``: refused, since self-loop edges would become training seeds and pair up as "twins".
 * ``feature_norm``: applied to the node features, if the dataset has any.
+
+Sparse node features (:mod:`largegraph.data.sparse`) stay sparse unless ``sparse_features: densify``;
+``row`` normalisation divides their stored values, and ``standardize`` is refused (subtracting column
+means would make every entry non-zero).
 """
 from __future__ import annotations
 
@@ -55,11 +59,29 @@ def prepare(data: GraphData | LinkData, cfg: DataConfig) -> GraphData | LinkData
         g = dgl.add_reverse_edges(g, copy_ndata=True)
     if cfg.self_loops:
         g = dgl.add_self_loop(dgl.remove_self_loop(g))
+    sparse = getattr(data, "sparse_feat", None)
+    if sparse is not None:
+        _prepare_sparse(data, g, cfg)
     if "feat" in g.ndata:
         normalize_features(g.ndata["feat"], cfg.feature_norm)
     data.graph = g
     data.info.update(reverse_edges_added=add_reverse, self_loops=cfg.self_loops)
     return data
+
+
+def _prepare_sparse(data: GraphData, g: dgl.DGLGraph, cfg: DataConfig) -> None:
+    """Densify sparse features (``data.sparse_features: densify``) into ``g.ndata['feat']``, or
+    check that the normalisation keeps them sparse."""
+    if cfg.sparse_features == "densify":
+        g.ndata["feat"] = data.sparse_feat.to_dense()
+        data.sparse_feat = None
+        return
+    if cfg.feature_norm == "standardize":
+        raise ConfigError(f"data.feature_norm=standardize would make the sparse features of {data.name} dense "
+                          f"(every entry minus its column mean); use feature_norm row or none, or set "
+                          f"data.sparse_features=densify")
+    if cfg.feature_norm == "row":
+        data.sparse_feat.normalize_rows()
 
 
 def _refuse_for_links(data: LinkData, cfg: DataConfig, symmetric: bool) -> None:

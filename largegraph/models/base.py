@@ -11,6 +11,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from largegraph.data.sparse import SparseFeatures
+from largegraph.errors import ConfigError
+from largegraph.models.sparse import dropout_values, is_sparse
 from largegraph.pages import release_pages
 
 @dataclass(frozen=True)
@@ -112,6 +115,17 @@ class Encoder(nn.Module):
         """Apply layer ``i`` to ``h`` over ``block``; returns a 2-D (nodes, width) tensor."""
         return self.layers[i](block, h)
 
+    def check_sparse_input(self) -> None:
+        """Raise ConfigError, saying what to do instead, unless the first layer can take sparse rows
+        (:meth:`sparse_layer`)."""
+        raise ConfigError(f"model.arch {type(self).__name__.removesuffix('Encoder').lower()} cannot take sparse "
+                          f"features; use model.arch sage, gcn or mlp, or set data.sparse_features=densify")
+
+    def sparse_layer(self, block: Any, x: torch.Tensor) -> torch.Tensor:
+        """Layer 0 over sparse CSR input rows ``x`` (:mod:`largegraph.models.sparse`); equals
+        ``_layer(0, block, x.to_dense())`` with the same parameters."""
+        raise NotImplementedError
+
     def _after(self, i: int, h: torch.Tensor) -> torch.Tensor:
         """Between-layer treatment after layer ``i``; nothing after the last layer."""
         if i == self.num_layers - 1:
@@ -123,7 +137,7 @@ class Encoder(nn.Module):
 
         Args:
             blocks: one DGL block (or whole DGLGraph, for a full-graph pass) per layer.
-            x: features of ``blocks[0]``'s source nodes.
+            x: features of ``blocks[0]``'s source nodes: dense, or sparse CSR rows.
 
         Returns:
             Embeddings (num dst nodes of ``blocks[-1]``, out_dim).
@@ -131,6 +145,11 @@ class Encoder(nn.Module):
         if len(blocks) != self.num_layers:
             raise ValueError(
                 f"{type(self).__name__} has {self.num_layers} layers but got {len(blocks)} blocks")
+        if is_sparse(x):
+            h = self._after(0, self.sparse_layer(blocks[0], dropout_values(x, self.input_dropout)))
+            for i in range(1, self.num_layers):
+                h = self._after(i, self._layer(i, blocks[i], h))
+            return h
         h = self.input_dropout(x)
         for i, block in enumerate(blocks):
             h = self._after(i, self._layer(i, block, h))
@@ -149,7 +168,8 @@ class Encoder(nn.Module):
 
         Args:
             g: the whole graph.
-            feat: (N, D) features of all nodes; rows are gathered per chunk, never copied whole.
+            feat: (N, D) features of all nodes, dense or :class:`SparseFeatures`; rows are gathered
+                per chunk, never copied whole.
             batch_size: output nodes per chunk.
             device: where each chunk is computed.
             num_workers: sampling worker processes for the chunk loader.
@@ -180,6 +200,10 @@ class Encoder(nn.Module):
                 out = torch.empty(g.num_nodes(), width, dtype=dtype)
                 desc = f"inference layer {i + 1}/{self.num_layers}"
                 for input_nodes, output_nodes, blocks in tqdm(loader, desc=desc, disable=not progress):
+                    if i == 0 and isinstance(h, SparseFeatures):
+                        y = self._after(0, self.sparse_layer(blocks[0].to(device), h.rows(input_nodes.cpu()).to(device)))
+                        out[output_nodes.cpu()] = y.cpu()
+                        continue
                     # stored features may be float16/bfloat16 (data.feature_dtype): computed in the model's dtype
                     x = h[input_nodes.to(h.device)].to(device=device, dtype=dtype)
                     if i == 0:
@@ -189,7 +213,8 @@ class Encoder(nn.Module):
                 if i == 0:
                     # mapped features are not read again: their resident pages need not count
                     # against this process while the (N, hidden) buffers of later layers fill
-                    release_pages(feat)
+                    for array in feat.arrays() if isinstance(feat, SparseFeatures) else [feat]:
+                        release_pages(array)
                 h = out
             return h
 
@@ -198,5 +223,8 @@ class Encoder(nn.Module):
         out = torch.empty(feat.shape[0], self.out_dim, dtype=next(self.parameters()).dtype)
         for start in tqdm(range(0, feat.shape[0], batch_size), desc="inference", disable=not progress):
             rows = slice(start, start + batch_size)
+            if isinstance(feat, SparseFeatures):
+                out[rows] = self([], feat[rows].to(device)).cpu()
+                continue
             out[rows] = self([], feat[rows].to(device=device, dtype=out.dtype)).cpu()
         return out

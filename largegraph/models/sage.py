@@ -6,7 +6,9 @@ import dgl.nn
 import torch
 from torch import nn
 
+from largegraph.errors import ConfigError
 from largegraph.models.base import Encoder, EncoderSpec
+from largegraph.models.sparse import first_rows, project
 
 
 class FusedSAGEConv(dgl.nn.SAGEConv):
@@ -48,3 +50,23 @@ class SAGEEncoder(Encoder):
 
     def make_layer(self, spec: EncoderSpec, i: int, d_in: int, d_out: int) -> nn.Module:
         return FusedSAGEConv(d_in, d_out, aggregator_type=spec.aggregator)
+
+    def check_sparse_input(self) -> None:
+        aggregator = self.layers[0]._aggre_type
+        if aggregator not in ("mean", "gcn"):
+            # pool and lstm apply a non-linearity to the full-width input before aggregating
+            raise ConfigError(f"model.aggregator {aggregator} cannot take sparse features; use model.aggregator "
+                              f"mean or gcn, or set data.sparse_features=densify")
+
+    def sparse_layer(self, block, x: torch.Tensor) -> torch.Tensor:
+        """SAGEConv's projection-first order (DGL's, for input wider than output) over sparse rows."""
+        conv = self.layers[0]
+        n_dst = block.num_dst_nodes() if block.is_block else block.num_nodes()
+        h_src = project(x, conv.fc_neigh.weight)
+        if conv._aggre_type == "gcn":
+            h = dgl.ops.copy_u_sum(block, h_src) if block.num_edges() else torch.zeros_like(h_src[:n_dst])
+            rst = (h + h_src[:n_dst]) / (block.in_degrees().to(h).unsqueeze(-1) + 1)
+            return rst + conv.bias if conv.bias is not None else rst
+        h_neigh = dgl.ops.copy_u_mean(block, h_src) if block.num_edges() else torch.zeros_like(h_src[:n_dst])
+        rst = project(first_rows(x, n_dst), conv.fc_self.weight) + h_neigh
+        return rst + conv.fc_self.bias if conv.fc_self.bias is not None else rst

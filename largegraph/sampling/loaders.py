@@ -15,6 +15,7 @@ import torch
 from largegraph import allocator
 from largegraph.config import SamplerConfig
 from largegraph.data.hot_rows import HotRows
+from largegraph.data.sparse import SparseFeatures
 from largegraph.device import dgl_has_cuda
 from largegraph.errors import ConfigError
 from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
@@ -150,14 +151,17 @@ class NodeBatchLoader(EpochLoader):
     Args:
         graph: graph with ``ndata['feat']`` and ``ndata['label']``.
         uses_graph: False for encoders without message passing (MLP): no neighbour sampling.
+        sparse: features kept sparse (the graph then has no ``ndata['feat']``): each batch's
+            ``x`` is its input nodes' rows as a sparse CSR tensor, gathered here.
         others: as :class:`EpochLoader`.
     """
 
     def __init__(self, graph: dgl.DGLGraph, seeds: torch.Tensor, cfg: SamplerConfig, *,
                  uses_graph: bool, base_seed: int, device: torch.device, rank: int = 0, world_size: int = 1,
-                 hot_rows: HotRows | None = None):
+                 hot_rows: HotRows | None = None, sparse: SparseFeatures | None = None):
         super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, rank=rank, world_size=world_size)
         self.features = "feat" in graph.ndata  # none: the model looks up a learnable table by node id
+        self.sparse = sparse
         self.hot_rows = hot_rows
         # Rows gathered here into reused buffers (DGL would allocate a new tensor per batch);
         # worker processes and UVA gather where they sample.
@@ -180,7 +184,10 @@ class NodeBatchLoader(EpochLoader):
         yield from prefetched(batches, self.prefetch)
 
     def _batch(self, input_nodes, seeds, blocks, offset: int) -> MiniBatch:
-        if self.hot_rows is not None:
+        if self.sparse is not None:
+            # only the batch's stored entries are read; the first layer multiplies them sparse
+            x = self.sparse.rows(input_nodes.cpu()).to(self.device)
+        elif self.hot_rows is not None:
             x = to_device(self.hot_rows[input_nodes.cpu()], self.device)
         elif self.gather is not None:
             x = self.gather(input_nodes)

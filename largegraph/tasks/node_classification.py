@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from largegraph.data.graph import SPLITS, GraphData
+from largegraph.data.sparse import SparseFeatures
 from largegraph.models import Encoder, evaluating
 from largegraph.sampling import MiniBatch
 
@@ -28,9 +29,12 @@ class NodeClassifier(nn.Module):
         h = self.embedding(input_nodes) if self.embedding is not None else x
         return self.head(self.encoder(blocks, h))
 
-    def input_features(self, graph) -> torch.Tensor:
-        """What layer-wise inference starts from: the graph's features or the learned node table."""
-        return self.embedding.weight.detach().cpu() if self.embedding is not None else graph.ndata["feat"]
+    def input_features(self, graph, sparse: SparseFeatures | None = None) -> torch.Tensor | SparseFeatures:
+        """What layer-wise inference starts from: the learned node table, the dataset's ``sparse``
+        features (CSR rows gathered chunk by chunk) when it keeps them sparse, or the graph's features."""
+        if self.embedding is not None:
+            return self.embedding.weight.detach().cpu()
+        return sparse if sparse is not None else graph.ndata["feat"]
 
     @torch.no_grad()
     def inference(self, graph, feat: torch.Tensor, batch_size: int, device: torch.device,
@@ -106,7 +110,8 @@ class NodeClassificationTask:
             tensors over all nodes.
         """
         g = self.data.graph
-        logits, emb = model.inference(g, model.input_features(g), self.eval_batch_size, device, progress)
+        logits, emb = model.inference(g, model.input_features(g, self.data.sparse_feat), self.eval_batch_size,
+                                      device, progress)
         pred = logits.argmax(dim=1)
         scores = {f"{part}_{self.metric}": self._score(pred, self.data.split[part]) for part in SPLITS}
         return {**scores, "pred": pred, "logits": logits, "emb": emb}

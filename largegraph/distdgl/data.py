@@ -1,0 +1,70 @@
+"""The dataset as a distdgl trainer sees it: a ``DistGraph`` and this trainer's share of each split.
+
+Nothing of the graph is loaded here: the graph servers hold the partitions, and a trainer reads
+topology, features and labels through the ``DistGraph``. Each trainer takes the split nodes that its
+own machine's partition owns (``dgl.distributed.node_split``), so it samples mostly local data.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from largegraph.config import JobConfig
+from largegraph.data.graph import GraphData
+from largegraph.errors import ConfigError
+from largegraph.partition import MASKS, NODE_IDS, STAMP
+
+
+def partition_stamp(part_config: str) -> dict:
+    """What ``largegraph partition`` recorded beside the part config (dataset, task, figures)."""
+    path = Path(part_config).parent / STAMP
+    try:
+        stamp = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{path} is missing or unreadable: distdgl trains on partitions written by "
+                          f"`largegraph partition` (run it, or with --force to redo them)") from None
+    if "dataset" not in stamp:
+        raise ConfigError(f"the partitions in {path.parent} predate distdgl training; redo them with "
+                          f"`largegraph partition ... --force`")
+    return stamp
+
+
+def initialize(ip_config: str) -> None:
+    """Join DGL's distributed engine (a graph server never returns from this: it serves, then exits)."""
+    import dgl
+
+    with contextlib.redirect_stdout(io.StringIO()):  # DGL announces itself on stdout
+        dgl.distributed.initialize(ip_config)
+
+
+def load_dist_data(cfg: JobConfig) -> GraphData:
+    """This trainer's view of the partitioned dataset (after :func:`initialize`)."""
+    import dgl
+
+    stamp = partition_stamp(cfg.distributed.part_config)
+    if stamp.get("task") != cfg.task:
+        raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} were made for "
+                          f"{stamp.get('task')}, not {cfg.task}; partition the dataset for this task")
+    if cfg.task != "node_classification":
+        raise ConfigError("distributed.mode: distdgl trains node_classification; link_prediction on DGL's "
+                          "engine is not built yet (train it with local mode, one copy of the graph per machine)")
+    meta = stamp["dataset"]
+    if meta["name"] != cfg.data.name:
+        raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} are of dataset "
+                          f"{meta['name']}, but data.name is {cfg.data.name}")
+    g = dgl.distributed.DistGraph(stamp["graph_name"], part_config=cfg.distributed.part_config)
+    book = g.get_partition_book()
+    split = {part: dgl.distributed.node_split(g.ndata[mask], book, force_even=True)
+             for part, mask in MASKS.items()}
+    return GraphData(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
+                     metric=meta["metric"], evaluator_name=meta["evaluator_name"],
+                     info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config})
+
+
+def original_ids(part_config: str) -> torch.Tensor:
+    """The dataset's node id of every partitioned node id (predictions are written in dataset ids)."""
+    return torch.load(Path(part_config).parent / NODE_IDS)

@@ -1,0 +1,54 @@
+"""What a process of a distdgl job does: the launcher sets ``LARGEGRAPH_DISTDGL_ROLE`` for each.
+
+* no role: this is the command a user ran; it starts the group (:mod:`largegraph.distdgl.launch`).
+* ``server``: a DGL graph server for one partition; it serves until the trainers leave, then exits.
+* ``trainer``: joins the engine, then trains like any other run, on a ``DistGraph``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from largegraph.config import JobConfig
+from largegraph.distdgl.launch import ROLE_ENV, SERVER, TRAINER
+
+
+def role() -> str | None:
+    """``server``, ``trainer``, or None in the command the user ran."""
+    return os.environ.get(ROLE_ENV) or None
+
+
+def is_trainer() -> bool:
+    return role() == TRAINER
+
+
+def serve() -> None:
+    """Be a graph server: DGL serves the partition and exits the process when the trainers are done."""
+    from largegraph.distdgl.data import initialize
+
+    initialize(os.environ["DGL_IP_CONFIG"])
+    raise SystemExit(0)  # not reached: DGL's server exits the process itself
+
+
+def join() -> None:
+    """Connect this trainer to the graph servers (before torch.distributed, as DGL requires)."""
+    from largegraph.distdgl.data import initialize
+
+    initialize(os.environ["DGL_IP_CONFIG"])
+
+
+def leave() -> None:
+    """Tell DGL this trainer is done; the last one to leave shuts the servers down."""
+    import dgl
+
+    dgl.distributed.exit_client()
+
+
+def launch_job(cfg: JobConfig, argv: list[str], run_dir: str) -> int:
+    """Start the job's servers and trainers, each running ``argv``; returns the job's exit code."""
+    from largegraph.distdgl.launch import launch
+
+    return launch(cfg, argv, Path(run_dir))
+
+
+__all__ = ["SERVER", "TRAINER", "is_trainer", "join", "launch_job", "leave", "role", "serve"]
