@@ -239,7 +239,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from largegraph.data.footprint import inspect
 
     overrides = {"features": args.features, "feature_dtype": args.feature_dtype,
-                 "feature_cache_mb": args.feature_cache_mb}
+                 "feature_cache_mb": args.feature_cache_mb, "sparse_features": args.sparse_features}
     print(inspect(args.dir, overrides, args.nproc, as_json_output=args.json))
     return 0
 
@@ -432,6 +432,8 @@ def _add_data(sub) -> None:
     p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
                    help="data.feature_dtype of the job")
     p.add_argument("--feature-cache-mb", type=non_negative_int, default=0, help="data.feature_cache_mb of the job")
+    p.add_argument("--sparse-features", choices=["keep", "densify"], default="keep",
+                   help="data.sparse_features of the job (datasets storing sparse features)")
     p.add_argument("--json", action="store_true", help="print the byte counts as one JSON object")
     p.set_defaults(func=cmd_inspect)
 

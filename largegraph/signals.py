@@ -22,5 +22,9 @@ class StopRequest:
         self._previous = signal.signal(signal.SIGTERM, self._on_signal)
         return self
 
+    def reclaim(self) -> None:
+        """Take SIGTERM back from a library that installed its own handler (DGL's RPC exits on it)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+
     def __exit__(self, *exc) -> None:
         signal.signal(signal.SIGTERM, self._previous)

@@ -237,6 +237,7 @@ def run_training(config_path: str, overrides: list[str], *, run_dir: str | None 
             roles.serve()  # never returns
         if roles.is_trainer():
             roles.join()  # DGL's engine before torch.distributed
+            stop.reclaim()
         env = distributed.from_env()
         dev = distributed.pick_device(env, device)
         distributed.init(env, dev, backend, dist_timeout)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from largegraph.config import JobConfig
+from largegraph.config import GRAPH_FREE_ARCHS, JobConfig
 from largegraph.data.graph import GraphData
 from largegraph.errors import ConfigError
 from largegraph.partition import MASKS, NODE_IDS, STAMP
@@ -41,10 +41,8 @@ def initialize(ip_config: str) -> None:
         dgl.distributed.initialize(ip_config)
 
 
-def load_dist_data(cfg: JobConfig) -> GraphData:
-    """This trainer's view of the partitioned dataset (after :func:`initialize`)."""
-    import dgl
-
+def check_partitions(cfg: JobConfig) -> dict:
+    """The partitions' stamp, once they are known to fit the job (task, dataset); else ConfigError."""
     stamp = partition_stamp(cfg.distributed.part_config)
     if stamp.get("task") != cfg.task:
         raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} were made for "
@@ -52,10 +50,22 @@ def load_dist_data(cfg: JobConfig) -> GraphData:
     if cfg.task != "node_classification":
         raise ConfigError("distributed.mode: distdgl trains node_classification; link_prediction on DGL's "
                           "engine is not built yet (train it with local mode, one copy of the graph per machine)")
+    if cfg.model.arch in GRAPH_FREE_ARCHS:
+        raise ConfigError(f"model.arch {cfg.model.arch} passes no messages: it needs no graph servers; "
+                          f"train it in local mode")
     meta = stamp["dataset"]
     if meta["name"] != cfg.data.name:
         raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} are of dataset "
                           f"{meta['name']}, but data.name is {cfg.data.name}")
+    return stamp
+
+
+def load_dist_data(cfg: JobConfig) -> GraphData:
+    """This trainer's view of the partitioned dataset (after :func:`initialize`)."""
+    import dgl
+
+    stamp = check_partitions(cfg)
+    meta = stamp["dataset"]
     g = dgl.distributed.DistGraph(stamp["graph_name"], part_config=cfg.distributed.part_config)
     book = g.get_partition_book()
     split = {part: dgl.distributed.node_split(g.ndata[mask], book, force_even=True)

@@ -283,7 +283,14 @@ class Group:
                 return EXIT_STOPPED
             failed = next((m for m, c in zip(trainers, codes) if c not in (None, EXIT_OK, EXIT_STOPPED)), None)
             if failed is None:
-                failed = next((m for m in servers if m.proc.poll() is not None), None)
+                # a server leaves with 0 once the trainers have said goodbye (they may still be exiting)
+                failed = next((m for m in servers if m.proc.poll() not in (None, EXIT_OK)), None)
+            if failed is None and all(m.proc.poll() is not None for m in servers):
+                if not self._wait_for(trainers, self.dc.stop_timeout_s):
+                    failed = next(m for m in trainers if m.proc.poll() is None)
+                    raise DistJobError(f"distdgl: the graph servers shut down but {failed.name()} did not exit "
+                                       f"within {self.dc.stop_timeout_s:g}s; stopped it")
+                continue
             if failed is not None:
                 code = failed.proc.poll()
                 raise DistJobError(f"distdgl: {failed.name()} failed ({describe_exit(code)}); "
@@ -338,6 +345,9 @@ def launch(cfg: JobConfig, argv: list[str], run_dir: Path) -> int:
     Returns the job's exit code (0 done, 143 stopped after a checkpoint); raises
     :class:`DistJobError` when a process failed (the rest are ended first).
     """
+    from largegraph.distdgl.data import check_partitions
+
+    check_partitions(cfg)  # refused here, before any process starts, rather than by every trainer
     layout = plan(cfg.distributed, run_dir)
     group = Group(layout, cfg.distributed, argv, run_dir)
     previous = signal.signal(signal.SIGTERM, lambda *_: group.request_stop())

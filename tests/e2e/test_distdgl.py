@@ -1,0 +1,181 @@
+"""Training on DGL's distributed engine with real graph servers and trainers (``--distdgl-local``):
+accuracy against a single-machine run, predictions in dataset ids, a killed process failing the job
+in one line with nothing left running, and resume from the checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import ROOT, run_cli, write_config
+
+pytestmark = pytest.mark.slow
+
+JOB = dict(sampler={"fanouts": [5, 5], "batch_size": 256, "eval_batch_size": 2048},
+           model={"arch": "sage", "hidden": 32, "num_layers": 2}, train={"epochs": 4, "lr": 0.01})
+
+
+@pytest.fixture(scope="module")
+def dist_root(tmp_path_factory) -> Path:
+    """`mid`: 8k nodes, a test split of 1,600 (so two runs' accuracies compare within 2 points)."""
+    from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
+
+    root = tmp_path_factory.mktemp("dist")
+    write_synthetic_node_dataset(root, "mid", SynthNodeParams(num_nodes=8000, avg_degree=10, num_classes=4,
+                                                              feat_dim=16, seed=5), layout="csv")
+    return root
+
+
+@pytest.fixture(scope="module")
+def parts(dist_root, tmp_path_factory) -> tuple[Path, Path]:
+    """(job file, part config) of one METIS partition of `mid`."""
+    here = tmp_path_factory.mktemp("parts")
+    job = write_config(here / "job.yaml", "mid", dist_root, **JOB)
+    out = here / "mid"
+    done = run_cli("partition", job, "--parts", "1", "--out", out, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return job, out / "mid.json"
+
+
+def job_processes(run_dir: Path) -> list[int]:
+    """Live processes whose command line names ``run_dir`` (servers and trainers of the job)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(run_dir).encode() in argv and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def role_of(pid: int) -> dict[str, str]:
+    try:
+        pairs = (Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    except OSError:
+        return {}
+    env = dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
+    return {k: env.get(k, "") for k in ("LARGEGRAPH_DISTDGL_ROLE", "RANK", "DGL_SERVER_ID")}
+
+
+def epochs_done(run_dir: Path) -> int:
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum(1 for line in lines if '"kind": "epoch"' in line)
+
+
+def wait_for(predicate, timeout: float = 240.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def start(job: Path, part_config: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "largegraph", "train", str(job),
+                             f"distributed.part_config={part_config}", "--distdgl-local", "2",
+                             "--run-dir", str(run_dir), *extra],
+                            cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_two_servers_two_trainers_train_as_well_as_one_machine(parts, tmp_path):
+    job, part_config = parts
+    local = run_cli("train", job, "--run-dir", tmp_path / "local", timeout=600)
+    assert local.returncode == 0, local.stderr
+    done = run_cli("train", job, f"distributed.part_config={part_config}", "--distdgl-local", "2",
+                   "--run-dir", tmp_path / "dist", timeout=600)
+    assert done.returncode == 0, done.stderr
+    one = json.loads((tmp_path / "local" / "summary.json").read_text())
+    dist = json.loads((tmp_path / "dist" / "summary.json").read_text())
+    assert one["test_acc"] > 0.5
+    assert abs(dist["test_acc"] - one["test_acc"]) <= 0.02, (dist["test_acc"], one["test_acc"])
+    # every trainer sampled only its own share of the training nodes, together all of them
+    assert "x 2 workers" in done.stdout
+    # predictions are written in the dataset's node ids, as a single-machine run writes them
+    pred = torch.load(tmp_path / "dist" / "predictions.pt")
+    test = pred["test_idx"]
+    assert len(test) == 1600 and torch.equal(test, torch.load(tmp_path / "local" / "predictions.pt")["test_idx"])
+    assert float((pred["pred"][test] == pred["label"][test]).float().mean()) == pytest.approx(dist["test_acc"])
+    assert job_processes(tmp_path / "dist") == []
+
+
+@pytest.mark.parametrize("victim", ["trainer", "server"])
+def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, tmp_path, victim):
+    job, part_config = parts
+    run_dir = tmp_path / "run"
+    proc = start(job, part_config, run_dir, "train.epochs=5")
+    try:
+        wait_for(lambda: epochs_done(run_dir) >= 1 or proc.poll() is not None, what="the first epoch")
+        assert proc.poll() is None, proc.communicate()[1]
+        members = {pid: role_of(pid) for pid in job_processes(run_dir)}
+        if victim == "trainer":
+            pid = next(p for p, r in members.items() if r["LARGEGRAPH_DISTDGL_ROLE"] == "trainer" and r["RANK"] == "1")
+        else:
+            pid = next(p for p, r in members.items() if r["LARGEGRAPH_DISTDGL_ROLE"] == "server")
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    verdict = [line for line in err.splitlines() if "distdgl:" in line and "killed by SIGKILL" in line]
+    assert len(verdict) == 1 and f"{victim if victim == 'trainer' else 'graph server'}" in verdict[0], err
+    assert f"pid {pid}" in verdict[0]
+    assert "Traceback" not in err
+    assert job_processes(run_dir) == []  # no orphans
+    again = run_cli("train", job, f"distributed.part_config={part_config}", "train.epochs=5", "--distdgl-local", "2",
+                    "--run-dir", run_dir, timeout=600)
+    assert again.returncode == 0, again.stderr
+    kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "resume" in kinds and kinds.count("epoch") == 5 and kinds[-1] == "final"
+    assert job_processes(run_dir) == []
+
+
+def test_a_sigterm_stops_every_trainer_at_one_checkpoint(parts, tmp_path):
+    job, part_config = parts
+    run_dir = tmp_path / "run"
+    proc = start(job, part_config, run_dir, "train.epochs=6")
+    try:
+        wait_for(lambda: epochs_done(run_dir) >= 1 or proc.poll() is not None, what="the first epoch")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped on SIGTERM after writing checkpoint" in err
+    assert job_processes(run_dir) == []
+
+
+def test_bad_distdgl_settings_are_one_line_before_anything_starts(parts, tmp_path):
+    job, part_config = parts
+    cases = [
+        (["distributed.mode=distdgl"], "needs distributed.part_config"),
+        ([f"distributed.part_config={part_config}", "distributed.mode=distdgl"], "--distdgl-local N"),
+        ([f"distributed.part_config={tmp_path / 'none.json'}", "--distdgl-local", "2"], "largegraph partition"),
+        ([f"distributed.part_config={part_config}", "data.name=other", "--distdgl-local", "2"], "data.name is other"),
+        ([f"distributed.part_config={part_config}", "--distdgl-local", "2", "--nproc", "2"], "--nproc"),
+    ]
+    for extra, expected in cases:
+        done = run_cli("train", job, *extra, "--run-dir", tmp_path / "never", timeout=120)
+        assert done.returncode == 2, (extra, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (extra, done.stderr)
+    ip = tmp_path / "ip.txt"
+    ip.write_text("10.0.0.1\n10.0.0.2\n")
+    done = run_cli("train", job, f"distributed.part_config={part_config}", "--ip-config", ip, timeout=120)
+    assert done.returncode == 2 and "1 partitions but" in done.stderr and "2 machines" in done.stderr
