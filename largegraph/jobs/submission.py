@@ -35,6 +35,11 @@ def pin_data_root(cfg: "JobConfig") -> Path:
     where the job was submitted."""
     root = Path(cfg.data.root).expanduser().absolute()
     cfg.data.root = str(root)
+    dc = cfg.distributed  # distdgl's partitions and machine list are read from where the daemon runs too
+    if dc.part_config:
+        dc.part_config = str(Path(dc.part_config).expanduser().absolute())
+    if dc.ip_config:
+        dc.ip_config = str(Path(dc.ip_config).expanduser().absolute())
     return root
 
 

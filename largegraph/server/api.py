@@ -88,12 +88,28 @@ def check_data_root(cfg, allowed: list[Path], source: str) -> None:
     """Refuse a config whose dataset lies outside the server's data roots (symlinks resolved)."""
     root = pin_data_root(cfg)
     paths = [os.path.realpath(root), os.path.realpath(root / cfg.data.name)]
+    _check_distdgl(cfg, allowed, source)
     for base in map(str, allowed):
         if all(os.path.commonpath([base, p]) == base for p in paths):
             return
     raise ConfigError(f"{source}: data.root {root} with data.name {cfg.data.name!r} is outside the server's data "
                       f"roots ({', '.join(map(str, allowed))}); put the dataset under one of them "
                       "(serve --data-root DIR)")
+
+
+def _check_distdgl(cfg, allowed: list[Path], source: str) -> None:
+    """A distdgl job reads its partitions and machine list only under the data roots, and never
+    names the command that reaches other machines: that would be code from a request."""
+    from largegraph.config import DistributedConfig
+
+    dc = cfg.distributed
+    if dc.remote_shell != DistributedConfig.model_fields["remote_shell"].default:
+        raise ConfigError(f"{source}: distributed.remote_shell cannot be set through the API; it is a command "
+                          f"the server would run (set it in a job submitted on the server's host)")
+    for key, path in (("distributed.part_config", dc.part_config), ("distributed.ip_config", dc.ip_config)):
+        if path and not any(os.path.commonpath([str(base), os.path.realpath(path)]) == str(base) for base in allowed):
+            raise ConfigError(f"{source}: {key} {path} is outside the server's data roots "
+                              f"({', '.join(map(str, allowed))}); put it under one of them (serve --data-root DIR)")
 
 
 def _finite(value):

@@ -179,3 +179,49 @@ def test_bad_distdgl_settings_are_one_line_before_anything_starts(parts, tmp_pat
     ip.write_text("10.0.0.1\n10.0.0.2\n")
     done = run_cli("train", job, f"distributed.part_config={part_config}", "--ip-config", ip, timeout=120)
     assert done.returncode == 2 and "1 partitions but" in done.stderr and "2 machines" in done.stderr
+
+
+def test_the_job_service_runs_a_distdgl_job_to_the_end_after_its_daemon_is_sigkilled(parts, tmp_path):
+    from contextlib import closing
+
+    from largegraph.jobs.store import JobStore
+    from largegraph.jobs.workspace import Workspace
+
+    job_file, part_config = parts
+    ws = tmp_path / "ws"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", LARGEGRAPH_WORKSPACE=str(ws), LARGEGRAPH_HEARTBEAT_S="1")
+    serve = [sys.executable, "-m", "largegraph", "serve", "--poll-interval", "0.2", "--gpu-slots", "0",
+             "--kill-grace", "120"]
+
+    def lg(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "largegraph", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+    def record():
+        with closing(JobStore(Workspace(ws).db_path)) as store:
+            found = store.get("d1")
+            return found, store.attempts(found.id)
+
+    submitted = lg("submit", str(job_file), f"distributed.part_config={part_config}", "distributed.mode=distdgl",
+                   "distributed.local=2", "train.epochs=6", "--name", "d1")
+    assert submitted.returncode == 0, submitted.stderr
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(serve, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: record()[0].run_dir and epochs_done(Path(record()[0].run_dir)) >= 1, what="epoch 1")
+    finally:
+        first.kill()  # SIGKILL: the job's launcher, servers and trainers live on without their daemon
+        first.wait()
+    run_dir = Path(record()[0].run_dir)
+    assert job_processes(run_dir), "the job should outlive its daemon"
+    with open(tmp_path / "second.log", "w") as log:
+        second = subprocess.run([*serve, "--exit-when-idle"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
+    assert second.returncode == 0, (tmp_path / "second.log").read_text()
+    done, tries = record()
+    assert done.state == "succeeded", (tmp_path / "second.log").read_text()
+    assert tries[0]["outcome"] == "orphaned" and tries[-1]["outcome"] == "exited"
+    kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "resume" in kinds and kinds.count("epoch") == 6 and kinds.count("final") == 1
+    assert job_processes(run_dir) == []

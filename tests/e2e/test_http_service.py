@@ -88,6 +88,14 @@ def test_tokens_paths_data_roots_body_size_and_cross_site_requests_are_checked(t
         (other_root / "link").symlink_to(tmp_path)
         linked = server.request("POST", "/v1/jobs", token, submit_body(job_yaml, f"data.root={other_root}/link"))
         assert linked.status == 400
+        # A distdgl job's partitions too; and the command reaching other machines is never a request's.
+        parts = server.request("POST", "/v1/jobs", token, submit_body(
+            job_yaml, "distributed.mode=distdgl", f"distributed.part_config={other_root}/p.json"))
+        assert parts.status == 400 and "distributed.part_config" in parts.json()["error"]
+        shell = server.request("POST", "/v1/jobs", token, submit_body(
+            job_yaml, "distributed.mode=distdgl", f"distributed.part_config={synth_root}/p.json",
+            "distributed.remote_shell=sh -c 'touch /tmp/owned' {host}"))
+        assert shell.status == 400 and "remote_shell cannot be set through the API" in shell.json()["error"]
         # Validated exactly as `submit` validates: the same one line.
         typo = server.request("POST", "/v1/jobs", token, submit_body(job_yaml, "model.hiden=8"))
         assert typo.status == 400
