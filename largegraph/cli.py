@@ -356,6 +356,7 @@ def _add_workers(p) -> None:
                    help="the machines, one `IP [PORT]` per line, one per partition (sets distributed.ip_config)")
     g.add_argument("--distdgl-local", type=positive(int), metavar="N",
                    help="run N graph servers and N trainers on this machine (sets distributed.local)")
+    g.add_argument("--distdgl-job", help=argparse.SUPPRESS)  # set by the launcher on what it starts
 
 
 def _add_data(sub) -> None:

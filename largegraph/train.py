@@ -286,6 +286,18 @@ def _open_run_dir(cfg: JobConfig, env: DistEnv, run_dir: str | None,
     return RunDir(path), held, finished
 
 
+def _report_shares(data, run: RunDir, env: DistEnv, say) -> None:
+    """Which training nodes each distdgl trainer walks (``distdgl/trainers.json``, and one line each)."""
+    shares = distributed.gather(data.info["share"], env)
+    if not env.is_main:
+        return
+    for rank, share in enumerate(shares):
+        say(f"distdgl trainer {rank}: {share['train_nodes']} training nodes, {share['own_partition']} of them in its "
+            f"own partition {share['partition']}")
+    (run.path / "distdgl").mkdir(exist_ok=True)
+    (run.path / "distdgl" / "trainers.json").write_text(json.dumps(shares, indent=1))
+
+
 def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, stop: StopRequest) -> str:
     say = (lambda line: print(line, flush=True)) if env.is_main else (lambda line: None)
     run, held, finished = _open_run_dir(cfg, env, run_dir, resume)
@@ -309,6 +321,8 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
             if not env.is_main:
                 data = load_data(cfg)
     say(f"dataset {data.describe()} (loaded in {time.perf_counter() - start:.1f}s)")
+    if data.info.get("distdgl"):
+        _report_shares(data, run, env, say)
     parts = assemble(cfg, data, run, dev, env)
     trainer = Trainer(cfg.train, parts, stop=stop, log=say)
     if resume not in ("auto", "never"):

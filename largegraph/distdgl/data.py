@@ -70,9 +70,14 @@ def load_dist_data(cfg: JobConfig) -> GraphData:
     book = g.get_partition_book()
     split = {part: dgl.distributed.node_split(g.ndata[mask], book, force_even=True)
              for part, mask in MASKS.items()}
+    train = split["train"]
+    # how much of this trainer's sampling starts from its own machine's partition
+    own = int((book.nid2partid(train) == book.partid).sum()) if len(train) else 0
+    share = {"partition": int(book.partid), "train_nodes": len(train), "own_partition": own}
     return GraphData(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
                      metric=meta["metric"], evaluator_name=meta["evaluator_name"],
-                     info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config})
+                     info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config,
+                           "share": share})
 
 
 def original_ids(part_config: str) -> torch.Tensor:

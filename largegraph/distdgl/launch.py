@@ -21,6 +21,7 @@ import ctypes
 import json
 import math
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -34,6 +35,8 @@ from largegraph.config import DistributedConfig, JobConfig
 from largegraph.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_OK, EXIT_STOPPED, ConfigError, LargeGraphError, describe_exit
 
 ROLE_ENV = "LARGEGRAPH_DISTDGL_ROLE"  # server | trainer; unset in the launcher itself
+JOB_FLAG = "--distdgl-job"  # marks the command line of every process one launch starts
+HOST_ENV = "LARGEGRAPH_DISTDGL_HOST"  # a trainer's machine, as the ip_config names it
 SERVER, TRAINER = "server", "trainer"
 POLL_S = 0.2
 
@@ -195,7 +198,7 @@ def server_env(layout: Layout, server_id: int) -> dict[str, str]:
 
 def trainer_env(layout: Layout, machine: Machine, local_rank: int, start_timeout_s: float) -> dict[str, str]:
     """What trainer ``local_rank`` of ``machine`` reads: DGL's client settings and torch.distributed's."""
-    return {ROLE_ENV: TRAINER, "DGL_ROLE": "default", "DGL_DIST_MODE": "distributed",
+    return {ROLE_ENV: TRAINER, HOST_ENV: machine.host, "DGL_ROLE": "default", "DGL_DIST_MODE": "distributed",
             "DGL_IP_CONFIG": layout.ip_config, "DGL_NUM_SERVER": str(layout.servers), "DGL_NUM_SAMPLER": "0",
             "DGL_GROUP_ID": "0",
             # DGL retries a connection every 3 s: keep trying for as long as servers may take to load
@@ -229,7 +232,8 @@ class Group:
     """The servers and trainers of one job, started in order and ended together."""
 
     def __init__(self, layout: Layout, dc: DistributedConfig, argv: list[str], run_dir: Path, log=None):
-        self.layout, self.dc, self.argv, self.run_dir = layout, dc, argv, run_dir
+        self.mark = secrets.token_hex(8)
+        self.layout, self.dc, self.argv, self.run_dir = layout, dc, [*argv, JOB_FLAG, self.mark], run_dir
         self.members: list[Member] = []
         self.log = log or (lambda line: print(f"largegraph: distdgl: {line}", file=sys.stderr, flush=True))
         self.stopping = False
@@ -331,8 +335,9 @@ class Group:
             self._kill_remote()
 
     def _kill_remote(self) -> None:
-        # Killing an ssh client does not always end its remote command: end them by their run directory.
-        pattern = f"--run-dir {self.run_dir}"
+        # Killing an ssh client does not always end its remote command: end them by this launch's
+        # mark, which only its servers and trainers carry (this machine may be one of the hosts).
+        pattern = f"{JOB_FLAG} {self.mark}"
         for machine in self.layout.machines:
             shell = shlex.split(self.dc.remote_shell.format(host=machine.host, index=machine.index))
             subprocess.run([*shell, f"pkill -KILL -f -- {shlex.quote(pattern)}"], stdout=subprocess.DEVNULL,

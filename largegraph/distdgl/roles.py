@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from largegraph.config import JobConfig
-from largegraph.distdgl.launch import ROLE_ENV, SERVER, TRAINER
+from largegraph.distdgl.launch import HOST_ENV, ROLE_ENV, SERVER, TRAINER
 
 
 def role() -> str | None:
@@ -35,6 +35,42 @@ def join() -> None:
     from largegraph.distdgl.data import initialize
 
     initialize(os.environ["DGL_IP_CONFIG"])
+    _pin_gloo_interface(os.environ.get(HOST_ENV, ""))
+
+
+def _pin_gloo_interface(host: str) -> None:
+    """Make gloo talk over the interface that holds this machine's ip_config address.
+
+    Gloo otherwise uses whatever the host name resolves to, which on a machine with several
+    networks (or a container) may be an address the other machines cannot reach; DGL already
+    matched this machine by that address, so it is the one that works.
+    """
+    if not host or "GLOO_SOCKET_IFNAME" in os.environ:
+        return
+    name = interface_of(host)
+    if name:
+        os.environ["GLOO_SOCKET_IFNAME"] = name
+
+
+def interface_of(host: str) -> str | None:
+    """The network interface of this machine that holds ``host``'s IPv4 address (Linux), else None."""
+    import fcntl
+    import socket
+    import struct
+
+    try:
+        wanted = socket.gethostbyname(host)
+    except OSError:
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
+            except OSError:
+                continue  # no IPv4 address on this interface
+            if socket.inet_ntoa(packed[20:24]) == wanted:
+                return name
+    return None
 
 
 def leave() -> None:

@@ -225,3 +225,82 @@ def test_the_job_service_runs_a_distdgl_job_to_the_end_after_its_daemon_is_sigki
     kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert "resume" in kinds and kinds.count("epoch") == 6 and kinds.count("final") == 1
     assert job_processes(run_dir) == []
+
+
+# --- two machines, simulated: each its own network namespace, IPC and /dev/shm ------------------------
+HOSTS = ("10.231.7.1", "10.231.7.2")
+
+
+def _simulation_unavailable() -> str | None:
+    import shutil
+
+    if os.geteuid() != 0:
+        return "simulating two hosts needs root (network namespaces, mounts)"
+    missing = [tool for tool in ("ip", "unshare", "nsenter") if shutil.which(tool) is None]
+    return f"simulating two hosts needs {', '.join(missing)}" if missing else None
+
+
+@pytest.fixture
+def two_hosts(tmp_path):
+    """Two hosts: network namespaces joined by a veth pair, each with its own IPC namespace and
+    /dev/shm, held open by a sleeping process; yields the remote_shell that runs a command on one."""
+    reason = _simulation_unavailable()
+    if reason:
+        pytest.skip(reason)
+    tag = f"lg{os.getpid() % 100000}"
+    names = [f"{tag}-{i}" for i in range(2)]
+    holders: list[subprocess.Popen] = []
+
+    def sh(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+    try:
+        for name in names:
+            sh("ip", "netns", "add", name)
+        sh("ip", "link", "add", f"{tag}a", "type", "veth", "peer", "name", f"{tag}b")
+        for i, (name, dev) in enumerate(zip(names, (f"{tag}a", f"{tag}b"))):
+            sh("ip", "link", "set", dev, "netns", name)
+            sh("ip", "-n", name, "addr", "add", f"{HOSTS[i]}/24", "dev", dev)
+            sh("ip", "-n", name, "link", "set", dev, "up")
+            sh("ip", "-n", name, "link", "set", "lo", "up")
+            holders.append(subprocess.Popen(
+                ["ip", "netns", "exec", name, "unshare", "--ipc", "--mount", "--propagation", "private",
+                 "sh", "-c", "mount -t tmpfs tmpfs /dev/shm && exec sleep 100000"]))
+        script = tmp_path / "hostexec.sh"
+        script.write_text("#!/bin/sh\n# hostexec.sh INDEX COMMAND: run COMMAND on simulated host INDEX\n"
+                          + "".join(f'[ "$1" = {i} ] && exec nsenter -t {h.pid} --net --ipc --mount sh -c "$2"\n'
+                                    for i, h in enumerate(holders))
+                          + "exit 127\n")
+        script.chmod(0o755)
+        time.sleep(0.5)  # the holders have mounted their /dev/shm
+        yield f"{script} {{index}}"
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+def test_two_partitions_on_two_simulated_hosts(dist_root, two_hosts, tmp_path):
+    job = write_config(tmp_path / "job.yaml", "mid", dist_root, **JOB)
+    out = tmp_path / "mid"
+    cut = run_cli("partition", job, "--parts", "2", "--out", out, timeout=300)
+    assert cut.returncode == 0, cut.stderr
+    ip_config = tmp_path / "ip_config.txt"
+    ip_config.write_text("".join(f"{host} 30050\n" for host in HOSTS))
+    done = run_cli("train", job, f"distributed.part_config={out / 'mid.json'}", "--ip-config", ip_config,
+                   f"distributed.remote_shell={two_hosts}", "--run-dir", tmp_path / "dist", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    local = run_cli("train", job, "--run-dir", tmp_path / "local", timeout=600)
+    assert local.returncode == 0, local.stderr
+    one = json.loads((tmp_path / "local" / "summary.json").read_text())["test_acc"]
+    two = json.loads((tmp_path / "dist" / "summary.json").read_text())["test_acc"]
+    assert abs(two - one) <= 0.02, (two, one)
+    # one trainer per host, each walking its own share of the training nodes, mostly in its own partition
+    shares = json.loads((tmp_path / "dist" / "distdgl" / "trainers.json").read_text())
+    stamp = json.loads((out / "largegraph-partition.json").read_text())
+    assert [s["partition"] for s in shares] == [0, 1]
+    assert sum(s["train_nodes"] for s in shares) == sum(p["train"] for p in stamp["parts"])
+    assert all(s["own_partition"] >= 0.9 * s["train_nodes"] for s in shares), shares
+    assert job_processes(tmp_path / "dist") == []
