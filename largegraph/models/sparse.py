@@ -10,6 +10,7 @@ trained on sparse features loads and runs on dense ones and the other way round.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from largegraph.data.sparse import csr_tensor, is_sparse
@@ -20,10 +21,14 @@ __all__ = ["is_sparse", "project", "first_rows", "dropout_values"]
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``x @ weight.T`` for sparse CSR rows ``x`` (B, D) and a Linear weight (out, D): (B, out) dense.
 
-    Only the stored entries are read: cost nnz x out instead of B x D x out, and the weight's
-    gradient comes from the same product.
+    Only the stored entries are read: cost nnz x out instead of B x D x out. Computed as an
+    embedding-bag (each row sums the weight columns of its active ids, scaled by their values) over a
+    contiguous copy of ``weight.T``: measured here about 8x faster forward and 1.6x faster forward
+    plus backward than torch's CSR x dense product (bench/README.md#sparse-features), and the copy
+    of the (out, D) weight costs far less than either.
     """
-    return x @ weight.t()
+    return F.embedding_bag(x.col_indices(), weight.t().contiguous(), x.crow_indices(), mode="sum",
+                           per_sample_weights=x.values(), include_last_offset=True)
 
 
 def first_rows(x: torch.Tensor, n: int) -> torch.Tensor:
