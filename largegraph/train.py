@@ -147,12 +147,34 @@ def _dist_node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
     return model, loader, task
 
 
+def _dist_link_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
+    """(model, loader, task) of link prediction on DGL's engine (``data.graph`` a DistGraph)."""
+    from largegraph.distdgl.evaluation import DistLinkPredictionTask
+    from largegraph.distdgl.loaders import DistEdgeLoader
+
+    lc = cfg.link
+    if cfg.sampler.full_graph:
+        raise ConfigError("sampler.full_graph runs every step over the whole graph in one process; with "
+                          "distributed.mode: distdgl sample blocks (sampler.full_graph: false)")
+    model = _link_model(cfg, data)
+    loader = DistEdgeLoader(data.graph, data.info["train_seeds"], cfg.sampler, num_negatives=lc.num_negatives,
+                            reverse_eids=data.info["reverse_eids"] if lc.exclude_seed_edges else None,
+                            exclude_self=lc.exclude_seed_edges and not data.info["undirected"],
+                            base_seed=cfg.seed, device=device, dist=dist)
+    task = DistLinkPredictionTask(data, loss_kind=lc.loss, num_negatives=lc.num_negatives, margin=lc.margin,
+                                  eval_batch_size=cfg.sampler.eval_batch_size, score_batch_size=lc.score_batch_size,
+                                  seed=cfg.seed)
+    task.dist, task.part_config = dist, cfg.distributed.part_config
+    return model, loader, task
+
+
 def build_components(cfg: JobConfig, data, device: torch.device, dist: DistEnv | None = None):
     """(model, loader, task) of ``cfg.task`` for this rank (the model's weights drawn from the
     global RNG as it stands)."""
     dist = dist or DistEnv()
     if data.info.get("distdgl"):
-        return _dist_node_parts(cfg, data, device, dist)
+        build = _dist_link_parts if cfg.task == "link_prediction" else _dist_node_parts
+        return build(cfg, data, device, dist)
     build = _link_parts if cfg.task == "link_prediction" else _node_parts
     return build(cfg, data, device, dist)
 
@@ -292,7 +314,8 @@ def _report_shares(data, run: RunDir, env: DistEnv, say) -> None:
     if not env.is_main:
         return
     for rank, share in enumerate(shares):
-        say(f"distdgl trainer {rank}: {share['train_nodes']} training nodes, {share['own_partition']} of them in its "
+        count, what = (share["train_nodes"], "nodes") if "train_nodes" in share else (share["train_edges"], "edges")
+        say(f"distdgl trainer {rank}: {count} training {what}, {share['own_partition']} of them in its "
             f"own partition {share['partition']}")
     (run.path / "distdgl").mkdir(exist_ok=True)
     (run.path / "distdgl" / "trainers.json").write_text(json.dumps(shares, indent=1))

@@ -16,7 +16,8 @@ import torch
 from largegraph.config import GRAPH_FREE_ARCHS, JobConfig
 from largegraph.data.graph import GraphData
 from largegraph.errors import ConfigError
-from largegraph.partition import MASKS, NODE_IDS, STAMP
+from largegraph.data.link import LinkData
+from largegraph.partition import LINK_SPLIT, MASKS, NODE_IDS, STAMP
 
 
 def partition_stamp(part_config: str) -> dict:
@@ -47,9 +48,6 @@ def check_partitions(cfg: JobConfig) -> dict:
     if stamp.get("task") != cfg.task:
         raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} were made for "
                           f"{stamp.get('task')}, not {cfg.task}; partition the dataset for this task")
-    if cfg.task != "node_classification":
-        raise ConfigError("distributed.mode: distdgl trains node_classification; link_prediction on DGL's "
-                          "engine is not built yet (train it with local mode, one copy of the graph per machine)")
     if cfg.model.arch in GRAPH_FREE_ARCHS:
         raise ConfigError(f"model.arch {cfg.model.arch} passes no messages: it needs no graph servers; "
                           f"train it in local mode")
@@ -68,6 +66,8 @@ def load_dist_data(cfg: JobConfig) -> GraphData:
     meta = stamp["dataset"]
     g = dgl.distributed.DistGraph(stamp["graph_name"], part_config=cfg.distributed.part_config)
     book = g.get_partition_book()
+    if cfg.task == "link_prediction":
+        return _link_data(cfg, stamp, g, book)
     split = {part: dgl.distributed.node_split(g.ndata[mask], book, force_even=True)
              for part, mask in MASKS.items()}
     train = split["train"]
@@ -83,3 +83,24 @@ def load_dist_data(cfg: JobConfig) -> GraphData:
 def original_ids(part_config: str) -> torch.Tensor:
     """The dataset's node id of every partitioned node id (predictions are written in dataset ids)."""
     return torch.load(Path(part_config).parent / NODE_IDS)
+
+
+def _link_data(cfg: JobConfig, stamp: dict, g, book) -> LinkData:
+    """A link trainer's view: the DistGraph of training edges, the edge split (partitioned node ids)
+    and this trainer's share of the training edges (one direction of each undirected pair)."""
+    import dgl
+
+    saved = torch.load(Path(cfg.distributed.part_config).parent / LINK_SPLIT)
+    reverse = saved["reverse_eids"]
+    every = torch.arange(g.num_edges())
+    # one seed per undirected pair (the lower id of the two), or every edge of a directed graph
+    one_way = every < reverse if reverse is not None else torch.ones(g.num_edges(), dtype=torch.bool)
+    seeds = dgl.distributed.edge_split(one_way, book, force_even=True)
+    own = int((book.eid2partid(seeds) == book.partid).sum()) if len(seeds) else 0
+    share = {"partition": int(book.partid), "train_edges": len(seeds), "own_partition": own}
+    meta = stamp["dataset"]
+    return LinkData(name=meta["name"], graph=g, num_nodes=g.num_nodes(), split=saved["split"],
+                    split_style=saved["split_style"], metric=saved["metric"], evaluator_name=saved["evaluator_name"],
+                    info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config,
+                          "undirected": reverse is not None, "reverse_eids": reverse, "train_seeds": seeds,
+                          "share": share})

@@ -10,6 +10,7 @@ node, in the dataset's own node ids, for ``predictions.pt``.
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +18,11 @@ from tqdm.auto import tqdm
 
 from largegraph.data.graph import SPLITS, GraphData
 from largegraph.distdgl.data import original_ids
-from largegraph.distributed import DistEnv, all_sum
+from largegraph.distributed import DistEnv, all_sum, broadcast
 from largegraph.errors import ConfigError
 from largegraph.models import evaluating
 from largegraph.sampling import MiniBatch
+from largegraph.tasks.link_prediction import LinkPredictionTask
 from largegraph.tasks.node_classification import MAX_PROB_VALUES
 
 _names = itertools.count()  # DistTensor names must be unique within the job
@@ -42,14 +44,18 @@ def _rows_of(g, mine: torch.Tensor, batch_size: int):
                                               drop_last=False)
 
 
-@torch.no_grad()
-def dist_inference(model, g, batch_size: int, device: torch.device, progress: bool = False):
-    """Exact embeddings and class logits of every node, layer by layer, as ``DistTensor``s."""
+def _my_nodes(g) -> torch.Tensor:
     import dgl
 
-    encoder = model.encoder
-    mine = dgl.distributed.node_split(torch.ones(g.num_nodes(), dtype=torch.bool), g.get_partition_book(),
+    return dgl.distributed.node_split(torch.ones(g.num_nodes(), dtype=torch.bool), g.get_partition_book(),
                                       force_even=True)
+
+
+@torch.no_grad()
+def dist_embeddings(model, g, batch_size: int, device: torch.device, progress: bool = False):
+    """Exact embeddings of every node (``model.encoder``'s output), layer by layer, as a ``DistTensor``."""
+    encoder = model.encoder
+    mine = _my_nodes(g)
     h = g.ndata["feat"] if model.embedding is None else None
     dtype = next(model.parameters()).dtype
     with evaluating(model):
@@ -64,10 +70,18 @@ def dist_inference(model, g, batch_size: int, device: torch.device, progress: bo
                 out[output_nodes] = encoder._after(i, encoder._layer(i, blocks[0].to(device), x)).cpu()
             g.barrier()  # the whole layer is written before anyone reads it
             h = out
-        logits = _dist_tensor(g, (g.num_nodes(), model.head.out_features), dtype, "logits")
-        for chunk in torch.split(mine, batch_size):
+    return h
+
+
+@torch.no_grad()
+def dist_inference(model, g, batch_size: int, device: torch.device, progress: bool = False):
+    """Exact embeddings and class logits of every node, as ``DistTensor``s."""
+    h = dist_embeddings(model, g, batch_size, device, progress)
+    logits = _dist_tensor(g, (g.num_nodes(), model.head.out_features), next(model.parameters()).dtype, "logits")
+    with evaluating(model):
+        for chunk in torch.split(_my_nodes(g), batch_size):
             logits[chunk] = model.head(h[chunk].to(device)).cpu()
-        g.barrier()
+    g.barrier()
     return h, logits
 
 
@@ -143,3 +157,36 @@ class DistNodeClassificationTask:
         if result.get("logits") is not None:
             out["prob"] = torch.softmax(result["logits"], dim=1).to(torch.float16)
         return out
+
+
+class DistLinkPredictionTask(LinkPredictionTask):
+    """Link prediction on a ``DistGraph``: the local task's loss, a collective evaluation.
+
+    Embeddings come from :func:`dist_embeddings` (every trainer computes its share); rank 0 then
+    ranks the split's pairs exactly as a single-machine run does, and hands the scores to the others.
+    ``dist`` and ``part_config`` are set by the assembler.
+    """
+
+    collective: ClassVar[bool] = True
+    dist: DistEnv = DistEnv()
+    part_config: str = ""
+
+    def evaluate(self, model, device: torch.device, progress: bool = False) -> dict:
+        g = self.data.graph
+        with evaluating(model):
+            emb_dt = dist_embeddings(model, g, self.eval_batch_size, device, progress)
+            emb = None
+            if self.dist.is_main:
+                emb = emb_dt[torch.arange(g.num_nodes())]
+                scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
+                          for part in ("train", "valid", "test")}
+            g.barrier()  # rank 0 has read every row before the tensor may go
+        scores = broadcast(scores if self.dist.is_main else None, self.dist)
+        return {**scores, "emb": emb}
+
+    def predictions(self, result: dict) -> dict:
+        """The node embeddings, in the dataset's node ids."""
+        orig = original_ids(self.part_config)
+        emb = torch.empty_like(result["emb"])
+        emb[orig] = result["emb"]
+        return {"emb": emb}

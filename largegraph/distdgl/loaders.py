@@ -1,6 +1,7 @@
-"""Node-classification batches sampled from a ``DistGraph``, behind the trainer's loader interface.
+"""Node-classification and link-prediction batches sampled from a ``DistGraph``, behind the trainer's
+loader interface.
 
-Each trainer walks its own training nodes (its partition's share) in an order drawn from
+Each trainer walks its own training nodes (or edges) (its partition's share) in an order drawn from
 ``(seed, rank, epoch)``. ``DistNodeDataLoader`` has no length, and DDP needs every rank to take the
 same number of steps, so all trainers agree on the smallest per-rank batch count when the loader is
 built. ``offset`` is the number of this rank's seeds consumed (batches x batch size): a checkpoint
@@ -20,7 +21,7 @@ from largegraph.config import SamplerConfig
 from largegraph.distributed import DistEnv
 from largegraph.errors import ConfigError
 from largegraph.rng import mix_seed
-from largegraph.sampling.batches import MiniBatch
+from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
 from largegraph.sampling.order import count_batches, epoch_order
 
 
@@ -89,3 +90,61 @@ def _agreed_min(value: int, dist: DistEnv) -> int:
     t = torch.tensor([value], dtype=torch.int64)
     tdist.all_reduce(t, op=tdist.ReduceOp.MIN)
     return int(t.item())
+
+
+class DistEdgeLoader:
+    """This trainer's link-prediction batches of an epoch, from a ``DistGraph``: its share of the
+    training edges, DGL's edge-prediction sampler (uniform negatives; the seed edges and their
+    reverse edges left out of message passing), ``offset`` counted as in :class:`DistNodeLoader`.
+
+    Args:
+        graph: the ``DistGraph`` of training edges.
+        seeds: this trainer's training edge ids (one direction per undirected pair).
+        num_negatives: negatives per positive.
+        reverse_eids: every edge's reverse edge id, to exclude with the seed edge (None: keep them).
+        exclude_self: leave the seed edges themselves out (directed graphs).
+    """
+
+    def __init__(self, graph, seeds: torch.Tensor, cfg: SamplerConfig, *, num_negatives: int,
+                 reverse_eids: torch.Tensor | None, exclude_self: bool, base_seed: int, device: torch.device,
+                 dist: DistEnv):
+        import dgl
+
+        self.graph = graph
+        self.seeds = seeds
+        self.cfg = cfg
+        self.batch_size = cfg.batch_size
+        self.device = device
+        self.seed = mix_seed(base_seed, dist.rank)
+        self.features = "feat" in graph.ndata
+        # DGL's distributed edge loader takes these itself (its EdgeCollator), not a wrapped sampler
+        self.exclude = ({"exclude": "reverse_id", "reverse_eids": reverse_eids} if reverse_eids is not None
+                        else {"exclude": "self"} if exclude_self else {})
+        self.negatives = dgl.dataloading.negative_sampler.Uniform(num_negatives)
+        self.sampler = dgl.dataloading.NeighborSampler(cfg.fanouts)
+        self.steps = _agreed_min(count_batches(len(seeds), cfg.batch_size, 1, cfg.drop_last), dist)
+        if self.steps == 0:
+            raise ConfigError(f"trainer {dist.rank} has {len(seeds)} training edges, too few for one batch of "
+                              f"{cfg.batch_size}; use a smaller sampler.batch_size or fewer trainers")
+
+    def num_batches(self, start: int = 0) -> int:
+        """Batches left in an epoch resumed ``start`` of this rank's seeds into its order."""
+        return max(self.steps - -(-start // self.batch_size), 0)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[EdgeMiniBatch]:
+        """This trainer's batches of ``epoch`` from seed edge ``start`` of its order."""
+        import dgl
+
+        order = epoch_order(self.seeds, self.seed, epoch, self.cfg.shuffle)[start:self.steps * self.batch_size]
+        if len(order) == 0:
+            return
+        loader = dgl.dataloading.DistEdgeDataLoader(self.graph, order, self.sampler, batch_size=self.batch_size,
+                                                    shuffle=False, drop_last=False, negative_sampler=self.negatives,
+                                                    **self.exclude)
+        offset = start
+        for input_nodes, pair_graph, neg_graph, blocks in loader:
+            offset += pair_graph.num_edges()
+            dev = self.device
+            x = self.graph.ndata["feat"][input_nodes].float().to(dev) if self.features else None
+            yield EdgeMiniBatch(input_nodes.to(dev), pair_graph.to(dev), neg_graph.to(dev),
+                                [b.to(dev) for b in blocks], x, offset)

@@ -304,3 +304,27 @@ def test_two_partitions_on_two_simulated_hosts(dist_root, two_hosts, tmp_path):
     assert sum(s["train_nodes"] for s in shares) == sum(p["train"] for p in stamp["parts"])
     assert all(s["own_partition"] >= 0.9 * s["train_nodes"] for s in shares), shares
     assert job_processes(tmp_path / "dist") == []
+
+
+def test_link_prediction_on_two_servers_two_trainers_ranks_well_above_random(tmp_path):
+    from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+
+    root = tmp_path / "data"
+    write_synthetic_link_dataset(root, "cites", SynthLinkParams(num_nodes=3000, avg_degree=10, num_communities=30,
+                                                               feat_dim=16, homophily=0.9, seed=3),
+                                 split_style="source_target", num_neg=100)
+    job = write_config(tmp_path / "link.yaml", "cites", root, task="link_prediction",
+                       sampler={"fanouts": [5, 5], "batch_size": 512, "eval_batch_size": 2048},
+                       train={"epochs": 5, "lr": 0.01})
+    assert run_cli("partition", job, "--parts", "1", "--out", tmp_path / "cites", timeout=300).returncode == 0
+    done = run_cli("train", job, f"distributed.part_config={tmp_path / 'cites' / 'cites.json'}", "--distdgl-local",
+                   "2", "--run-dir", tmp_path / "run", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    random_mrr = sum(1 / r for r in range(1, 102)) / 101  # the true target ranked uniformly among 101
+    assert summary["metric"] == "mrr" and summary["test_mrr"] > 3 * random_mrr, summary
+    shares = json.loads((tmp_path / "run" / "distdgl" / "trainers.json").read_text())
+    assert len(shares) == 2 and all(s["train_edges"] > 0 for s in shares)
+    emb = torch.load(tmp_path / "run" / "predictions.pt")["emb"]
+    assert emb.shape[0] == 3000
+    assert job_processes(tmp_path / "run") == []
