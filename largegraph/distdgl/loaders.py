@@ -25,19 +25,20 @@ from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
 from largegraph.sampling.order import count_batches, epoch_order
 
 
-class DistNodeLoader:
-    """This trainer's node-classification batches of an epoch, from a ``DistGraph``.
+class _ShareLoader:
+    """What both loaders share: this trainer's seeds, its epoch order and the agreed step count.
 
     Args:
-        graph: the ``DistGraph`` (``ndata['feat']`` and ``ndata['label']``).
-        seeds: this trainer's training nodes.
+        graph: the ``DistGraph``.
+        seeds: this trainer's training nodes or edges.
         cfg: sampler settings (fanouts, batch size, shuffle, drop_last).
         base_seed: the job seed; the epoch order is drawn from it, the rank and the epoch.
         dist: this trainer's place among all trainers.
+        what: ``nodes`` or ``edges``, for messages.
     """
 
-    def __init__(self, graph, seeds: torch.Tensor, cfg: SamplerConfig, *, base_seed: int,
-                 device: torch.device, dist: DistEnv):
+    def __init__(self, graph, seeds: torch.Tensor, cfg: SamplerConfig, *, base_seed: int, device: torch.device,
+                 dist: DistEnv, what: str):
         import dgl
 
         self.graph = graph
@@ -48,22 +49,33 @@ class DistNodeLoader:
         self.seed = mix_seed(base_seed, dist.rank)
         self.features = "feat" in graph.ndata
         self.sampler = dgl.dataloading.NeighborSampler(cfg.fanouts)
-        mine = count_batches(len(seeds), cfg.batch_size, 1, cfg.drop_last)
-        self.steps = _agreed_min(mine, dist)
+        self.steps = _agreed_min(count_batches(len(seeds), cfg.batch_size, 1, cfg.drop_last), dist)
         if self.steps == 0:
-            raise ConfigError(f"trainer {dist.rank} has {len(seeds)} training nodes, too few for one batch of "
+            raise ConfigError(f"trainer {dist.rank} has {len(seeds)} training {what}, too few for one batch of "
                               f"{cfg.batch_size}; use a smaller sampler.batch_size or fewer trainers")
 
     def num_batches(self, start: int = 0) -> int:
         """Batches left in an epoch resumed ``start`` of this rank's seeds into its order."""
         return max(self.steps - -(-start // self.batch_size), 0)
 
+    def order(self, epoch: int, start: int) -> torch.Tensor:
+        """This trainer's seeds of ``epoch`` from ``start``, cut at the agreed number of steps."""
+        return epoch_order(self.seeds, self.seed, epoch, self.cfg.shuffle)[start:self.steps * self.batch_size]
+
+
+class DistNodeLoader(_ShareLoader):
+    """This trainer's node-classification batches of an epoch, from a ``DistGraph``
+    (``ndata['feat']`` and ``ndata['label']``); arguments as :class:`_ShareLoader`."""
+
+    def __init__(self, graph, seeds: torch.Tensor, cfg: SamplerConfig, *, base_seed: int,
+                 device: torch.device, dist: DistEnv):
+        super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, dist=dist, what="nodes")
+
     def epoch(self, epoch: int, start: int = 0) -> Iterator[MiniBatch]:
         """This trainer's batches of ``epoch`` from seed ``start`` of its order."""
         import dgl
 
-        order = epoch_order(self.seeds, self.seed, epoch, self.cfg.shuffle)
-        order = order[start:self.steps * self.batch_size]
+        order = self.order(epoch, start)
         if len(order) == 0:
             return
         with warnings.catch_warnings():
@@ -92,10 +104,10 @@ def _agreed_min(value: int, dist: DistEnv) -> int:
     return int(t.item())
 
 
-class DistEdgeLoader:
+class DistEdgeLoader(_ShareLoader):
     """This trainer's link-prediction batches of an epoch, from a ``DistGraph``: its share of the
-    training edges, DGL's edge-prediction sampler (uniform negatives; the seed edges and their
-    reverse edges left out of message passing), ``offset`` counted as in :class:`DistNodeLoader`.
+    training edges, uniform negatives, the seed edges and their reverse edges left out of message
+    passing; ``offset`` counted as in :class:`DistNodeLoader`.
 
     Args:
         graph: the ``DistGraph`` of training edges.
@@ -103,6 +115,7 @@ class DistEdgeLoader:
         num_negatives: negatives per positive.
         reverse_eids: every edge's reverse edge id, to exclude with the seed edge (None: keep them).
         exclude_self: leave the seed edges themselves out (directed graphs).
+        others: as :class:`_ShareLoader`.
     """
 
     def __init__(self, graph, seeds: torch.Tensor, cfg: SamplerConfig, *, num_negatives: int,
@@ -110,32 +123,17 @@ class DistEdgeLoader:
                  dist: DistEnv):
         import dgl
 
-        self.graph = graph
-        self.seeds = seeds
-        self.cfg = cfg
-        self.batch_size = cfg.batch_size
-        self.device = device
-        self.seed = mix_seed(base_seed, dist.rank)
-        self.features = "feat" in graph.ndata
+        super().__init__(graph, seeds, cfg, base_seed=base_seed, device=device, dist=dist, what="edges")
         # DGL's distributed edge loader takes these itself (its EdgeCollator), not a wrapped sampler
         self.exclude = ({"exclude": "reverse_id", "reverse_eids": reverse_eids} if reverse_eids is not None
                         else {"exclude": "self"} if exclude_self else {})
         self.negatives = dgl.dataloading.negative_sampler.Uniform(num_negatives)
-        self.sampler = dgl.dataloading.NeighborSampler(cfg.fanouts)
-        self.steps = _agreed_min(count_batches(len(seeds), cfg.batch_size, 1, cfg.drop_last), dist)
-        if self.steps == 0:
-            raise ConfigError(f"trainer {dist.rank} has {len(seeds)} training edges, too few for one batch of "
-                              f"{cfg.batch_size}; use a smaller sampler.batch_size or fewer trainers")
-
-    def num_batches(self, start: int = 0) -> int:
-        """Batches left in an epoch resumed ``start`` of this rank's seeds into its order."""
-        return max(self.steps - -(-start // self.batch_size), 0)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[EdgeMiniBatch]:
         """This trainer's batches of ``epoch`` from seed edge ``start`` of its order."""
         import dgl
 
-        order = epoch_order(self.seeds, self.seed, epoch, self.cfg.shuffle)[start:self.steps * self.batch_size]
+        order = self.order(epoch, start)
         if len(order) == 0:
             return
         loader = dgl.dataloading.DistEdgeDataLoader(self.graph, order, self.sampler, batch_size=self.batch_size,
