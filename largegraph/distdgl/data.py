@@ -36,8 +36,13 @@ def partition_stamp(part_config: str) -> dict:
 
 def initialize(ip_config: str) -> None:
     """Join DGL's distributed engine (a graph server never returns from this: it serves, then exits)."""
+    import logging
+
     import dgl
 
+    # DGL warns about every network interface without an IPv4 address while it looks for this
+    # machine's: normal on any host with a bridge or a tunnel, and not the user's problem.
+    logging.getLogger("dgl-distributed-socket").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()):  # DGL announces itself on stdout
         dgl.distributed.initialize(ip_config)
 

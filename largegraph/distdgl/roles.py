@@ -75,9 +75,13 @@ def interface_of(host: str) -> str | None:
 
 def leave() -> None:
     """Tell DGL this trainer is done; the last one to leave shuts the servers down."""
+    import contextlib
+    import io
+
     import dgl
 
-    dgl.distributed.exit_client()
+    with contextlib.redirect_stdout(io.StringIO()):  # "Client[0] in group[0] is exiting..."
+        dgl.distributed.exit_client()
 
 
 def launch_job(cfg: JobConfig, argv: list[str], run_dir: str) -> int:
