@@ -69,6 +69,20 @@ def role_of(pid: int) -> dict[str, str]:
     return {k: env.get(k, "") for k in ("LARGEGRAPH_DISTDGL_ROLE", "RANK", "DGL_SERVER_ID")}
 
 
+def sigterm_pending(pid: int) -> bool:
+    """Whether SIGTERM waits to be delivered to ``pid`` (a stopped process keeps it pending)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    bits = 0
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("SigPnd", "ShdPnd"):
+            bits |= int(value.strip(), 16)
+    return bool(bits & (1 << (signal.SIGTERM - 1)))
+
+
 def epochs_done(run_dir: Path) -> int:
     try:
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
@@ -117,7 +131,7 @@ def test_two_servers_two_trainers_train_as_well_as_one_machine(parts, tmp_path):
 def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, tmp_path, victim):
     job, part_config = parts
     run_dir = tmp_path / "run"
-    proc = start(job, part_config, run_dir, "train.epochs=5")
+    proc = start(job, part_config, run_dir, "train.epochs=4")
     try:
         wait_for(lambda: epochs_done(run_dir) >= 1 or proc.poll() is not None, what="the first epoch")
         assert proc.poll() is None, proc.communicate()[1]
@@ -137,18 +151,18 @@ def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, t
     assert f"pid {pid}" in verdict[0]
     assert "Traceback" not in err
     assert job_processes(run_dir) == []  # no orphans
-    again = run_cli("train", job, f"distributed.part_config={part_config}", "train.epochs=5", "--distdgl-local", "2",
+    again = run_cli("train", job, f"distributed.part_config={part_config}", "train.epochs=4", "--distdgl-local", "2",
                     "--run-dir", run_dir, timeout=600)
     assert again.returncode == 0, again.stderr
     kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert "resume" in kinds and kinds.count("epoch") == 5 and kinds[-1] == "final"
+    assert "resume" in kinds and kinds.count("epoch") == 4 and kinds[-1] == "final"
     assert job_processes(run_dir) == []
 
 
 def test_a_sigterm_stops_every_trainer_at_one_checkpoint(parts, tmp_path):
     job, part_config = parts
     run_dir = tmp_path / "run"
-    proc = start(job, part_config, run_dir, "train.epochs=6")
+    proc = start(job, part_config, run_dir, "train.epochs=4")
     try:
         wait_for(lambda: epochs_done(run_dir) >= 1 or proc.poll() is not None, what="the first epoch")
         proc.send_signal(signal.SIGTERM)
@@ -203,27 +217,46 @@ def test_the_job_service_runs_a_distdgl_job_to_the_end_after_its_daemon_is_sigki
             return found, store.attempts(found.id)
 
     submitted = lg("submit", str(job_file), f"distributed.part_config={part_config}", "distributed.mode=distdgl",
-                   "distributed.local=2", "train.epochs=6", "--name", "d1")
+                   "distributed.local=2", "train.epochs=4", "--name", "d1")
     assert submitted.returncode == 0, submitted.stderr
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(serve, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
+    frozen: list[int] = []
     try:
         wait_for(lambda: record()[0].run_dir and epochs_done(Path(record()[0].run_dir)) >= 1, what="epoch 1")
-    finally:
+        # Frozen (SIGSTOP), the job can neither progress nor finish unseen, however fast the machine:
+        # the next daemon must find it mid-run.
+        run_dir, leader = Path(record()[0].run_dir), record()[0].pid
+        frozen = job_processes(run_dir)
+        assert leader in frozen
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
         first.kill()  # SIGKILL: the job's launcher, servers and trainers live on without their daemon
         first.wait()
-    run_dir = Path(record()[0].run_dir)
-    assert job_processes(run_dir), "the job should outlive its daemon"
-    with open(tmp_path / "second.log", "w") as log:
-        second = subprocess.run([*serve, "--exit-when-idle"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
-    assert second.returncode == 0, (tmp_path / "second.log").read_text()
+        with open(tmp_path / "second.log", "w") as log:
+            second = subprocess.Popen([*serve, "--exit-when-idle"], cwd=ROOT, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # recovery SIGTERMs the launcher, which hands it to the trainers: thaw them all once it is pending
+        wait_for(lambda: sigterm_pending(leader), what="the recovering daemon's SIGTERM")
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        first.kill()
+        first.wait()
+    try:
+        assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
+    finally:
+        if second.poll() is None:
+            second.kill()
     done, tries = record()
     assert done.state == "succeeded", (tmp_path / "second.log").read_text()
     assert tries[0]["outcome"] == "orphaned" and tries[-1]["outcome"] == "exited"
     kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert "resume" in kinds and kinds.count("epoch") == 6 and kinds.count("final") == 1
+    assert "resume" in kinds and kinds.count("epoch") == 4 and kinds.count("final") == 1
     assert job_processes(run_dir) == []
 
 
