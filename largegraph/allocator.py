@@ -128,8 +128,8 @@ def release_free() -> None:
 
     Keeping freed blocks pays within a phase, where every batch reuses the same sizes; across phases
     it would stack one phase's high-water mark under the next's: the first load's parse (about 7 GB
-    at ogbn-products scale) under training. Called as :func:`system_defaults` ends; a no-op where
-    the C library is not glibc.
+    at ogbn-products scale) under training, training's blocks under an exact evaluation. Called as
+    :func:`system_defaults` begins and ends; a no-op where the C library is not glibc.
     """
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
@@ -152,6 +152,9 @@ def system_defaults() -> Iterator[None]:
     """
     libc = _libc() if _applied else None
     if libc is not None:
+        # What the previous phase freed (training steps' kept blocks) goes back first: kept, it
+        # sits under this phase's own peak.
+        release_free()
         for param, value in ((_M_MMAP_THRESHOLD, _SYSTEM_MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _SYSTEM_TRIM_THRESHOLD),
                              (_M_TOP_PAD, _SYSTEM_TOP_PAD)):
             libc.mallopt(param, value)

@@ -153,12 +153,20 @@ def local_workers() -> int:
 
 
 # ------------------------------------------------------------------------------------ decisions
+# Mapped, a matrix is read from the page cache as fast as from private memory (the memory benchmark's
+# mmap/memory epoch ratio), and the exact evaluation drops its pages after the first layer, which a
+# private copy cannot: from this size on that lowers a job's peak by the whole matrix.
+MAP_FROM_BYTES = 512 << 20
+
+
 def features_mode(cfg: DataConfig, fp: Footprint, workers: int, available: int) -> str:
     """``data.features`` resolved: ``auto`` maps the features when several local workers would each
-    read their own copy, or when one copy would take over half the available memory."""
+    read their own copy, when the matrix is large (``MAP_FROM_BYTES``), or when one copy would take
+    over half the available memory."""
     if cfg.features != "auto":
         return cfg.features
-    return "mmap" if workers > 1 or fp.features > available / 2 else "memory"
+    large = fp.features >= MAP_FROM_BYTES
+    return "mmap" if workers > 1 or large or fp.features > available / 2 else "memory"
 
 
 def check_fits(name: str, fp: Footprint, mode: str, workers: int, available: int, building: bool) -> None:

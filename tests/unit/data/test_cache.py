@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,5 @@ def test_the_refusal_names_what_would_fit():
     assert footprint.features_mode(cfg, fp, 2, available=10**9) == "mmap"  # several local workers share
     assert footprint.features_mode(cfg, fp, 1, available=10**9) == "memory"
     assert footprint.features_mode(cfg, fp, 1, available=12_000) == "mmap"  # over half of what is free
+    big = replace(fp, features=footprint.MAP_FROM_BYTES)
+    assert footprint.features_mode(cfg, big, 1, available=10**12) == "mmap"  # large: dropped after layer 0
