@@ -5,6 +5,7 @@ Imported as ``from helpers import ...`` (tests/ is on sys.path through its conft
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,23 @@ def write_config(path: Path, data_name: str, root: Path, **sections) -> Path:
             cfg[key] = value
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def sigterm_in(pid: int, *masks: str) -> bool:
+    """Whether SIGTERM is in any of the named signal masks of /proc/<pid>/status (SigPnd, ShdPnd: pending;
+    SigIgn: ignored; SigCgt: caught); False once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    bits = 0
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in masks:
+            bits |= int(value, 16)
+    return bool(bits & (1 << (signal.SIGTERM - 1)))
+
+
+def sigterm_pending(pid: int) -> bool:
+    """Whether a SIGTERM sent to ``pid`` waits to be delivered (as it does while the process is stopped)."""
+    return sigterm_in(pid, "SigPnd", "ShdPnd")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, run_cli, write_config
+from helpers import ROOT, run_cli, sigterm_pending, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -67,20 +67,6 @@ def role_of(pid: int) -> dict[str, str]:
         return {}
     env = dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
     return {k: env.get(k, "") for k in ("LARGEGRAPH_DISTDGL_ROLE", "RANK", "DGL_SERVER_ID")}
-
-
-def sigterm_pending(pid: int) -> bool:
-    """Whether SIGTERM waits to be delivered to ``pid`` (a stopped process keeps it pending)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    bits = 0
-    for line in status.splitlines():
-        name, _, value = line.partition(":")
-        if name in ("SigPnd", "ShdPnd"):
-            bits |= int(value.strip(), 16)
-    return bool(bits & (1 << (signal.SIGTERM - 1)))
 
 
 def epochs_done(run_dir: Path) -> int:

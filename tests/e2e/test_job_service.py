@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from helpers import ROOT, run_cli, write_config
+from helpers import ROOT, run_cli, sigterm_in, sigterm_pending, write_config
 
 from largegraph.checkpoint import CheckpointStore
 from largegraph.jobs import procs
@@ -155,26 +155,6 @@ def serving(ws: Path, *args: str, timeout: float = 240) -> Iterator[subprocess.P
         print(daemon.log_path.read_text())
         raise
     finish(daemon, timeout)
-
-
-def sigterm_in(pid: int, *masks: str) -> bool:
-    """Whether SIGTERM is in any of the named signal masks of /proc/<pid>/status (SigPnd, ShdPnd: pending;
-    SigIgn: ignored; SigCgt: caught); False once the process is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    bits = 0
-    for line in status.splitlines():
-        name, _, value = line.partition(":")
-        if name in masks:
-            bits |= int(value, 16)
-    return bool(bits & (1 << (signal.SIGTERM - 1)))
-
-
-def sigterm_pending(pid: int) -> bool:
-    """Whether a SIGTERM sent to ``pid`` waits to be delivered (as it does while the process is stopped)."""
-    return sigterm_in(pid, "SigPnd", "ShdPnd")
 
 
 class Frozen:
