@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from largegraph import allocator, distributed
+from largegraph import allocator, distributed, fsutil
 from largegraph.averaging import WeightAverage
 from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkpoints
 from largegraph.config import JobConfig, config_digest, dump_config_text, load_config
@@ -318,7 +318,7 @@ def _report_shares(data, run: RunDir, env: DistEnv, say) -> None:
         say(f"distdgl trainer {rank}: {count} training {what}, {share['own_partition']} of them in its "
             f"own partition {share['partition']}")
     (run.path / "distdgl").mkdir(exist_ok=True)
-    (run.path / "distdgl" / "trainers.json").write_text(json.dumps(shares, indent=1))
+    fsutil.atomic_write_text(run.path / "distdgl" / "trainers.json", json.dumps(shares, indent=1), durable=False)
 
 
 def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, stop: StopRequest) -> str:

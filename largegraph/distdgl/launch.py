@@ -228,6 +228,20 @@ def _spawn(argv: list[str], env: dict[str, str], machine: Machine, layout: Layou
     return subprocess.Popen([*shell, command], preexec_fn=_die_with_parent)
 
 
+def first_failure(trainers: list[Member], servers: list[Member]) -> Member | None:
+    """The member whose failure to report, or None while nothing has failed.
+
+    One process dying takes its peers down within a poll or two (a trainer's collective breaks, a
+    server's client is gone), and on a loaded machine the watcher may see them all at once. The
+    cause is the one a signal ended; failing with an error comes after it.
+    """
+    failed = [m for m in trainers if m.proc.poll() not in (None, EXIT_OK, EXIT_STOPPED)]
+    # a server leaves with 0 once the trainers have said goodbye (they may still be exiting)
+    failed += [m for m in servers if m.proc.poll() not in (None, EXIT_OK)]
+    killed = [m for m in failed if m.proc.poll() < 0]
+    return (killed or failed or [None])[0]
+
+
 class Group:
     """The servers and trainers of one job, started in order and ended together."""
 
@@ -285,10 +299,7 @@ class Group:
                 # stopped on request after a checkpoint: every trainer stops at the same step
                 self._wait_for(trainers, self.dc.stop_timeout_s)
                 return EXIT_STOPPED
-            failed = next((m for m, c in zip(trainers, codes) if c not in (None, EXIT_OK, EXIT_STOPPED)), None)
-            if failed is None:
-                # a server leaves with 0 once the trainers have said goodbye (they may still be exiting)
-                failed = next((m for m in servers if m.proc.poll() not in (None, EXIT_OK)), None)
+            failed = first_failure(trainers, servers)
             if failed is None and all(m.proc.poll() is not None for m in servers):
                 if not self._wait_for(trainers, self.dc.stop_timeout_s):
                     failed = next(m for m in trainers if m.proc.poll() is None)
@@ -323,6 +334,7 @@ class Group:
 
     def kill_all(self) -> None:
         """SIGKILL every process still running, and wait for each: nothing outlives the job."""
+        clean = all(m.proc.poll() in (EXIT_OK, EXIT_STOPPED) for m in self.members)
         for m in self.members:
             if m.proc.poll() is None:
                 m.proc.kill()
@@ -331,7 +343,7 @@ class Group:
                 m.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.log(f"{m.name()} did not exit after SIGKILL")
-        if not self.layout.local:
+        if not (self.layout.local or clean):  # every remote command ended by itself: no round trip
             self._kill_remote()
 
     def _kill_remote(self) -> None:
