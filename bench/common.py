@@ -1,17 +1,21 @@
 """What the benchmark scripts share: graph-shape options, a dataset root that cleans up after
-itself, and peak memory. The scripts run as ``python bench/NAME.py``, which puts this folder on
+itself, peak memory and running the CLI. The scripts run as ``python bench/NAME.py``, which puts this folder on
 ``sys.path``."""
 from __future__ import annotations
 
 import argparse
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from largegraph.data.layout import dataset_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_gb(who: int = resource.RUSAGE_SELF) -> float:
@@ -49,3 +53,12 @@ def dataset_root(args: argparse.Namespace, name: str) -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
         else:
             shutil.rmtree(dataset_dir(root, name), ignore_errors=True)
+
+
+def cli(*args) -> str:
+    """``largegraph ARGS`` from the project root; its stdout, or exit with its stderr's tail."""
+    result = subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=ROOT, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    if result.returncode:
+        sys.exit(result.stderr[-2000:])
+    return result.stdout

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,8 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from common import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 CORA = ROOT.parent / "shared" / "data" / "planetoid_cora"
 CLASS_NAMES = ["case-based", "genetic-algorithms", "neural-networks", "probabilistic-methods",
                "reinforcement-learning", "rule-learning", "theory"]
@@ -45,14 +43,6 @@ def write_user_files(folder: Path) -> dict[str, Path]:
     files["features"].write_text(json.dumps({ids[i]: np.flatnonzero(row).tolist()
                                              for i, row in enumerate(cora["feat"])}))
     return files
-
-
-def cli(*args) -> str:
-    result = subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=ROOT, capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL)
-    if result.returncode:
-        sys.exit(result.stderr[-2000:])
-    return result.stdout
 
 
 def full_batch_sage(name: str, root: Path, seed: int, epochs: int = 200) -> float:

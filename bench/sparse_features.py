@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "likes-graph"
 
 
@@ -62,14 +60,6 @@ def write_user_files(folder: Path, nodes: int, cols: int, active: int, classes: 
     pd.DataFrame({"id": ids, "label": [f"group-{c}" for c in observed]}).to_csv(files["labels"], index=False)
     files["features"].write_text(json.dumps(likes))
     return files
-
-
-def cli(*args) -> str:
-    result = subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=ROOT, capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL)
-    if result.returncode:
-        sys.exit(result.stderr[-2000:])
-    return result.stdout
 
 
 def train(config: Path, root: Path, run_dir: Path, seed: int, epochs: int, mode: str, overrides: list[str]) -> dict:

@@ -50,7 +50,7 @@ class EvalTracker:
 
     def fresh_result(self, step: int, restored_best: bool) -> dict | None:
         """The newest evaluation's result if it scored the weights the run ends with, else None."""
-        if self.last is None or self.last[0] != step:
+        if self.last is None or self.last[0] != step or self.last[1].get("scores_only"):
             return None
         if restored_best and self.last[2] != self.best_epoch:
             return None

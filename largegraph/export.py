@@ -29,7 +29,7 @@ class RunExport:
         save_tensors(self.run.model_path, {k: v.cpu() for k, v in model.state_dict().items()})
         save_tensors(self.run.predictions_path, self.task.predictions(result))
         if self.embeddings:
-            save_tensors(self.run.embeddings_path, result["emb"])
+            save_tensors(self.run.embeddings_path, self.task.embeddings_of(result))
         summary = {"metric": m, f"test_{m}": result[f"test_{m}"], f"valid_{m}": result[f"valid_{m}"],
                    f"train_{m}": result[f"train_{m}"], **summary, "run_dir": str(self.run.path)}
         if self.run.config_path.exists():  # the job this summary answers (a rerun of it prints it at once)

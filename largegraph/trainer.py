@@ -169,8 +169,9 @@ class Trainer:
         self.epoch, self.batch, self.offset, self.totals = epoch, 0, 0, EpochTotals()
         return {**self._train_epoch(), "batches": self.totals.values["batches"]}
 
-    def _evaluate(self) -> dict:
-        """Full-graph evaluation on rank 0; its scores reach every rank."""
+    def _evaluate(self, outputs: bool) -> dict:
+        """Full-graph evaluation on rank 0; its scores reach every rank. ``outputs``: whether the run
+        may end with these weights, so that the export would want every node's outputs."""
         p = self.p
 
         def evaluate() -> dict:
@@ -179,7 +180,7 @@ class Trainer:
                 quick = getattr(p.task, "selection_scores", lambda model, device: None)(p.model, p.device)
                 if quick is not None:
                     return quick
-                result = p.task.evaluate(p.model, p.device)
+                result = p.task.evaluate(p.model, p.device, outputs=outputs)
             p.tracker.remember(self.step, self.epoch, result)
             return split_scores(result, p.task.metric)
 
@@ -207,7 +208,7 @@ class Trainer:
             record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": p.schedule.lr,
                       **self._train_epoch()}
             if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
-                record.update(self._evaluate())
+                record.update(self._evaluate(outputs=self.epoch + 1 == cfg.epochs))
                 stopped_early = p.tracker.should_stop()
             p.schedule.step(record.get(f"valid_{p.task.metric}"))
             self.epoch, self.batch, self.offset, self.totals = self.epoch + 1, 0, 0, EpochTotals()

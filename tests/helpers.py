@@ -60,3 +60,14 @@ def sigterm_in(pid: int, *masks: str) -> bool:
 def sigterm_pending(pid: int) -> bool:
     """Whether a SIGTERM sent to ``pid`` waits to be delivered (as it does while the process is stopped)."""
     return sigterm_in(pid, "SigPnd", "ShdPnd")
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    """The command refused its input: exit code 2, one `largegraph: error:` line holding every
+    needle, no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("largegraph: error:")]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -4,8 +4,9 @@ As in DGL's distributed example, every trainer computes each layer for its share
 (``node_split`` of every node, so mostly nodes of its own partition) over full neighbourhoods and
 writes the rows into a ``DistTensor``; after a barrier the next layer reads them from there. No
 trainer ever holds a whole layer. Scores are counted per trainer on its share of each split and
-summed; rank 0 then pulls the predictions (and, when small enough, class probabilities) of every
-node, in the dataset's own node ids, for ``predictions.pt``.
+summed. Only for an evaluation the run may end with does rank 0 pull the predictions (and, when
+small enough, class probabilities) of every node, in the dataset's own node ids, for
+``predictions.pt``.
 """
 from __future__ import annotations
 
@@ -112,8 +113,10 @@ class DistNodeClassificationTask:
         loss = F.cross_entropy(logits, batch.y, label_smoothing=self.label_smoothing)
         return loss, int((logits.argmax(dim=1) == batch.y).sum())
 
-    def evaluate(self, model, device: torch.device, progress: bool = False) -> dict:
-        """Scores of every split (on every rank) and, on rank 0, every node's predictions."""
+    def evaluate(self, model, device: torch.device, progress: bool = False, outputs: bool = True) -> dict:
+        """Scores of every split (on every rank) and, with ``outputs``, every node's predictions on
+        rank 0. Without, the result is marked ``scores_only``: pulling every node's logits to one
+        trainer is what a graph beyond a machine cannot afford at each epoch."""
         g = self.data.graph
         emb, logits = dist_inference(model, g, self.eval_batch_size, device, progress)
         counts = []
@@ -124,7 +127,9 @@ class DistNodeClassificationTask:
         totals = all_sum(counts, self.dist)
         result = {f"{part}_{self.metric}": totals[2 * k] / max(totals[2 * k + 1], 1.0)
                   for k, part in enumerate(SPLITS)}
-        if self.dist.is_main:
+        if not outputs:
+            result["scores_only"] = True
+        elif self.dist.is_main:
             result.update(self._everything(g, emb, logits))
         g.barrier()  # the tensors stay readable until rank 0 has what it needs
         return result
@@ -150,6 +155,10 @@ class DistNodeClassificationTask:
             out["emb"] = in_dataset_order(emb[everyone])
         return out
 
+    def embeddings_of(self, result: dict) -> torch.Tensor:
+        """What goes to embeddings.pt: every node's embedding, in dataset node ids."""
+        return result["emb"]
+
     def predictions(self, result: dict) -> dict:
         """What goes to predictions.pt (dataset node ids, as a single-machine run writes it)."""
         out = {"pred": result["pred"], "label": result["label"],
@@ -171,7 +180,9 @@ class DistLinkPredictionTask(LinkPredictionTask):
     dist: DistEnv = DistEnv()
     part_config: str = ""
 
-    def evaluate(self, model, device: torch.device, progress: bool = False) -> dict:
+    def evaluate(self, model, device: torch.device, progress: bool = False, outputs: bool = True) -> dict:
+        """Scores of every split on every rank; ``emb`` on rank 0, which ranks with every embedding
+        whatever ``outputs`` asks."""
         g = self.data.graph
         with evaluating(model):
             emb_dt = dist_embeddings(model, g, self.eval_batch_size, device, progress)
@@ -184,9 +195,9 @@ class DistLinkPredictionTask(LinkPredictionTask):
         scores = broadcast(scores if self.dist.is_main else None, self.dist)
         return {**scores, "emb": emb}
 
-    def predictions(self, result: dict) -> dict:
-        """The node embeddings, in the dataset's node ids."""
+    def embeddings_of(self, result: dict) -> torch.Tensor:
+        """The node embeddings, in the dataset's node ids (``emb`` is in the partitions' ids)."""
         orig = original_ids(self.part_config)
         emb = torch.empty_like(result["emb"])
         emb[orig] = result["emb"]
-        return {"emb": emb}
+        return emb

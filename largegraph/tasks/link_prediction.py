@@ -215,8 +215,10 @@ class LinkPredictionTask:
         neg = self._scores(model, emb, neg_edges[:, 0], neg_edges[:, 1], device)
         return float(self.evaluator.eval({"y_pred_pos": pos, "y_pred_neg": neg})[self.metric])
 
-    def evaluate(self, model: LinkPredictor, device: torch.device, progress: bool = False) -> dict:
-        """Score train (subset), valid and test edges with OGB's evaluator.
+    def evaluate(self, model: LinkPredictor, device: torch.device, progress: bool = False,
+                 outputs: bool = True) -> dict:
+        """Score train (subset), valid and test edges with OGB's evaluator. Ranking needs every
+        node's embedding, so it is returned whatever ``outputs`` asks.
 
         Returns:
             ``{"train_<metric>", "valid_<metric>", "test_<metric>", "emb"}`` (train may be None).
@@ -227,6 +229,10 @@ class LinkPredictionTask:
                       for part in ("train", "valid", "test")}
         return {**scores, "emb": emb}
 
+    def embeddings_of(self, result: dict) -> torch.Tensor:
+        """What goes to embeddings.pt: every node's embedding."""
+        return result["emb"]
+
     def predictions(self, result: dict) -> dict:
         """What goes to predictions.pt: the node embeddings the edge scores come from."""
-        return {"emb": result["emb"]}
+        return {"emb": self.embeddings_of(result)}

@@ -102,8 +102,10 @@ class NodeClassificationTask:
         result = self.evaluator.eval({"y_true": labels[idx].unsqueeze(1), "y_pred": pred[idx].unsqueeze(1)})
         return float(result[self.data.metric])
 
-    def evaluate(self, model: NodeClassifier, device: torch.device, progress: bool = False) -> dict:
-        """Score every split with OGB's evaluator on exact layer-wise inference.
+    def evaluate(self, model: NodeClassifier, device: torch.device, progress: bool = False,
+                 outputs: bool = True) -> dict:
+        """Score every split with OGB's evaluator on exact layer-wise inference. Scoring computes
+        every node's outputs here, so they are returned whatever ``outputs`` asks.
 
         Returns:
             ``{"train_acc", "valid_acc", "test_acc", "pred", "logits", "emb"}``; the last three are
@@ -115,6 +117,10 @@ class NodeClassificationTask:
         pred = logits.argmax(dim=1)
         scores = {f"{part}_{self.metric}": self._score(pred, self.data.split[part]) for part in SPLITS}
         return {**scores, "pred": pred, "logits": logits, "emb": emb}
+
+    def embeddings_of(self, result: dict) -> torch.Tensor:
+        """What goes to embeddings.pt: every node's embedding."""
+        return result["emb"]
 
     def predictions(self, result: dict) -> dict:
         """What goes to predictions.pt: predicted class, the label, the split and, unless the table

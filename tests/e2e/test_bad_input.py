@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli, write_config
+from helpers import assert_one_line_error, run_cli, write_config
 
 from largegraph.data.ogb_layout import write_node_dataset
 
@@ -44,15 +44,6 @@ def bad_root(tmp_path_factory) -> Path:
     bad_dataset(root, "out-of-range", split={"train": np.arange(0, 30), "valid": np.arange(30, 45),
                                              "test": np.arange(45, 70)})
     return root
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("largegraph: error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("name, needles", [

@@ -309,7 +309,8 @@ def test_two_partitions_on_two_simulated_hosts(dist_root, two_hosts, tmp_path):
     ip_config = tmp_path / "ip_config.txt"
     ip_config.write_text("".join(f"{host} 30050\n" for host in HOSTS))
     done = run_cli("train", job, f"distributed.part_config={out / 'mid.json'}", "--ip-config", ip_config,
-                   f"distributed.remote_shell={two_hosts}", "--run-dir", tmp_path / "dist", timeout=600)
+                   f"distributed.remote_shell={two_hosts}", "train.export_embeddings=true", "--run-dir",
+                   tmp_path / "dist", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     local = run_cli("train", job, "--run-dir", tmp_path / "local", timeout=600)
     assert local.returncode == 0, local.stderr
@@ -322,6 +323,14 @@ def test_two_partitions_on_two_simulated_hosts(dist_root, two_hosts, tmp_path):
     assert [s["partition"] for s in shares] == [0, 1]
     assert sum(s["train_nodes"] for s in shares) == sum(p["train"] for p in stamp["parts"])
     assert all(s["own_partition"] >= 0.9 * s["train_nodes"] for s in shares), shares
+    # Two partitions renumber the nodes; what is written is back in the dataset's ids: each node's
+    # exported embedding, through the exported head, gives its exported prediction.
+    weights = torch.load(tmp_path / "dist" / "model.pt")
+    emb = torch.load(tmp_path / "dist" / "embeddings.pt")
+    pred = torch.load(tmp_path / "dist" / "predictions.pt")["pred"]
+    assert emb.shape[0] == 8000
+    through_head = torch.nn.functional.linear(emb, weights["head.weight"], weights["head.bias"]).argmax(dim=1)
+    assert float((through_head == pred).float().mean()) > 0.999  # (a near-tie may round the other way)
     assert job_processes(tmp_path / "dist") == []
 
 
@@ -337,7 +346,7 @@ def test_link_prediction_on_two_servers_two_trainers_ranks_well_above_random(tmp
                        train={"epochs": 5, "lr": 0.01})
     assert run_cli("partition", job, "--parts", "1", "--out", tmp_path / "cites", timeout=300).returncode == 0
     done = run_cli("train", job, f"distributed.part_config={tmp_path / 'cites' / 'cites.json'}", "--distdgl-local",
-                   "2", "--run-dir", tmp_path / "run", timeout=600)
+                   "2", "train.export_embeddings=true", "--run-dir", tmp_path / "run", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     random_mrr = sum(1 / r for r in range(1, 102)) / 101  # the true target ranked uniformly among 101
@@ -346,4 +355,5 @@ def test_link_prediction_on_two_servers_two_trainers_ranks_well_above_random(tmp
     assert len(shares) == 2 and all(s["train_edges"] > 0 for s in shares)
     emb = torch.load(tmp_path / "run" / "predictions.pt")["emb"]
     assert emb.shape[0] == 3000
+    assert torch.equal(torch.load(tmp_path / "run" / "embeddings.pt"), emb)
     assert job_processes(tmp_path / "run") == []

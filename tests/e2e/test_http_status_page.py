@@ -42,6 +42,9 @@ class Browser:
             self.proc = subprocess.Popen(
                 [executable, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--window-size=1280,1000",
+                 # no calls home: on a machine without internet they only fail, many at a time
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic",
                  "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}",
                  "about:blank"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         # Chromium writes the port it picked to this file once it listens.

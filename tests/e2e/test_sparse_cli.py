@@ -6,19 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_cli
+from helpers import assert_one_line_error, run_cli
 
 from largegraph.data.layout import NODE_FEAT_SPARSE, RAW_DIR
 from largegraph.data.ogb import load_ogb_node_dataset
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("largegraph: error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

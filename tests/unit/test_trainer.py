@@ -76,18 +76,24 @@ class FakeTask:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, scores: list[float] | None = None):
         self.x, self.y, self.scores, self.evaluations = x, y, scores, 0
+        self.asked: list[bool] = []  # each evaluation's ``outputs``
+        self.scores_only_unless_asked = False  # as a task whose outputs live elsewhere (distdgl)
 
     def loss(self, model: nn.Module, batch: FakeBatch) -> tuple[torch.Tensor, int]:
         return nn.functional.mse_loss(model(batch.x).squeeze(-1), batch.y), 0
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device) -> dict:
+    def evaluate(self, model: nn.Module, device, outputs: bool = True) -> dict:
         self.evaluations += 1
+        self.asked.append(outputs)
         model.eval()
         error = float(nn.functional.mse_loss(model(self.x).squeeze(-1), self.y))
         model.train()
         valid = self.scores[self.evaluations - 1] if self.scores else -error
-        return {"train_acc": -error, "valid_acc": valid, "test_acc": -error, "pred": model(self.x).squeeze(-1)}
+        scores = {"train_acc": -error, "valid_acc": valid, "test_acc": -error}
+        if self.scores_only_unless_asked and not outputs:
+            return {**scores, "scores_only": True}
+        return {**scores, "pred": model(self.x).squeeze(-1)}
 
     def predictions(self, result: dict) -> dict:
         return {"pred": result["pred"]}
@@ -157,6 +163,23 @@ def test_finished_run_reuses_its_last_evaluation_when_it_exports_those_weights(t
     trainer = make_trainer(tmp_path, {"epochs": 2, "restore_best": False})
     trainer.fit()
     assert trainer.p.task.evaluations == 2
+
+
+def test_only_an_evaluation_the_run_may_end_with_asks_for_every_output(tmp_path):
+    trainer = make_trainer(tmp_path, {"epochs": 3, "restore_best": False})
+    trainer.p.task.scores_only_unless_asked = True
+    trainer.fit()
+    assert trainer.p.task.asked == [False, False, True]  # the last epoch's is reused by the export
+    assert torch.load(trainer.p.run.predictions_path)["pred"].shape == (N,)
+
+    scores = [0.5, 0.7, 0.6, 0.65]
+    stopped = make_trainer(tmp_path, {"epochs": 6, "early_stopping_patience": 2, "restore_best": False},
+                           scores=scores + [0.0], run_name="early")
+    stopped.p.task.scores_only_unless_asked = True
+    summary = stopped.fit()
+    # stopped early after scores only: the export evaluates its weights once more, asking for outputs
+    assert summary["epochs"] == 4 and stopped.p.task.asked == [False] * 4 + [True]
+    assert torch.load(stopped.p.run.predictions_path)["pred"].shape == (N,)
 
 
 def test_weight_average_is_what_evaluation_and_model_pt_see(tmp_path):
