@@ -76,5 +76,7 @@ RUN largegraph data synth node --name demo-social --nodes 20000 --avg-degree 20 
     && chmod -R a+rwX data
 
 VOLUME ["/data", "/runs"]
+# `serve --http 0.0.0.0:8470` (the job service's API and status page; launch/k8s/job-service.yaml)
+EXPOSE 8470
 ENTRYPOINT ["largegraph"]
 CMD ["train", "configs/demo.yaml"]

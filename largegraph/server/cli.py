@@ -19,6 +19,9 @@ SERVER_ENV = "LARGEGRAPH_SERVER"
 TOKEN_ENV = "LARGEGRAPH_TOKEN"
 CA_ENV = "LARGEGRAPH_CA_CERT"
 DEFAULT_MAX_BODY = 1 << 20  # a job config is a few KiB; anything near a MiB is a mistake or an attack
+# Followed logs hold a connection each for as long as their jobs run: this bounds what clients (or a
+# token holder gone wrong) can tie up; beyond it, the server answers 503.
+DEFAULT_MAX_CONNECTIONS = 256
 
 
 def add_client_options(p: argparse.ArgumentParser) -> None:
@@ -44,6 +47,9 @@ def add_http_options(p: argparse.ArgumentParser) -> None:
                         "default <workspace>/data)")
     g.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES",
                    help=f"largest request body accepted (default {DEFAULT_MAX_BODY})")
+    g.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                   help=f"connections served at once, open log streams included; more get 503 "
+                        f"(default {DEFAULT_MAX_CONNECTIONS})")
 
 
 def add_token_command(sub, common: argparse.ArgumentParser, parser_class: type[argparse.ArgumentParser]) -> None:

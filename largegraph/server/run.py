@@ -58,8 +58,9 @@ def check_http_options(args: argparse.Namespace) -> None:
     if not is_loopback(host) and not args.tls_cert and not args.insecure:
         raise JobError(f"refusing to serve plain http on {host}, which is not loopback: tokens would cross the "
                        "network unencrypted; give --tls-cert and --tls-key, or --insecure behind a TLS proxy")
-    if args.max_body <= 0:
-        raise JobError(f"--max-body must be positive, got {args.max_body}")
+    for flag, value in (("--max-body", args.max_body), ("--max-connections", args.max_connections)):
+        if value <= 0:
+            raise JobError(f"{flag} must be positive, got {value}")
     for root in args.data_root:
         if not Path(root).expanduser().is_dir():
             raise JobError(f"--data-root {root} is not a directory")
@@ -91,7 +92,7 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
                               max_body=args.max_body, secure_cookies=tls)
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, timeout_graceful_shutdown=5,
-                            server_header=False)
+                            server_header=False, limit_concurrency=args.max_connections)
     try:
         config.load()  # reads the certificate and key now, so a bad pair is one line
     except (ssl.SSLError, OSError) as exc:

@@ -6,6 +6,7 @@ it first freezes the job's processes (SIGSTOP), so the job cannot move on meanwh
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from httpserver import Server, create_token, remote_env, submit_body
 from test_job_service import job_yaml, slow_yaml, ws  # noqa: F401  (fixtures shared with the local service's tests)
 from test_job_service import (attempts, epochs_done, frozen, job, lg, metric_kinds, one_line_error,
@@ -166,18 +168,84 @@ def test_a_non_loopback_bind_without_tls_is_refused_in_one_line(ws):
     assert not Workspace(ws).db_path.exists()  # refused before anything was written
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
-def test_tls_serves_https_and_the_client_checks_the_certificate(tmp_path, ws):
+def test_connections_beyond_the_cap_get_503_until_one_closes(ws):
+    from urllib.parse import urlsplit
+
+    token = create_token(ws, "alice")
+    with Server(ws, "--cpu-slots", "0", "--max-connections", "2") as server:
+        parts = urlsplit(server.url)
+        # two clients that never finish their request (as a slow or hostile one would) hold both places
+        held = [socket.create_connection((parts.hostname, parts.port), timeout=30) for _ in range(2)]
+        try:
+            for conn in held:
+                conn.sendall(b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\n")
+            assert server.request("GET", "/v1/jobs", token).status == 503
+        finally:
+            for conn in held:
+                conn.close()
+        wait_for(lambda: server.request("GET", "/v1/jobs", token).status == 200)
+
+
+@pytest.fixture
+def tls_pair(tmp_path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_serves_https_and_the_client_checks_the_certificate(tmp_path, ws, tls_pair):
+    cert, key = tls_pair
     token = create_token(ws, "alice")
     with Server(ws, "--cpu-slots", "0", tls=(cert, key)) as server:
         assert server.url.startswith("https://")
         listed = lg(tmp_path / "elsewhere", "status", "--cacert", cert, **remote_env(server, token))
         assert listed.returncode == 0 and listed.stdout == "no jobs\n", listed.stderr
         one_line_error(lg(tmp_path / "elsewhere", "status", **remote_env(server, token)), "certificate")
+
+
+def test_the_kubernetes_manifest_serves_as_written(tmp_path, ws, tls_pair, synth_root):
+    """launch/k8s/job-service.yaml's container arguments, with its paths mapped into this test, start
+    a server that its probes find healthy over https, on the port its Service targets."""
+    import ssl
+    import urllib.request
+
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all((ROOT / "launch" / "k8s" / "job-service.yaml").read_text()) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[0] == "serve"
+    options = dict(a.removeprefix("--").split("=", 1) for a in args[1:])
+    host, port = options["http"].rsplit(":", 1)
+    assert host == "0.0.0.0" and {"tls-cert", "tls-key"} <= set(options)  # not loopback: TLS, never --insecure
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["https"] and ports["https"] == int(port)
+    for probe in (container["readinessProbe"], container["livenessProbe"]):
+        assert probe["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert options["workspace"] in mounts and options["data-root"] in mounts
+    assert os.path.dirname(options["tls-cert"]) in mounts
+    # the drain (kill grace, then the daemon's own exit) fits in the pod's grace period
+    assert int(options["kill-grace"]) + 30 <= pod["terminationGracePeriodSeconds"]
+
+    cert, key = tls_pair
+    here = {options["workspace"]: str(ws), options["data-root"]: str(synth_root),
+            options["tls-cert"]: str(cert), options["tls-key"]: str(key)}
+    mapped = [f"--{k}={here.get(v, v)}" for k, v in options.items() if k != "http"]
+    with Server(ws, *mapped) as server:  # on loopback, port 0: the rest exactly as the manifest has it
+        assert server.url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"{server.url}/healthz", context=context, timeout=30) as reply:
+            assert reply.status == 200 and json.loads(reply.read()) == {"status": "ok"}
 
 
 # --- jobs over HTTP ------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def check_largegraph_argv(argv: list[str], where: str) -> None:
 # --- shell -------------------------------------------------------------------------------------------
 def test_launch_directory_has_the_launchers():
     for name in ["torchrun/single_node.sh", "torchrun/multi_node.sh", "slurm/train.sbatch",
-                 "k8s/pytorchjob.yaml", "README.md"]:
+                 "k8s/pytorchjob.yaml", "k8s/job-service.yaml", "README.md"]:
         assert (LAUNCH / name).is_file(), name
     assert DOCKERFILE.is_file() and DOCKERIGNORE.is_file()
 
