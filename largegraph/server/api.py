@@ -44,7 +44,25 @@ def caller(request: Request) -> Caller:
     return request.app.state.auth.require(request)
 
 
-router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(caller)])
+class ErrorReply(BaseModel):
+    """The one shape of every error: a single line saying what is wrong and how to fix it."""
+
+    error: str
+
+
+# Statuses any route may answer besides its own success, so that clients generated from the
+# OpenAPI description expect them.
+ERRORS = {
+    400: "bad input: an invalid config, override, job name or file name",
+    401: "missing, unknown or revoked token",
+    403: "cross-site request refused (a signed-in page without its CSRF header)",
+    404: "no such job, or the run has not written that file yet",
+    409: "conflict: the name is taken, or the job already ended",
+    413: "request body larger than serve --max-body",
+    503: "the job store is busy, or the server is at serve --max-connections",
+}
+router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(caller)],
+                   responses={status: {"model": ErrorReply, "description": what} for status, what in ERRORS.items()})
 
 
 def settings_of(request: Request) -> ServerSettings:

@@ -73,6 +73,9 @@ def test_tokens_paths_data_roots_body_size_and_cross_site_requests_are_checked(t
             assert server.request("GET", path, token="lg_not-a-token").status == 401, path
         described = server.request("GET", "/v1/openapi.json", token)
         assert described.status == 200 and "/v1/jobs/{ref}/artifacts/{file}" in described.json()["paths"]
+        # every route says which errors it may answer, and in what shape
+        routes = [op for path, ops in described.json()["paths"].items() if path.startswith("/v1/") for op in ops.values()]
+        assert routes and all({"400", "401", "404", "413"} <= set(op["responses"]) for op in routes)
         assert server.request("GET", "/", token=None).headers["location"] == "/login"
 
         # A revoked token is refused at once; a live one with the same name works again.
