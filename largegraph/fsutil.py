@@ -30,6 +30,35 @@ def write_synced(path: str | Path, write: Callable[[BinaryIO], None], durable: b
             os.fsync(handle.fileno())
 
 
+def atomic_write_from(path: str | Path, source: BinaryIO, durable: bool = True) -> int:
+    """Replace ``path`` with what ``source`` holds (read to its end in pieces) atomically: a failed
+    or interrupted copy leaves ``path`` as it was. Returns the number of bytes written."""
+    written = 0
+
+    def copy(handle: BinaryIO) -> None:
+        nonlocal written
+        while chunk := source.read(1 << 20):
+            handle.write(chunk)
+            written += len(chunk)
+
+    _replace_with(Path(path), copy, durable)
+    return written
+
+
+def _replace_with(path: Path, write: Callable[[BinaryIO], None], durable: bool) -> None:
+    # Unique per thread too: `serve --http` queues a job's config on a request thread while the
+    # daemon's thread may be rewriting the same file before starting it.
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{threading.get_ident()}")
+    try:
+        write_synced(tmp, write, durable)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -> None:
     """Replace ``path`` with ``payload`` atomically.
 
@@ -38,18 +67,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -
             False skips both for files rewritten every few seconds (a heartbeat) whose loss in a
             power cut costs nothing.
     """
-    path = Path(path)
-    # Unique per thread too: `serve --http` queues a job's config on a request thread while the
-    # daemon's thread may be rewriting the same file before starting it.
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{threading.get_ident()}")
-    try:
-        write_synced(tmp, lambda handle: handle.write(payload), durable)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(path.parent)
+    _replace_with(Path(path), lambda handle: handle.write(payload), durable)
 
 
 def atomic_write_text(path: str | Path, text: str, durable: bool = True) -> None:

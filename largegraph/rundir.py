@@ -75,6 +75,8 @@ class RunDir:
     LOG = "train.log"
     RUN_ID = "run_id"
     TENSORBOARD = "tensorboard"
+    # What a run hands its users (the API's artifacts, `largegraph fetch`); nothing else is served.
+    SHARED_FILES = (MODEL, PREDICTIONS, EMBEDDINGS, SUMMARY, CURVES, CONFIG, METRICS, LOG)
 
     @property
     def config_path(self) -> Path:

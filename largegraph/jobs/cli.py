@@ -179,6 +179,48 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Copy one file of a job's run directory (the trained model, predictions, curves, ...) to here."""
+    from largegraph.fsutil import atomic_write_from
+    from largegraph.rundir import RunDir
+
+    check_shared_file(args.file)
+    out = Path(args.out or args.file)
+    if out.is_dir():
+        out = out / args.file
+    if out.exists() and not args.force:
+        raise JobError(f"{out} exists; pass --force to replace it, or -o PATH to write elsewhere")
+    if not out.parent.is_dir():
+        raise JobError(f"cannot write {out}: directory {out.parent} does not exist")
+    client = _remote(args)
+    if client is not None:
+        size = client.fetch(args.job, args.file, out)
+    else:
+        _, store = _open(args)
+        job = store.get(args.job)
+        source = RunDir(job.run_dir).path / args.file
+        if not source.is_file():
+            raise JobError(missing_file(job, args.file))
+        with open(source, "rb") as handle:
+            size = atomic_write_from(out, handle)
+    print(f"wrote {out} ({size:,} bytes)")
+    return EXIT_OK
+
+
+def check_shared_file(name: str) -> None:
+    """Refuse a name that is not one of the files a run hands out (no paths, ever)."""
+    from largegraph.rundir import RunDir
+
+    if name not in RunDir.SHARED_FILES:
+        raise JobError(f"no file {name!r} to fetch: ask for one of {', '.join(sorted(RunDir.SHARED_FILES))}")
+
+
+def missing_file(job: Job, name: str) -> str:
+    """What `fetch` and the API say of a file the run has not written."""
+    return (f"job {job.name} has no {name} yet (state {job.state}; a run writes model.pt, predictions and "
+            "curves.png when it finishes)")
+
+
 def _wait_final(records: list[dict], refresh: Callable[[int], dict], timeout: float) -> list[dict]:
     """Poll job records through ``refresh(id)`` until every one is final."""
     deadline = time.monotonic() + timeout
@@ -283,6 +325,12 @@ def add_job_commands(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("--wait", action="store_true", help="wait until the daemon has stopped them")
     p.add_argument("--timeout", type=positive(float), default=120.0, metavar="S",
                    help="with --wait: give up after this long")
+
+    p = command("fetch", cmd_fetch, help="copy a file of a job's run (model.pt, predictions, curves) to here")
+    p.add_argument("job", metavar="JOB", help="name or id")
+    p.add_argument("file", metavar="FILE", help="model.pt, predictions.pt, curves.png, ... (a wrong name lists them all)")
+    p.add_argument("-o", "--out", metavar="PATH", help="where to write it (a directory or a file; default ./FILE)")
+    p.add_argument("--force", action="store_true", help="replace PATH if it exists")
 
 
 def _add_serve_options(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field
 
 from largegraph.errors import ConfigError, JobError
-from largegraph.jobs.cli import job_record
+from largegraph.jobs.cli import check_shared_file, job_record, missing_file
 from largegraph.jobs.progress import read_bytes_from
 from largegraph.jobs.store import STATES, Job
 from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
@@ -29,12 +29,10 @@ from largegraph.server.app import ServerSettings
 from largegraph.server.auth import Caller
 
 # The files of a run directory the API hands out, by name; nothing else is ever opened for a request.
-ARTIFACTS = {
-    RunDir.MODEL: "application/octet-stream", RunDir.PREDICTIONS: "application/octet-stream",
-    RunDir.EMBEDDINGS: "application/octet-stream", RunDir.SUMMARY: "application/json",
-    RunDir.CURVES: "image/png", RunDir.CONFIG: "text/plain; charset=utf-8",
-    RunDir.METRICS: "text/plain; charset=utf-8", RunDir.LOG: "text/plain; charset=utf-8",
-}
+_TEXT = "text/plain; charset=utf-8"
+_MEDIA = {RunDir.SUMMARY: "application/json", RunDir.CURVES: "image/png", RunDir.CONFIG: _TEXT,
+          RunDir.METRICS: _TEXT, RunDir.LOG: _TEXT}
+ARTIFACTS = {name: _MEDIA.get(name, "application/octet-stream") for name in RunDir.SHARED_FILES}
 LOG_CHUNK = 1 << 20      # most bytes one ranged read or one streamed piece carries
 FOLLOW_POLL_S = 0.5      # how often a followed log and its job's state are looked at
 
@@ -234,16 +232,14 @@ async def _follow(settings: ServerSettings, job_id: int, path: Path, offset: int
 def artifact(ref: str, file: str, request: Request) -> FileResponse:
     """One of the run directory's files, by name (model.pt, predictions.pt, embeddings.pt, summary.json,
     curves.png, config.resolved.yaml, metrics.jsonl, train.log); 404 until the run has written it."""
-    if file not in ARTIFACTS:
-        raise JobError(f"no artifact {file!r}: ask for one of {', '.join(sorted(ARTIFACTS))}")
+    check_shared_file(file)
     settings = settings_of(request)
     with settings.store() as store:
         job = store.get(checked_ref(ref))
     run = run_dir_of(job, settings)
     path = Path(os.path.realpath(run.path / file))
     if path.parent != run.path or not path.is_file():
-        return JSONResponse({"error": f"job {job.name} has no {file} (state {job.state}; a run writes model.pt, "
-                                      "predictions and curves.png when it finishes)"}, 404)
+        return JSONResponse({"error": missing_file(job, file)}, 404)
     return FileResponse(path, media_type=ARTIFACTS[file], filename=file)
 
 

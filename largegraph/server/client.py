@@ -130,6 +130,17 @@ class ApiClient:
         """Cancel a job; returns its record after the request."""
         return self._json("POST", f"/v1/jobs/{_ref_path(ref)}/cancel")["job"]
 
+    def fetch(self, ref: str, name: str, out: Path) -> int:
+        """Download one file of the job's run directory to ``out`` (replaced only once it is whole);
+        returns its size."""
+        from largegraph.fsutil import atomic_write_from
+
+        with self._open("GET", f"/v1/jobs/{_ref_path(ref)}/artifacts/{quote(name, safe='')}") as response:
+            try:
+                return atomic_write_from(out, response)
+            except (OSError, HTTPException) as exc:
+                raise RemoteError(f"download of {name} from {self.base} broke off: {exc}") from None
+
     def logs(self, ref: str, follow: bool, out: BinaryIO) -> int:
         """Copy the job's log to ``out``; with ``follow``, keep copying until the job ends."""
         path = f"/v1/jobs/{_ref_path(ref)}/logs"

@@ -321,6 +321,16 @@ def test_submit_follow_kill_retry_metrics_artifacts_and_cancel_over_http(tmp_pat
         assert curves.status == 200 and curves.body.startswith(b"\x89PNG") and curves.headers["content-type"] == "image/png"
         assert server.request("GET", "/v1/jobs/social/artifacts/predictions.pt", token).body == \
             run.predictions_path.read_bytes()
+        # `fetch` through the server, and on the server's machine: the file whole, never half
+        fetched = lg(elsewhere, "fetch", "social", "model.pt", "-o", tmp_path / "model.pt", **env)
+        assert fetched.returncode == 0 and fetched.stdout.startswith(f"wrote {tmp_path / 'model.pt'} ("), fetched.stderr
+        assert (tmp_path / "model.pt").read_bytes() == run.model_path.read_bytes()
+        one_line_error(lg(elsewhere, "fetch", "social", "model.pt", "-o", tmp_path / "model.pt", **env), "--force")
+        one_line_error(lg(elsewhere, "fetch", "waiting", "model.pt", "-o", tmp_path / "w.pt", **env),
+                       "job waiting has no model.pt yet (state cancelled")
+        assert not (tmp_path / "w.pt").exists()
+        here = lg(ws, "fetch", "social", "curves.png", "-o", tmp_path)
+        assert here.returncode == 0 and (tmp_path / "curves.png").read_bytes() == run.curves_path.read_bytes()
         ranged = server.request("GET", "/v1/jobs/social/logs?offset=10&limit=100", token)
         assert ranged.body == run.log_path.read_bytes()[10:110] and ranged.headers["x-log-next"] == "110"
 
