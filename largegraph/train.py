@@ -350,8 +350,8 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
     trainer = Trainer(cfg.train, parts, stop=stop, log=say)
     if resume not in ("auto", "never"):
         trainer.resume(resume)
-    elif held:
-        trainer.resume()
+    elif not (held and trainer.resume()):
+        trainer.start_fresh()
     params = sum(p.numel() for p in parts.model.parameters())
     workers = f" x {env.world_size} workers" if env.enabled else ""
     say(f"model {cfg.model.arch} ({params:,} parameters) on {dev}{workers}; run dir {run.path}")

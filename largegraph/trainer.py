@@ -107,6 +107,12 @@ class Trainer:
                      f"order, the rest re-sharded over the new workers (no seed skipped or repeated)")
         return True
 
+    def start_fresh(self) -> None:
+        """Begin at step 0, dropping metrics an earlier attempt logged without leaving a checkpoint
+        (a crash undid that work, so the log shows each epoch once, as after a resume)."""
+        if self.dist.is_main and self.p.run.metrics_path.exists():
+            self.p.run.truncate_metrics(step=0, keep_unstepped=False)
+
     def _save(self, final: bool = False) -> None:
         """Checkpoint (a collective: every rank calls it at the same step; rank 0 writes)."""
         self.totals.gather_on_main(self.dist)

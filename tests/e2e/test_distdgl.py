@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from helpers import ROOT, run_cli, sigterm_pending, write_config
+from largegraph.checkpoint import has_checkpoints
+from largegraph.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +121,9 @@ def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, t
     run_dir = tmp_path / "run"
     proc = start(job, part_config, run_dir, "train.epochs=4")
     try:
-        wait_for(lambda: epochs_done(run_dir) >= 1 or proc.poll() is not None, what="the first epoch")
+        # the first epoch's checkpoint, not just its metrics line, so there is something to resume
+        wait_for(lambda: has_checkpoints(RunDir(run_dir).checkpoints) or proc.poll() is not None,
+                 what="the first checkpoint")
         assert proc.poll() is None, proc.communicate()[1]
         members = {pid: role_of(pid) for pid in job_processes(run_dir)}
         if victim == "trainer":

@@ -147,6 +147,20 @@ def test_stopped_mid_epoch_and_resumed_ends_bitwise_equal_to_an_uninterrupted_ru
     assert epochs == [1, 2, 3]  # each epoch logged once across the two attempts
 
 
+def test_a_fresh_start_drops_metrics_of_an_attempt_that_left_no_checkpoint(tmp_path):
+    # A kill between an epoch's metrics line and its checkpoint leaves a line no checkpoint backs.
+    train = {"epochs": 2, "lr": 0.01}
+    crashed = make_trainer(tmp_path, train)
+    crashed.p.run.append_metrics({"kind": "epoch", "epoch": 1, "step": 8, "train_loss": 9.0})
+    again = make_trainer(tmp_path, train)
+    assert not again.resume()
+    again.start_fresh()
+    again.fit()
+    records = again.p.run.read_metrics()
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+    assert all(r.get("train_loss") != 9.0 for r in records)
+
+
 def test_early_stopping_keeps_the_best_evaluation_and_exports_its_weights(tmp_path):
     scores = [0.5, 0.7, 0.6, 0.65, 0.4, 0.9]
     trainer = make_trainer(tmp_path, {"epochs": 6, "early_stopping_patience": 2}, scores=scores)
