@@ -32,13 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from largegraph.config import DistributedConfig, JobConfig
+from largegraph.distdgl.hostlock import HostLock
 from largegraph.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_OK, EXIT_STOPPED, ConfigError, LargeGraphError, describe_exit
 
 ROLE_ENV = "LARGEGRAPH_DISTDGL_ROLE"  # server | trainer; unset in the launcher itself
 JOB_FLAG = "--distdgl-job"  # marks the command line of every process one launch starts
 HOST_ENV = "LARGEGRAPH_DISTDGL_HOST"  # a trainer's machine, as the ip_config names it
+LOCK_ENV = "LARGEGRAPH_DISTDGL_LOCK"  # set for a machine's first graph server: the run dir it takes the machine for
 SERVER, TRAINER = "server", "trainer"
 POLL_S = 0.2
+WAIT_POLL_S = 0.5
 
 
 class DistJobError(LargeGraphError):
@@ -187,9 +190,11 @@ def plan(dc: DistributedConfig, run_dir: Path) -> Layout:
                   str(Path(dc.part_config).resolve()), machines[0].port + dc.servers_per_machine, local=False)
 
 
-def server_env(layout: Layout, server_id: int) -> dict[str, str]:
-    """What DGL's graph server ``server_id`` reads from its environment."""
-    return {ROLE_ENV: SERVER, "DGL_ROLE": "server", "DGL_SERVER_ID": str(server_id),
+def server_env(layout: Layout, server_id: int, run_dir: Path) -> dict[str, str]:
+    """What DGL's graph server ``server_id`` reads from its environment. On an ip_config's machines
+    the first server of each takes the machine's lock (a local job's launcher holds it already)."""
+    lock = {} if layout.local or server_id % layout.servers else {LOCK_ENV: str(run_dir)}
+    return {**lock, ROLE_ENV: SERVER, "DGL_ROLE": "server", "DGL_SERVER_ID": str(server_id),
             "DGL_IP_CONFIG": layout.ip_config, "DGL_CONF_PATH": layout.part_config,
             "DGL_NUM_SERVER": str(layout.servers), "DGL_NUM_SAMPLER": "0",
             # every trainer of every machine is a client of every server (no sampler processes)
@@ -257,7 +262,7 @@ class Group:
         for machine in lay.machines:
             for k in range(lay.servers):
                 server_id = machine.index * lay.servers + k
-                proc = _spawn(self.argv, server_env(lay, server_id), machine, lay, self.dc, self.run_dir)
+                proc = _spawn(self.argv, server_env(lay, server_id, self.run_dir), machine, lay, self.dc, self.run_dir)
                 self.members.append(Member(SERVER, server_id, machine, proc))
         if lay.local:  # trainers connect at once, rather than retrying every 3 s while servers load
             ports = [lay.machines[0].port + k for k in range(lay.servers)]
@@ -367,10 +372,15 @@ def launch(cfg: JobConfig, argv: list[str], run_dir: Path) -> int:
     check_partitions(cfg)  # refused here, before any process starts, rather than by every trainer
     layout = plan(cfg.distributed, run_dir)
     group = Group(layout, cfg.distributed, argv, run_dir)
+    machine_lock = None
     previous = signal.signal(signal.SIGTERM, lambda *_: group.request_stop())
     try:
         group.log(f"{len(layout.machines)} machine(s) x ({layout.servers} graph server(s) + {layout.trainers} "
                   f"trainer(s)); ip_config {layout.ip_config}")
+        if layout.local:
+            machine_lock = take_this_machine(group, run_dir)
+            if machine_lock is None:  # SIGTERM while waiting for another job: nothing started
+                return EXIT_STOPPED
         group.start_servers()
         if group.stopping:  # SIGTERM while the servers came up: nothing trained, nothing to save
             return EXIT_STOPPED
@@ -381,4 +391,22 @@ def launch(cfg: JobConfig, argv: list[str], run_dir: Path) -> int:
         raise
     finally:
         group.kill_all()
+        if machine_lock is not None:
+            machine_lock.release()
         signal.signal(signal.SIGTERM, previous)
+
+
+def take_this_machine(group: Group, run_dir: Path) -> HostLock | None:
+    """This machine's distdgl lock, waiting while another job holds it; None if stopped meanwhile."""
+    lock = HostLock({"run_dir": str(run_dir)})
+    if lock.try_take():
+        return lock
+    group.log(f"waiting: this machine already runs {lock.holder()}, and DGL's graph servers name shared memory "
+              f"per machine; this job starts when that one ends")
+    waited = time.monotonic()
+    while not lock.try_take():
+        if group.stopping:
+            return None
+        time.sleep(WAIT_POLL_S)
+    group.log(f"the other job ended; starting after {time.monotonic() - waited:.0f}s")
+    return lock

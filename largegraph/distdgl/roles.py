@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from largegraph.config import JobConfig
-from largegraph.distdgl.launch import HOST_ENV, ROLE_ENV, SERVER, TRAINER
+from largegraph.errors import LargeGraphError
+from largegraph.distdgl.launch import HOST_ENV, LOCK_ENV, ROLE_ENV, SERVER, TRAINER
 
 
 def role() -> str | None:
@@ -25,9 +26,23 @@ def is_trainer() -> bool:
 def serve() -> None:
     """Be a graph server: DGL serves the partition and exits the process when the trainers are done."""
     from largegraph.distdgl.data import initialize
+    from largegraph.distdgl.hostlock import hold_for_server
 
+    if os.environ.get(LOCK_ENV):  # before DGL touches shared memory
+        hold_for_server(_this_machine(), os.environ[LOCK_ENV])
     initialize(os.environ["DGL_IP_CONFIG"])
     raise SystemExit(0)  # not reached: DGL's server exits the process itself
+
+
+def _this_machine() -> str:
+    """This server's machine in words: the ip_config line its server id falls on."""
+    from largegraph.distdgl.launch import read_ip_config
+
+    try:
+        machines = read_ip_config(os.environ["DGL_IP_CONFIG"], 0)
+        return f"machine {machines[int(os.environ['DGL_SERVER_ID']) // int(os.environ['DGL_NUM_SERVER'])].host}"
+    except (LookupError, ValueError, LargeGraphError):
+        return "this machine"
 
 
 def join() -> None:

@@ -165,6 +165,67 @@ def test_a_sigterm_stops_every_trainer_at_one_checkpoint(parts, tmp_path):
     assert job_processes(run_dir) == []
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def waiting_job(job: Path, part_config: Path, run_dir: Path, env: dict) -> tuple[subprocess.Popen, Path]:
+    """A one-epoch local job started while another holds the machine, once it says it waits."""
+    log = run_dir.with_suffix(".log")
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "largegraph", "train", str(job),
+                                 f"distributed.part_config={part_config}", "--distdgl-local", "1",
+                                 "--run-dir", str(run_dir), "train.epochs=1"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+    wait_for(lambda: "waiting:" in log.read_text() or proc.poll() is not None, what="the wait")
+    return proc, log
+
+
+def test_a_second_job_on_the_machine_waits_for_the_one_holding_it(parts, tmp_path):
+    # DGL's graph servers name shared memory per feature, not per job: two jobs at once on one machine
+    # would overwrite each other's features, so the second waits for the machine's lock.
+    from largegraph.distdgl.hostlock import DIR_ENV
+
+    job, part_config = parts
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **{DIR_ENV: str(tmp_path)})
+    hold = ("import sys, time\nfrom largegraph.distdgl.hostlock import HostLock\n"
+            "assert HostLock({'run_dir': '/runs/first'}).try_take()\nprint('held', flush=True)\ntime.sleep(600)\n")
+    first = subprocess.Popen([sys.executable, "-c", hold], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        # SIGTERM while waiting: stopped (143), nothing started
+        stopped, log = waiting_job(job, part_config, tmp_path / "stopped", env)
+        try:
+            assert children_of(stopped.pid) == []
+            stopped.send_signal(signal.SIGTERM)
+            assert stopped.wait(timeout=120) == 143, log.read_text()
+        finally:
+            if stopped.poll() is None:
+                stopped.kill()
+        assert f"already runs distdgl job pid {first.pid}, run dir /runs/first" in log.read_text()
+        # the holder ends: the waiting job starts and completes
+        second, log = waiting_job(job, part_config, tmp_path / "run", env)
+        try:
+            assert children_of(second.pid) == [], log.read_text()
+            first.kill()
+            assert second.wait(timeout=600) == 0, log.read_text()
+        finally:
+            if second.poll() is None:
+                second.kill()
+    finally:
+        first.kill()
+        first.wait()
+    assert "the other job ended; starting after" in log.read_text()
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
 def test_bad_distdgl_settings_are_one_line_before_anything_starts(parts, tmp_path):
     job, part_config = parts
     cases = [
