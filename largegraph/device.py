@@ -45,3 +45,33 @@ def resolve_device(requested: str = "auto") -> torch.device:
             raise ConfigError(f"--device {requested}: this DGL build has no CUDA support; {DGL_CUDA_HINT}")
         return torch.device(requested)
     raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {requested!r}")
+
+
+@functools.cache
+def cpu_has_bf16_units() -> bool | None:
+    """Whether this CPU computes bfloat16 natively; None where /proc/cpuinfo cannot be read.
+    Elsewhere PyTorch emulates it, often tens of times slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return bf16_units_in(f.read())
+    except OSError:
+        return None
+
+
+def bf16_units_in(cpuinfo: str) -> bool | None:
+    """Whether a /proc/cpuinfo text lists bf16 units (x86 ``avx512_bf16``/``amx_bf16``, Arm ``bf16``);
+    None when it lists no flags at all."""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"}) if flags else None
+
+
+def precision_warning(precision: str, device: torch.device) -> str | None:
+    """A line to show when ``train.precision`` would make this run slower, not faster."""
+    if precision == "bf16" and device.type == "cpu" and cpu_has_bf16_units() is False:
+        return ("train.precision=bf16 on a CPU without bf16 units (no avx512_bf16/amx_bf16): "
+                "PyTorch emulates it, often tens of times slower than fp32; set train.precision=fp32 here")
+    return None

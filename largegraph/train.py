@@ -18,6 +18,7 @@ from largegraph.averaging import WeightAverage
 from largegraph.checkpoint import CheckpointManager, CheckpointStore, has_checkpoints
 from largegraph.config import JobConfig, config_digest, dump_config_text, load_config
 from largegraph.data.hot_rows import HotRows
+from largegraph.device import precision_warning
 from largegraph.distributed import DistEnv
 from largegraph.errors import CheckpointError, ConfigError, Stopped
 from largegraph.evaluation import EvalTracker
@@ -355,6 +356,9 @@ def _train(cfg: JobConfig, env: DistEnv, dev, run_dir: str | None, resume: str, 
     params = sum(p.numel() for p in parts.model.parameters())
     workers = f" x {env.world_size} workers" if env.enabled else ""
     say(f"model {cfg.model.arch} ({params:,} parameters) on {dev}{workers}; run dir {run.path}")
+    slow = precision_warning(cfg.train.precision, dev)
+    if slow and env.is_main:
+        _warn(slow)
     if not env.is_main:
         trainer.fit()
         return ""
