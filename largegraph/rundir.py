@@ -152,12 +152,14 @@ class RunDir:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def truncate_metrics(self, step: int, keep_unstepped: bool = True) -> None:
+    def drop_metrics(self) -> None:
+        """Forget every metrics record (a run starting over from step 0)."""
+        self.metrics_path.unlink(missing_ok=True)
+
+    def truncate_metrics(self, step: int) -> None:
         """Drop records written after ``step`` (work a crash undid), so a resumed run's log has each
-        epoch once; records without a step go too unless ``keep_unstepped``. Rewritten atomically:
-        a crash here leaves the old file."""
-        keep = [r for r in self.read_metrics()
-                if (r.get("step") is None and keep_unstepped) or (r.get("step") is not None and r["step"] <= step)]
+        epoch once. Rewritten atomically: a crash here leaves the old file."""
+        keep = [r for r in self.read_metrics() if r.get("step") is None or r["step"] <= step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def create(self, cfg: JobConfig) -> None:

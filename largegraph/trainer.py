@@ -110,8 +110,8 @@ class Trainer:
     def start_fresh(self) -> None:
         """Begin at step 0, dropping metrics an earlier attempt logged without leaving a checkpoint
         (a crash undid that work, so the log shows each epoch once, as after a resume)."""
-        if self.dist.is_main and self.p.run.metrics_path.exists():
-            self.p.run.truncate_metrics(step=0, keep_unstepped=False)
+        if self.dist.is_main:
+            self.p.run.drop_metrics()
 
     def _save(self, final: bool = False) -> None:
         """Checkpoint (a collective: every rank calls it at the same step; rank 0 writes)."""

@@ -24,6 +24,7 @@ from largegraph.errors import EXIT_CRASHED, LargeGraphError
 
 DIR_ENV = "LARGEGRAPH_DISTDGL_LOCK_DIR"  # where the lock lives (tests); /dev/shm by default
 NAME = "largegraph-distdgl.lock"
+_held: list["HostLock"] = []  # a graph server's lock, open until the process exits
 
 
 class MachineBusy(LargeGraphError):
@@ -93,7 +94,5 @@ def hold_for_server(machine: str, run_dir: str) -> None:
     lock = HostLock({"run_dir": run_dir})
     if not lock.try_take():
         raise MachineBusy(f"distdgl: {busy_message(lock, machine)}")
-    _held.append(lock)  # kept open until the process exits, which is when DGL's server ends
+    _held.append(lock)
 
-
-_held: list[HostLock] = []

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from largegraph.config import JobConfig
-from largegraph.errors import LargeGraphError
 from largegraph.distdgl.launch import HOST_ENV, LOCK_ENV, ROLE_ENV, SERVER, TRAINER
+from largegraph.errors import LargeGraphError
 
 
 def role() -> str | None:

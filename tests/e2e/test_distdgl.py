@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, run_cli, sigterm_pending, write_config
+from helpers import ROOT, hold_machine, run_cli, sigterm_pending, write_config
 from largegraph.checkpoint import has_checkpoints
 from largegraph.rundir import RunDir
 
@@ -165,17 +165,6 @@ def test_a_sigterm_stops_every_trainer_at_one_checkpoint(parts, tmp_path):
     assert job_processes(run_dir) == []
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
 def waiting_job(job: Path, part_config: Path, run_dir: Path, env: dict) -> tuple[subprocess.Popen, Path]:
     """A one-epoch local job started while another holds the machine, once it says it waits."""
     log = run_dir.with_suffix(".log")
@@ -195,15 +184,12 @@ def test_a_second_job_on_the_machine_waits_for_the_one_holding_it(parts, tmp_pat
 
     job, part_config = parts
     env = dict(os.environ, PYTHONUNBUFFERED="1", **{DIR_ENV: str(tmp_path)})
-    hold = ("import sys, time\nfrom largegraph.distdgl.hostlock import HostLock\n"
-            "assert HostLock({'run_dir': '/runs/first'}).try_take()\nprint('held', flush=True)\ntime.sleep(600)\n")
-    first = subprocess.Popen([sys.executable, "-c", hold], env=env, stdout=subprocess.PIPE, text=True)
+    first = hold_machine(tmp_path, "/runs/first")
     try:
-        assert first.stdout.readline().strip() == "held"
         # SIGTERM while waiting: stopped (143), nothing started
         stopped, log = waiting_job(job, part_config, tmp_path / "stopped", env)
         try:
-            assert children_of(stopped.pid) == []
+            assert job_processes(tmp_path / "stopped") == [stopped.pid]  # no server started
             stopped.send_signal(signal.SIGTERM)
             assert stopped.wait(timeout=120) == 143, log.read_text()
         finally:
@@ -213,7 +199,7 @@ def test_a_second_job_on_the_machine_waits_for_the_one_holding_it(parts, tmp_pat
         # the holder ends: the waiting job starts and completes
         second, log = waiting_job(job, part_config, tmp_path / "run", env)
         try:
-            assert children_of(second.pid) == [], log.read_text()
+            assert job_processes(tmp_path / "run") == [second.pid], log.read_text()
             first.kill()
             assert second.wait(timeout=600) == 0, log.read_text()
         finally:

@@ -1,23 +1,15 @@
 """One distdgl job per machine: the lock beside DGL's shared memory, between real processes."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import hold_machine
 
 from largegraph.distdgl.hostlock import DIR_ENV, HostLock, MachineBusy, hold_for_server
 from largegraph.distdgl.launch import LOCK_ENV, Layout, Machine, server_env
 from largegraph.errors import EXIT_CRASHED
-
-HOLD = ("import sys, time\n"
-        "from largegraph.distdgl.hostlock import HostLock\n"
-        "assert HostLock({'run_dir': sys.argv[1]}).try_take()\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n")
 
 
 @pytest.fixture
@@ -29,9 +21,7 @@ def lock_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def holder(lock_dir):
     """Another process holding the machine for run dir /runs/first."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, "/runs/first"], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **{DIR_ENV: str(lock_dir)}))
-    assert proc.stdout.readline().strip() == "held"
+    proc = hold_machine(lock_dir, "/runs/first")
     yield proc
     proc.kill()
     proc.wait()
