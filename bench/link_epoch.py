@@ -35,11 +35,11 @@ import torch
 from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
-from largegraph.fsutil import mirror_with_symlinks
-from largegraph.rundir import RunDir
+from largegraph.core.fsutil import mirror_with_symlinks
+from largegraph.training.rundir import RunDir
 from largegraph.tasks import link_prediction
-from largegraph.train import assemble
-from largegraph.trainer import Trainer
+from largegraph.training.run import assemble
+from largegraph.training.trainer import Trainer
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ogbl_ddi"
 LOOPS = ("blocks", "full_graph", "full_graph_one_chunk")

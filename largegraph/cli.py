@@ -12,8 +12,8 @@ import sys
 import time
 import warnings
 
-from largegraph.argtypes import non_negative_int, positive
-from largegraph.errors import (EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, LargeGraphError,
+from largegraph.core.argtypes import non_negative_int, positive
+from largegraph.core.errors import (EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, LargeGraphError,
                                SharedError, Stopped)
 
 
@@ -64,7 +64,7 @@ def _launch(args: argparse.Namespace, worker_argv: list[str]) -> int:
     if args.backend == "nccl" and args.device == "cpu":
         raise ConfigError("--backend nccl needs CUDA GPUs (one per worker); use --backend gloo or --device cuda")
     if args.device.startswith("cuda") or args.backend == "nccl":
-        from largegraph.device import resolve_device
+        from largegraph.core.device import resolve_device
 
         resolve_device("cuda")  # no GPU, or DGL without CUDA: said once here rather than by every worker
     return launch(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
@@ -91,7 +91,7 @@ def _launch_distdgl(args: argparse.Namespace, config: str, overrides: list[str],
     """Start a distdgl job's servers and trainers when ``config`` asks for DGL's engine and this is
     the command the user ran (not one of the processes it starts); None otherwise."""
     from largegraph.config import load_config
-    from largegraph.distdgl import roles
+    from largegraph.backends.distdgl import roles
 
     if roles.role() is not None:
         return None
@@ -101,7 +101,7 @@ def _launch_distdgl(args: argparse.Namespace, config: str, overrides: list[str],
     if args.nproc > 1:
         raise ConfigError("--nproc starts torchrun workers over the whole graph; with distributed.mode: distdgl "
                           "the trainers are set by --distdgl-local N or distributed.trainers_per_machine")
-    from largegraph.rundir import default_run_dir
+    from largegraph.training.rundir import default_run_dir
 
     # absolute paths: the servers and trainers may start in another directory of another machine
     run_dir = os.path.abspath(run_dir or str(default_run_dir(cfg)))
@@ -112,7 +112,7 @@ def _launch_distdgl(args: argparse.Namespace, config: str, overrides: list[str],
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from largegraph.train import run_training
+    from largegraph.training.run import run_training
 
     args.overrides = [*args.overrides, *_distdgl_overrides(args)]
     launched = _launch_distdgl(args, args.config, args.overrides, args.run_dir)
@@ -120,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return launched
     if args.nproc > 1:
         from largegraph.config import load_config
-        from largegraph.rundir import default_run_dir
+        from largegraph.training.rundir import default_run_dir
 
         # Checked here so a bad config is one line, not one per worker; the run directory is fixed
         # here so that workers torchrun restarts come back to the same one.
@@ -132,7 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from largegraph.train import check_run_dir, resume_run
+    from largegraph.training.run import check_run_dir, resume_run
 
     run = check_run_dir(args.run_dir)
     args.resume = "auto"
@@ -184,8 +184,8 @@ IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_li
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from largegraph.data.files import describe_edges, import_node_dataset
-    from largegraph.data.import_link import import_link_dataset
+    from largegraph.data.node_import import describe_edges, import_node_dataset
+    from largegraph.data.link_import import import_link_dataset
     from largegraph.data.layout import read_meta
 
     started = time.perf_counter()
@@ -251,8 +251,8 @@ def cmd_planetoid(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from largegraph import predict
-    from largegraph.tables import table_format
+    from largegraph.inference import predict
+    from largegraph.core.tables import table_format
 
     table_format(args.out)  # a bad --out is refused before minutes of inference
     loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
@@ -279,8 +279,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from largegraph import predict
-    from largegraph.tables import table_format
+    from largegraph.inference import predict
+    from largegraph.core.tables import table_format
 
     table_format(args.out, {".npy": "npy"})
     loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
@@ -292,7 +292,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_partition(args: argparse.Namespace) -> int:
     from largegraph.config import load_config
-    from largegraph.partition import partition_dataset
+    from largegraph.backends.distdgl.partition import partition_dataset
 
     cfg = load_config(args.config, args.overrides)
     partition_dataset(cfg, args.parts, args.out, method=args.method, force=args.force)
@@ -302,7 +302,7 @@ def cmd_partition(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from largegraph.bench.command import SWEEP_SCALES, run_bench
+    from largegraph.benchmark.command import SWEEP_SCALES, run_bench
 
     scales = (args.scales or list(SWEEP_SCALES)) if args.sweep else [args.scale]
     out = Path(args.out or f"runs/bench-{args.mode}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
@@ -312,7 +312,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from largegraph.report import report
+    from largegraph.training.report import report
 
     print(report(args.run_dir))
     return 0
@@ -536,13 +536,13 @@ def main(argv: list[str] | None = None) -> int:
             # Everything a run writes is closed and fsynced by now. Native teardown at interpreter
             # exit (DGL/libxsmm and torch thread pools) once aborted a finished run on a loaded
             # machine, turning success into SIGABRT, which an orchestrator would retry; skip it.
-            from largegraph.distributed import exit_worker
+            from largegraph.training.distributed import exit_worker
 
             exit_worker(code)
         return code
     # A torchrun worker never returns: tearing down gloo's process group can deadlock (see
-    # largegraph.distributed), so even a crash ends through exit_worker.
-    from largegraph.distributed import exit_worker
+    # largegraph.training.distributed), so even a crash ends through exit_worker.
+    from largegraph.training.distributed import exit_worker
 
     try:
         code = _main(argv)
@@ -587,8 +587,8 @@ def _is_torchrun_worker() -> bool:
 def _main(argv: list[str] | None) -> int:
     # A crash inside DGL or torch native code should at least say where Python was.
     faulthandler.enable()
-    # Before anything large is allocated; torchrun workers run this command too (largegraph.allocator).
-    from largegraph import allocator
+    # Before anything large is allocated; torchrun workers run this command too (largegraph.core.allocator).
+    from largegraph.core import allocator
 
     allocator.apply()
     parser = build_parser()

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 
 
 class Section(BaseModel):
@@ -365,6 +365,6 @@ def config_digest(text: str) -> str:
 
 def dump_config(cfg: JobConfig, path: str | Path) -> None:
     """Write the fully resolved config (defaults included) as YAML."""
-    from largegraph.fsutil import atomic_write_text
+    from largegraph.core.fsutil import atomic_write_text
 
     atomic_write_text(path, dump_config_text(cfg))

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         return 0
-    from largegraph.fsutil import atomic_write_text
+    from largegraph.core.fsutil import atomic_write_text
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output, text)

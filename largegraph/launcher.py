@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from largegraph.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_STOPPED, describe_exit
+from largegraph.core.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_STOPPED, describe_exit
 
 
 class _DropWorkerFailureLines(logging.Filter):

@@ -74,7 +74,7 @@ def assert_one_line_error(result, *needles: str) -> None:
 
 
 HOLD_MACHINE = ("import sys, time\n"
-                "from largegraph.distdgl.hostlock import HostLock\n"
+                "from largegraph.backends.distdgl.hostlock import HostLock\n"
                 "assert HostLock({'run_dir': sys.argv[1]}).try_take()\n"
                 "print('held', flush=True)\n"
                 "time.sleep(600)\n")
@@ -82,7 +82,7 @@ HOLD_MACHINE = ("import sys, time\n"
 
 def hold_machine(lock_dir: Path, run_dir: str) -> subprocess.Popen:
     """Another process holding the distdgl machine lock in ``lock_dir`` for ``run_dir``, once it holds it."""
-    from largegraph.distdgl.hostlock import DIR_ENV
+    from largegraph.backends.distdgl.hostlock import DIR_ENV
 
     proc = subprocess.Popen([sys.executable, "-c", HOLD_MACHINE, run_dir], stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, **{DIR_ENV: str(lock_dir)}))

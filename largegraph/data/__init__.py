@@ -14,7 +14,7 @@ from largegraph.data.layout import SPLITS
 from largegraph.data.link import LinkData, load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset, resolve_dataset
 from largegraph.data.prepare import prepare
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 __all__ = ["GraphData", "LinkData", "load_dataset", "load_link_data", "validate", "prepare"]
 

@@ -54,9 +54,9 @@ from largegraph.data.layout import (GRAPH_CACHE_DIR, GRAPH_CACHE_LOCK, GRAPH_CAC
 from largegraph.data.link import LinkData
 from largegraph.data.ogb import dataset_lock
 from largegraph.data.sparse import SparseFeatures
-from largegraph.errors import DatasetError
-from largegraph.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
-from largegraph.pages import advise_random
+from largegraph.core.errors import DatasetError
+from largegraph.core.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
+from largegraph.core.madvise import advise_random
 
 FORMAT = 1
 SPLIT_FILE = "split.pt"

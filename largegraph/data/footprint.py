@@ -18,8 +18,8 @@ import numpy as np
 from largegraph.config import DataConfig
 from largegraph.data.layout import (GRAPH_NPZ, NODE_FEAT_CSV, NUM_EDGES_CSV, NUM_NODES_CSV, RAW_DIR, read_meta,
                                     META_FILE)
-from largegraph.errors import DatasetError, ResourceError
-from largegraph.memory import available_memory
+from largegraph.core.errors import DatasetError, ResourceError
+from largegraph.core.memory import available_memory
 
 _INT64 = 8
 _VALUE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 SPLITS = ("train", "valid", "test")
 TRAIN = SPLITS[0]

@@ -28,7 +28,7 @@ from largegraph.data.layout import (
     check_link_split, heldout_in_train, link_split_keys, negatives, num_positives, positive_pairs, split_style_of,
 )
 from largegraph.data.ogb import read_with_ogb, resolve_dataset
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 
 @dataclass

@@ -30,7 +30,7 @@ from largegraph.data.layout import (
     LOCK_FILE, META_FILE, NODE_FEAT_SPARSE, PROCESSED_CACHE, RAW_DIR, SPLIT_DICT, SPLITS, dataset_dir, official_dataset_dir,
     raw_files, read_meta, release_marker, split_dir, split_file,
 )
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 
 @dataclass(frozen=True)

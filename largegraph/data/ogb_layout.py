@@ -25,8 +25,8 @@ from largegraph.data.layout import (
     check_link_split, check_node_ids, dataset_dir, dataset_dir_name, format_meta, heldout_in_train,
     pairs_as_part, positive_pairs, release_marker, split_dir, split_file,
 )
-from largegraph.errors import DatasetError
-from largegraph.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
+from largegraph.core.errors import DatasetError
+from largegraph.core.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write_synced
 
 # dataset_dir is re-exported: code outside the data layer imports it from here.
 __all__ = ["dataset_dir", "write_link_dataset", "write_node_dataset"]

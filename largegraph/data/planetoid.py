@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from largegraph.data.layout import SPLITS
 from largegraph.data.ogb_layout import write_node_dataset
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 PICKLES = ("x", "y", "allx", "ally", "tx", "ty", "graph")
 NUM_VALID = 500  # the public split's validation size, as in the GCN and Planetoid papers

@@ -28,7 +28,7 @@ import torch
 from largegraph.config import DataConfig
 from largegraph.data.graph import GraphData
 from largegraph.data.link import LinkData
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 
 
 def normalize_features(feat: torch.Tensor, kind: str) -> None:

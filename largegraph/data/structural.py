@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 STRUCTURAL_KINDS = ("degree", "rw", "lap")
 # Walkers per node of the random-walk estimate: the return probabilities it estimates have a

@@ -35,7 +35,7 @@ from largegraph.data.layout import (
     pair_keys,
 )
 from largegraph.data.ogb_layout import write_link_dataset, write_node_dataset
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 GENERATOR = "largegraph.synthetic"
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from largegraph.argtypes import non_negative_int, positive
-from largegraph.errors import EXIT_OK, JobError
+from largegraph.core.argtypes import non_negative_int, positive
+from largegraph.core.errors import EXIT_OK, JobError
 from largegraph.jobs.progress import read_bytes_from
 from largegraph.jobs.store import FINAL_STATES, Job, JobStore
 from largegraph.jobs.submission import SubmitOptions, queue_job
@@ -120,7 +120,7 @@ def print_status(records: list[dict], as_json: bool) -> None:
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print a job's log (every attempt's output); with --follow keep printing until the job reaches
     a final state."""
-    from largegraph.rundir import RunDir  # not at import time: it pulls in the config schema
+    from largegraph.training.rundir import RunDir  # not at import time: it pulls in the config schema
 
     client = _remote(args)
     if client is not None:
@@ -181,8 +181,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Copy one file of a job's run directory (the trained model, predictions, curves, ...) to here."""
-    from largegraph.fsutil import atomic_write_from
-    from largegraph.rundir import RunDir
+    from largegraph.core.fsutil import atomic_write_from
+    from largegraph.training.rundir import RunDir
 
     check_shared_file(args.file)
     out = Path(args.out or args.file)
@@ -209,7 +209,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def check_shared_file(name: str) -> None:
     """Refuse a name that is not one of the files a run hands out (no paths, ever)."""
-    from largegraph.rundir import RunDir
+    from largegraph.training.rundir import RunDir
 
     if name not in RunDir.SHARED_FILES:
         raise JobError(f"no file {name!r} to fetch: ask for one of {', '.join(sorted(RunDir.SHARED_FILES))}")

@@ -22,14 +22,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from largegraph.errors import EXIT_BAD_INPUT, EXIT_OK, describe_exit
+from largegraph.core.errors import EXIT_BAD_INPUT, EXIT_OK, describe_exit
 from largegraph.jobs import procs
 from largegraph.jobs.progress import (error_line, finished_since, heartbeat_time, last_sign_of_life,
                                       metrics_stamp, read_progress)
 from largegraph.jobs.store import Daemon as DaemonRow
 from largegraph.jobs.store import Job, JobStore, Outcome, StoreBusy
 from largegraph.jobs.workspace import Workspace, write_job_config
-from largegraph.rundir import RunDir
+from largegraph.training.rundir import RunDir
 
 
 @dataclass

@@ -3,7 +3,7 @@ finished, the error line of its log.
 
 The daemon learns everything about a running trainer from these files (never from the process
 itself), so the same reading works for a local child, a torchrun group or, later, a remote pod.
-Which file is which is :class:`largegraph.rundir.RunDir`'s to say.
+Which file is which is :class:`largegraph.training.rundir.RunDir`'s to say.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from largegraph.rundir import RunDir
+from largegraph.training.rundir import RunDir
 
 # The last lines a failing trainer writes: our CLI's one-liner, a Python exception, a native crash.
 _ERROR_LINE = re.compile(r"^(largegraph: error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from largegraph.errors import JobError
+from largegraph.core.errors import JobError
 from largegraph.jobs.store import Job, JobStore
 from largegraph.jobs.workspace import Workspace, check_job_name, write_job_config
 

@@ -4,10 +4,10 @@ Layout::
 
     jobs.db (+ -wal, -shm)     the SQLite job store
     jobs/<id>/config.yaml      the resolved config as submitted (later edits to the user's file don't count)
-    runs/<name>-<id>/          the job's run directory (its files: see largegraph.rundir)
+    runs/<name>-<id>/          the job's run directory (its files: see largegraph.training.rundir)
 
 :class:`Workspace` is the only code that spells these names; what lies inside a run directory is
-:class:`largegraph.rundir.RunDir`'s to name.
+:class:`largegraph.training.rundir.RunDir`'s to name.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import re
 import uuid
 from pathlib import Path
 
-from largegraph.errors import JobError
-from largegraph.fsutil import atomic_write_text
+from largegraph.core.errors import JobError
+from largegraph.core.fsutil import atomic_write_text
 
 WORKSPACE_ENV = "LARGEGRAPH_WORKSPACE"
 DEFAULT_WORKSPACE = "lg-workspace"

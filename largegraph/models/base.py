@@ -12,9 +12,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from largegraph.data.sparse import SparseFeatures
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.models.sparse import dropout_values, is_sparse
-from largegraph.pages import release_pages
+from largegraph.core.madvise import release_pages
 
 @dataclass(frozen=True)
 class EncoderSpec:

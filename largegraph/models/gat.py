@@ -7,7 +7,7 @@ import dgl.nn
 import torch
 from torch import nn
 
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.models.base import Encoder, EncoderSpec
 
 

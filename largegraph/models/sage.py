@@ -6,7 +6,7 @@ import dgl.nn
 import torch
 from torch import nn
 
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.models.base import Encoder, EncoderSpec
 from largegraph.models.sparse import first_rows, project
 

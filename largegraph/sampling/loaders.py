@@ -12,12 +12,12 @@ from typing import Iterator
 import dgl
 import torch
 
-from largegraph import allocator
+from largegraph.core import allocator
 from largegraph.config import SamplerConfig
 from largegraph.data.hot_rows import HotRows
 from largegraph.data.sparse import SparseFeatures
-from largegraph.device import dgl_has_cuda
-from largegraph.errors import ConfigError
+from largegraph.core.device import dgl_has_cuda
+from largegraph.core.errors import ConfigError
 from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
 from largegraph.sampling.order import BatchList, count_batches, epoch_order
 from largegraph.sampling.prefetch import prefetched

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from largegraph.rng import mix_seed
+from largegraph.core.rng import mix_seed
 
 
 def count_batches(num_seeds: int, batch_size: int, world_size: int = 1, drop_last: bool = False) -> int:

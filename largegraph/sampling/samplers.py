@@ -11,7 +11,7 @@ import dgl
 import torch
 from dgl.utils import set_num_threads
 
-from largegraph.rng import mix_seed
+from largegraph.core.rng import mix_seed
 
 
 def _one_batch(seed_nodes):

@@ -18,13 +18,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from largegraph.errors import ConfigError, JobError
+from largegraph.core.errors import ConfigError, JobError
 from largegraph.jobs.cli import check_shared_file, job_record, missing_file
 from largegraph.jobs.progress import read_bytes_from
 from largegraph.jobs.store import STATES, Job
 from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
 from largegraph.jobs.workspace import check_job_name
-from largegraph.rundir import RunDir
+from largegraph.training.rundir import RunDir
 from largegraph.server.app import ServerSettings
 from largegraph.server.auth import Caller
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from largegraph.errors import LargeGraphError
+from largegraph.core.errors import LargeGraphError
 from largegraph.jobs.store import JobConflict, JobStore, NoSuchJob, StoreBusy
 from largegraph.jobs.workspace import Workspace
 from largegraph.server.auth import Authenticator

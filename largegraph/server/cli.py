@@ -11,7 +11,7 @@ import sys
 import time
 from contextlib import closing
 
-from largegraph.errors import EXIT_OK, JobError
+from largegraph.core.errors import EXIT_OK, JobError
 from largegraph.jobs.store import JobStore
 from largegraph.jobs.workspace import NAME_PATTERN, Workspace
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
-from largegraph.errors import EXIT_OK, JobError
+from largegraph.core.errors import EXIT_OK, JobError
 from largegraph.jobs.store import NoSuchJob
 from largegraph.jobs.submission import SubmitOptions
 from largegraph.jobs.workspace import NAME_PATTERN
@@ -133,7 +133,7 @@ class ApiClient:
     def fetch(self, ref: str, name: str, out: Path) -> int:
         """Download one file of the job's run directory to ``out`` (replaced only once it is whole);
         returns its size."""
-        from largegraph.fsutil import atomic_write_from
+        from largegraph.core.fsutil import atomic_write_from
 
         with self._open("GET", f"/v1/jobs/{_ref_path(ref)}/artifacts/{quote(name, safe='')}") as response:
             try:

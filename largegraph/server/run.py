@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from largegraph.errors import JobError
+from largegraph.core.errors import JobError
 from largegraph.jobs.daemon import JobDaemon
 
 _STARTUP_S = 60.0  # how long uvicorn may take to start listening on a loaded machine

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from largegraph.data.link import LinkData
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.models import Encoder, evaluating
 from largegraph.sampling import EdgeMiniBatch
 

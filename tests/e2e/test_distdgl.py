@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from helpers import ROOT, hold_machine, run_cli, sigterm_pending, write_config
-from largegraph.checkpoint import has_checkpoints
-from largegraph.rundir import RunDir
+from largegraph.training.checkpoint import has_checkpoints
+from largegraph.training.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +180,7 @@ def waiting_job(job: Path, part_config: Path, run_dir: Path, env: dict) -> tuple
 def test_a_second_job_on_the_machine_waits_for_the_one_holding_it(parts, tmp_path):
     # DGL's graph servers name shared memory per feature, not per job: two jobs at once on one machine
     # would overwrite each other's features, so the second waits for the machine's lock.
-    from largegraph.distdgl.hostlock import DIR_ENV
+    from largegraph.backends.distdgl.hostlock import DIR_ENV
 
     job, part_config = parts
     env = dict(os.environ, PYTHONUNBUFFERED="1", **{DIR_ENV: str(tmp_path)})

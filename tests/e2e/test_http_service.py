@@ -24,7 +24,7 @@ from test_job_service import (attempts, epochs_done, frozen, job, lg, metric_kin
 
 from largegraph.jobs.store import FINAL_STATES as FINAL
 from largegraph.jobs.workspace import Workspace
-from largegraph.rundir import RunDir
+from largegraph.training.rundir import RunDir
 
 
 def api_job(server: Server, token: str, name: str) -> dict:

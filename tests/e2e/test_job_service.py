@@ -24,11 +24,11 @@ from typing import Iterator
 import pytest
 from helpers import ROOT, run_cli, sigterm_in, sigterm_pending, write_config
 
-from largegraph.checkpoint import CheckpointStore
+from largegraph.training.checkpoint import CheckpointStore
 from largegraph.jobs import procs
 from largegraph.jobs.store import Job, JobStore
 from largegraph.jobs.workspace import Workspace
-from largegraph.rundir import RunDir
+from largegraph.training.rundir import RunDir
 
 CLI = [sys.executable, "-m", "largegraph"]
 # --kill-grace bounds how long a stopping trainer may take to checkpoint and exit; no passing test

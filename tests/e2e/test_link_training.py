@@ -88,10 +88,10 @@ def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
     if not src.is_dir():
         pytest.skip(f"{src} is not present")
     # OGB writes processed/ next to the data: mirror the read-only release with symlinked files.
-    from largegraph.fsutil import mirror_with_symlinks
+    from largegraph.core.fsutil import mirror_with_symlinks
 
     mirror_with_symlinks(src, tmp_path / "ogbl_ddi")
-    from largegraph.device import cpu_has_bf16_units
+    from largegraph.core.device import cpu_has_bf16_units
 
     # The recipe's bf16 autocast is emulated on a CPU without bf16 units (a matmul 80x slower than
     # fp32 on one seen here): there the same epochs run in fp32, and must clear the same floor.

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, run_cli, write_config
 
-from largegraph.distributed import DistEnv, from_env
+from largegraph.training.distributed import DistEnv, from_env
 from largegraph.launcher import torchrun_args
-from largegraph.rundir import RunDir
+from largegraph.training.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from helpers import ROOT, run_cli, write_config
 
-from largegraph import checkpoint as ckpt
-from largegraph.errors import CheckpointError
+from largegraph.training import checkpoint as ckpt
+from largegraph.core.errors import CheckpointError
 
 JOB = dict(sampler={"fanouts": [5, 5], "batch_size": 100}, model={"hidden": 16},
            train={"epochs": 3, "lr": 0.01}, checkpoint={"every_n_steps": 1, "keep_last": 2})
@@ -118,7 +118,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path, synth_root):
 
 
 def test_disk_full_mid_run_fails_cleanly_or_continues_per_policy(tmp_path, synth_root, monkeypatch):
-    from largegraph.train import run_training
+    from largegraph.training.run import run_training
 
     cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, train={"epochs": 3})
     calls = {"n": 0}

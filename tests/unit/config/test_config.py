@@ -8,7 +8,7 @@ import yaml
 from helpers import ROOT  # noqa: E402
 
 from largegraph.config import JobConfig, build_config, dump_config, load_config
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -20,7 +20,7 @@ from largegraph.data.link import load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.prepare import prepare
 from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
-from largegraph.errors import ResourceError
+from largegraph.core.errors import ResourceError
 
 from tests.helpers import ROOT
 

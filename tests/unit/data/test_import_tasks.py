@@ -9,8 +9,8 @@ import pytest
 
 from helpers import run_cli
 from largegraph.data import validate
-from largegraph.data.files import import_node_dataset
-from largegraph.data.import_link import import_link_dataset
+from largegraph.data.node_import import import_node_dataset
+from largegraph.data.link_import import import_link_dataset
 from largegraph.data.link import load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.structural import WALKS, structural_features

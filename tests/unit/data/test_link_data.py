@@ -23,7 +23,7 @@ from largegraph.data.synthetic import (
     generate_link_graph,
     write_synthetic_link_dataset,
 )
-from largegraph.errors import ConfigError, DatasetError
+from largegraph.core.errors import ConfigError, DatasetError
 
 SMALL = SynthLinkParams(num_nodes=1500, avg_degree=8.0, num_communities=4, feat_dim=8, seed=2)
 
@@ -182,7 +182,7 @@ def test_node_dataset_is_not_a_link_dataset(synth_root):
 
 def test_missing_official_dataset_names_directory_and_never_prompts(tmp_path):
     code = ("import sys\nfrom largegraph.data.link import load_link_dataset\n"
-            "from largegraph.errors import DatasetError\n"
+            "from largegraph.core.errors import DatasetError\n"
             "try:\n    load_link_dataset('ogbl-collab', sys.argv[1])\n"
             "except DatasetError as e:\n    print('ERR', e)\n")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,

@@ -12,7 +12,7 @@ from helpers import SHARED_DATA  # noqa: E402
 from largegraph.data import validate
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.planetoid import convert_planetoid
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 CORA = SHARED_DATA / "planetoid_cora"
 needs_cora = pytest.mark.skipif(not (CORA / "ind.cora.graph").is_file(),

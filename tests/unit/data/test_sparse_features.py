@@ -12,12 +12,12 @@ import torch
 from largegraph.config import DataConfig
 from largegraph.data import load_dataset
 from largegraph.data.cache import read_manifest
-from largegraph.data.files import import_node_dataset
+from largegraph.data.node_import import import_node_dataset
 from largegraph.data.footprint import from_manifest
 from largegraph.data.layout import NODE_FEAT_CSV, NODE_FEAT_SPARSE, RAW_DIR
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.sparse import SparseFeatures
-from largegraph.errors import ConfigError, DatasetError
+from largegraph.core.errors import ConfigError, DatasetError
 
 
 def _files(tmp_path, n=120, width=40, active=3, seed=0):

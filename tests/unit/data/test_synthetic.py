@@ -17,7 +17,7 @@ from largegraph.data.synthetic import (
     generate_node_graph,
     write_synthetic_node_dataset,
 )
-from largegraph.errors import DatasetError
+from largegraph.core.errors import DatasetError
 
 SMALL = SynthNodeParams(num_nodes=3000, avg_degree=12.0, num_classes=5, feat_dim=16, seed=3)
 # The acceptance-test shape: default model parameters at 20k nodes.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from largegraph.errors import ConfigError, JobError
+from largegraph.core.errors import ConfigError, JobError
 from largegraph.jobs.store import MIGRATIONS, SCHEMA_VERSION, JobConflict, JobStore
 from largegraph.jobs.workspace import Workspace
 from largegraph.server.auth import match_token, new_token, token_digest

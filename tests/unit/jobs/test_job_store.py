@@ -10,7 +10,7 @@ import time
 import pytest
 from helpers import ROOT
 
-from largegraph.errors import JobError
+from largegraph.core.errors import JobError
 from largegraph.jobs.store import SCHEMA_VERSION, JobStore, Outcome
 from largegraph.jobs.workspace import Workspace, check_job_name
 

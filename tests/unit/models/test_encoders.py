@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from largegraph.config import ModelConfig
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.models import Encoder, EncoderSpec, build_encoder
 
 IN_DIM = 16

@@ -10,7 +10,7 @@ import torch
 
 from largegraph.config import ModelConfig, SamplerConfig
 from largegraph.data.sparse import SparseFeatures
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.models import EncoderSpec, build_encoder
 from largegraph.sampling import NodeBatchLoader
 from largegraph.tasks.node_classification import NodeClassifier

@@ -117,7 +117,7 @@ def test_consumed_seeds_are_a_prefix_so_another_world_size_continues_the_epoch(g
 
 
 def test_more_ranks_than_seeds_is_refused(graph):
-    from largegraph.errors import ConfigError
+    from largegraph.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="3 workers but only 2 training seeds"):
         NodeBatchLoader(graph, torch.arange(2), SamplerConfig(fanouts=[2]), uses_graph=True, base_seed=0,

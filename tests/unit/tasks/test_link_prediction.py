@@ -12,9 +12,9 @@ from torch import nn
 from largegraph.config import build_config
 from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
-from largegraph.errors import ConfigError
+from largegraph.core.errors import ConfigError
 from largegraph.tasks.link_prediction import link_loss
-from largegraph.train import build_components
+from largegraph.training.run import build_components
 
 
 def job(root: Path, name: str, **sections) -> dict:

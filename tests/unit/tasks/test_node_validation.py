@@ -6,8 +6,8 @@ import torch
 
 from largegraph.config import DataConfig, build_config
 from largegraph.data import load_dataset
-from largegraph.errors import ConfigError
-from largegraph.train import _valid_loader, build_model
+from largegraph.core.errors import ConfigError
+from largegraph.training.run import _valid_loader, build_model
 from largegraph.tasks.node_classification import NodeClassificationTask
 
 

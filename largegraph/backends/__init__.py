@@ -1,0 +1,1 @@
+"""Where a job's data, loaders and task come from: this process (local) or DGL's engine (distdgl)."""

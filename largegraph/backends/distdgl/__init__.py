@@ -1,0 +1,16 @@
+"""Training on DGL's distributed engine (``distributed.mode: distdgl``): partitions served by graph
+servers, trainers sampling from a ``DistGraph``.
+
+* :mod:`~largegraph.backends.distdgl.launcher`: starts the graph servers, then the trainers (on this machine with
+  ``--distdgl-local N``, or on the machines of an ip_config through ``distributed.remote_shell``), and
+  watches them: the first process to fail ends the whole group, with one line saying which and how.
+* :mod:`~largegraph.backends.distdgl.roles`: what a process the launcher started does (serve, or join and train).
+* :mod:`~largegraph.backends.distdgl.data`: the dataset as a trainer sees it (a ``DistGraph`` and its own share
+  of every split).
+* :mod:`~largegraph.backends.distdgl.loaders`: batches sampled from the ``DistGraph``, behind the loader
+  interface the trainer already takes.
+* :mod:`~largegraph.backends.distdgl.evaluation`: exact, layer-wise inference shared by all trainers, and the
+  node-classification task that scores it.
+
+The trainer, the models, checkpoints and the run directory are the single-machine ones.
+"""

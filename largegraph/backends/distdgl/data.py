@@ -1,0 +1,111 @@
+"""The dataset as a distdgl trainer sees it: a ``DistGraph`` and this trainer's share of each split.
+
+Nothing of the graph is loaded here: the graph servers hold the partitions, and a trainer reads
+topology, features and labels through the ``DistGraph``. Each trainer takes the split nodes that its
+own machine's partition owns (``dgl.distributed.node_split``), so it samples mostly local data.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from largegraph.config import GRAPH_FREE_ARCHS, JobConfig
+from largegraph.data.graph import GraphData
+from largegraph.core.errors import ConfigError
+from largegraph.data.link import LinkData
+from largegraph.backends.distdgl.partition import LINK_SPLIT, MASKS, NODE_IDS, STAMP
+
+
+def partition_stamp(part_config: str) -> dict:
+    """What ``largegraph partition`` recorded beside the part config (dataset, task, figures)."""
+    path = Path(part_config).parent / STAMP
+    try:
+        stamp = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{path} is missing or unreadable: distdgl trains on partitions written by "
+                          f"`largegraph partition` (run it, or with --force to redo them)") from None
+    if "dataset" not in stamp:
+        raise ConfigError(f"the partitions in {path.parent} predate distdgl training; redo them with "
+                          f"`largegraph partition ... --force`")
+    return stamp
+
+
+def initialize(ip_config: str) -> None:
+    """Join DGL's distributed engine (a graph server never returns from this: it serves, then exits)."""
+    import logging
+
+    import dgl
+
+    # DGL warns about every network interface without an IPv4 address while it looks for this
+    # machine's: normal on any host with a bridge or a tunnel, and not the user's problem.
+    logging.getLogger("dgl-distributed-socket").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()):  # DGL announces itself on stdout
+        dgl.distributed.initialize(ip_config)
+
+
+def check_partitions(cfg: JobConfig) -> dict:
+    """The partitions' stamp, once they are known to fit the job (task, dataset); else ConfigError."""
+    stamp = partition_stamp(cfg.distributed.part_config)
+    if stamp.get("task") != cfg.task:
+        raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} were made for "
+                          f"{stamp.get('task')}, not {cfg.task}; partition the dataset for this task")
+    if cfg.model.arch in GRAPH_FREE_ARCHS:
+        raise ConfigError(f"model.arch {cfg.model.arch} passes no messages: it needs no graph servers; "
+                          f"train it in local mode")
+    meta = stamp["dataset"]
+    if meta["name"] != cfg.data.name:
+        raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} are of dataset "
+                          f"{meta['name']}, but data.name is {cfg.data.name}")
+    return stamp
+
+
+def load_dist_data(cfg: JobConfig) -> GraphData:
+    """This trainer's view of the partitioned dataset (after :func:`initialize`)."""
+    import dgl
+
+    stamp = check_partitions(cfg)
+    meta = stamp["dataset"]
+    g = dgl.distributed.DistGraph(stamp["graph_name"], part_config=cfg.distributed.part_config)
+    book = g.get_partition_book()
+    if cfg.task == "link_prediction":
+        return _link_data(cfg, stamp, g, book)
+    split = {part: dgl.distributed.node_split(g.ndata[mask], book, force_even=True)
+             for part, mask in MASKS.items()}
+    train = split["train"]
+    # how much of this trainer's sampling starts from its own machine's partition
+    own = int((book.nid2partid(train) == book.partid).sum()) if len(train) else 0
+    share = {"partition": int(book.partid), "train_nodes": len(train), "own_partition": own}
+    return GraphData(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
+                     metric=meta["metric"], evaluator_name=meta["evaluator_name"],
+                     info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config,
+                           "share": share})
+
+
+def original_ids(part_config: str) -> torch.Tensor:
+    """The dataset's node id of every partitioned node id (predictions are written in dataset ids)."""
+    return torch.load(Path(part_config).parent / NODE_IDS)
+
+
+def _link_data(cfg: JobConfig, stamp: dict, g, book) -> LinkData:
+    """A link trainer's view: the DistGraph of training edges, the edge split (partitioned node ids)
+    and this trainer's share of the training edges (one direction of each undirected pair)."""
+    import dgl
+
+    saved = torch.load(Path(cfg.distributed.part_config).parent / LINK_SPLIT)
+    reverse = saved["reverse_eids"]
+    every = torch.arange(g.num_edges())
+    # one seed per undirected pair (the lower id of the two), or every edge of a directed graph
+    one_way = every < reverse if reverse is not None else torch.ones(g.num_edges(), dtype=torch.bool)
+    seeds = dgl.distributed.edge_split(one_way, book, force_even=True)
+    own = int((book.eid2partid(seeds) == book.partid).sum()) if len(seeds) else 0
+    share = {"partition": int(book.partid), "train_edges": len(seeds), "own_partition": own}
+    meta = stamp["dataset"]
+    return LinkData(name=meta["name"], graph=g, num_nodes=g.num_nodes(), split=saved["split"],
+                    split_style=saved["split_style"], metric=saved["metric"], evaluator_name=saved["evaluator_name"],
+                    info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config,
+                          "undirected": reverse is not None, "reverse_eids": reverse, "train_seeds": seeds,
+                          "share": share})

@@ -1,0 +1,1 @@
+"""Runtime utilities every layer may use: errors, files, RNG, signals, memory, devices."""

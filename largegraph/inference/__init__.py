@@ -1,0 +1,1 @@
+"""Using a finished run: predictions and embeddings under the user's ids."""

@@ -1,0 +1,1 @@
+"""Training components and the loop: the Trainer, checkpoints, run directory, metrics."""
