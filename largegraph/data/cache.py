@@ -163,13 +163,15 @@ def open_cached(path: Path, manifest: dict, features: str) -> GraphData | LinkDa
         graph.ndata["feat"] = as_feature_dtype(raw, manifest["feature_dtype"])
     sparse = _open_sparse(path, manifest, features) if "feat_indptr" in manifest["arrays"] else None
     split = torch.load(path / SPLIT_FILE, weights_only=True)
-    info = {**manifest["info"], "cache": str(path), "features": features}
+    info = {**manifest["info"], "cache": str(path), "features": features}  # provenance, as the fields say
+    opened = {"name": manifest["name"], "graph": graph, "split": split, "info": info, "features": features,
+              "cache": str(path)}
     if manifest["task"] == "link":
-        return LinkData(name=manifest["name"], graph=graph, num_nodes=manifest["num_nodes"], split=split,
-                        info=info, **manifest["link"])
+        # the manifest records the link data's directedness in its provenance (the format predates the field)
+        return LinkData(num_nodes=manifest["num_nodes"], undirected=bool(manifest["info"].get("undirected", True)),
+                        **opened, **manifest["link"])
     graph.ndata["label"] = map_array(path, "label")
-    return GraphData(name=manifest["name"], graph=graph, split=split, info=info, sparse_feat=sparse,
-                     **manifest["node"])
+    return GraphData(sparse_feat=sparse, **opened, **manifest["node"])
 
 
 _SPARSE_ARRAYS = ("feat_indptr", "feat_indices", "feat_values")
@@ -214,7 +216,7 @@ def write_cache(folder: Path, data: GraphData | LinkData, key: str, source: str,
     arrays: dict = {}
     if "feat" in data.graph.ndata:
         _save(folder, "feat", _feature_array(data.graph.ndata["feat"], cfg.feature_dtype), arrays)
-    sparse = getattr(data, "sparse_feat", None)
+    sparse = data.sparse_feat
     if sparse is not None:
         _save(folder, "feat_indptr", sparse.indptr, arrays)
         _save(folder, "feat_indices", sparse.indices, arrays)

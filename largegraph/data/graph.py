@@ -27,9 +27,12 @@ class GraphData:
         split: ``train``/``valid``/``test`` -> int64 node ids.
         metric: OGB evaluation metric name (``acc``).
         evaluator_name: OGB dataset whose ``Evaluator`` scores this dataset.
-        info: free-form provenance (source directory, generator settings...).
+        info: provenance only (source directory, generator settings...); nothing reads it to run.
         sparse_feat: features kept sparse (CSR; :mod:`largegraph.data.sparse`) instead of
             ``ndata['feat']``, or None.
+        undirected: whether the graph already holds both directions of every edge (OGB added them).
+        features: how the features are held: ``memory`` (read) or ``mmap`` (mapped from the cache).
+        cache: the processed-cache folder the dataset was opened from, or None.
     """
 
     name: str
@@ -40,6 +43,9 @@ class GraphData:
     evaluator_name: str = "ogbn-arxiv"
     info: dict = field(default_factory=dict)
     sparse_feat: SparseFeatures | None = None
+    undirected: bool = False
+    features: str = "memory"
+    cache: str | None = None
 
     @property
     def num_nodes(self) -> int:

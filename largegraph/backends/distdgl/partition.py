@@ -28,11 +28,8 @@ import torch
 from largegraph.config import JobConfig
 from largegraph.core.errors import ConfigError
 from largegraph.core.fsutil import atomic_write_text
+from largegraph.backends.distdgl.files import LINK_SPLIT, MASKS, NODE_IDS, STAMP
 
-STAMP = "largegraph-partition.json"
-LINK_SPLIT = "link_split.pt"
-NODE_IDS = "orig_node_ids.pt"
-MASKS = {"train": "train_mask", "valid": "val_mask", "test": "test_mask"}
 
 
 @dataclass(frozen=True)
@@ -59,11 +56,11 @@ def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "meti
     Raises:
         ConfigError: an output folder that holds something else, or a part count the graph cannot take.
     """
-    from largegraph.training.run import load_data
+    from largegraph.backends.local import LocalBackend
 
     out = Path(out)
-    data = load_data(cfg)
-    key = {"cache": data.info.get("cache"), "task": cfg.task, "parts": parts, "method": method}
+    data = LocalBackend().load_data(cfg)  # the whole prepared dataset, whatever mode the job trains in
+    key = {"cache": data.cache, "task": cfg.task, "parts": parts, "method": method}
     stamp_path = out / STAMP
     if stamp_path.exists() and not force:
         stamp = json.loads(stamp_path.read_text())
@@ -86,7 +83,7 @@ def _full_graph(data, link: bool) -> dgl.DGLGraph:
     """The prepared graph with every sparse format allowed (partitioning needs COO) and its features.
     Link graphs keep their edge ids (edge 2i+1 reverses 2i); node graphs (CSC only) need none."""
     g = data.graph
-    if getattr(data, "sparse_feat", None) is not None:
+    if data.sparse_feat is not None:
         # DGL's partitioner stores node data as dense per-node rows only
         raise ConfigError(f"{data.name} keeps its features sparse, which partitions cannot hold; set "
                           f"data.sparse_features=densify to partition it with dense features")
@@ -127,7 +124,7 @@ def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: di
     stats = [_part_stats(i, owner, src, dst, splits) for i in range(parts)]
     cut = int((owner[src] != owner[dst]).sum())
     # what a trainer on the partitions needs to know of the dataset without loading it
-    dataset = {"name": data.name, "num_classes": getattr(data, "num_classes", 0), "metric": data.metric,
+    dataset = {"name": data.name, "num_classes": data.num_classes, "metric": data.metric,
                "evaluator_name": data.evaluator_name}
     return {"key": key, "graph_name": name, "part_config": str(out / f"{name}.json"), "task": cfg.task,
             "dataset": dataset,
@@ -159,7 +156,7 @@ def _write_link_split(out: Path, data, new_of_orig: torch.Tensor, orig_eids: tor
              for part, d in data.split.items()}
     new_eid_of_orig = torch.empty_like(orig_eids)
     new_eid_of_orig[orig_eids] = torch.arange(len(orig_eids))
-    reverse = new_eid_of_orig[orig_eids ^ 1] if data.info.get("undirected", True) else None
+    reverse = new_eid_of_orig[orig_eids ^ 1] if data.undirected else None
     torch.save({"split": split, "split_style": data.split_style, "metric": data.metric,
                 "evaluator_name": data.evaluator_name, "reverse_eids": reverse}, out / LINK_SPLIT)
 

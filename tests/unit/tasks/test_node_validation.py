@@ -7,7 +7,8 @@ import torch
 from largegraph.config import DataConfig, build_config
 from largegraph.data import load_dataset
 from largegraph.core.errors import ConfigError
-from largegraph.training.run import _valid_loader, build_model
+from largegraph.backends.local import valid_loader
+from largegraph.training.assembly import build_model
 from largegraph.tasks.node_classification import NodeClassificationTask
 
 
@@ -17,7 +18,7 @@ def _job(root, **train) -> dict:
 
 
 def _task(cfg, data, model) -> NodeClassificationTask:
-    loader = _valid_loader(cfg, data, model, torch.device("cpu"), None)
+    loader = valid_loader(cfg, data, model, torch.device("cpu"), None)
     return NodeClassificationTask(data, eval_batch_size=512, valid_loader=loader)
 
 
@@ -59,6 +60,6 @@ def test_which_path_each_setting_takes(synth_root):
     for setting, sampled in (("auto", True), ("sampled", True), ("exact", False)):
         cfg = build_config(_job(synth_root, validation=setting))
         model = build_model(cfg, data)
-        assert (_valid_loader(cfg, data, model, torch.device("cpu"), None) is not None) is sampled
+        assert (valid_loader(cfg, data, model, torch.device("cpu"), None) is not None) is sampled
     with pytest.raises(ConfigError, match="train.validation: sampled is for node_classification"):
         build_config({**_job(synth_root, validation="sampled"), "task": "link_prediction"})
