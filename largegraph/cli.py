@@ -303,7 +303,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_partition(args: argparse.Namespace) -> int:
     from largegraph.config import load_config
     from largegraph.backends.distdgl.partition import partition_dataset
+    from largegraph.core import logs
 
+    logs.setup()
     cfg = load_config(args.config, args.overrides)
     partition_dataset(cfg, args.parts, args.out, method=args.method, force=args.force)
     return 0
@@ -313,11 +315,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from largegraph.benchmark.command import SWEEP_SCALES, run_bench
+    from largegraph.core import logs
 
+    logs.setup()
     scales = (args.scales or list(SWEEP_SCALES)) if args.sweep else [args.scale]
     out = Path(args.out or f"runs/bench-{args.mode}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     run_bench(args.mode, scales, args.epochs, args.repeats, args.workers, args.nproc, out,
-              Path(args.root) if args.root else None, args.keep_data, say=lambda line: print(line, flush=True))
+              Path(args.root) if args.root else None, args.keep_data)
     return 0
 
 

@@ -28,7 +28,7 @@ from largegraph.config import CheckpointConfig
 from largegraph.training.distributed import DistEnv
 from largegraph.core.errors import CheckpointError
 from largegraph.core.fsutil import atomic_write_bytes, remove_leftovers
-from largegraph.core.rng import mix_seed, restore_rng, seed_everything
+from largegraph.core.rng import capture_rng, mix_seed, restore_rng, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +220,12 @@ class CheckpointManager:
         A failed write stops the run unless ``checkpoint.on_save_error`` is ``continue``; the final
         checkpoint's failure always does, since nothing after it would save the run's end.
         """
+        # every rank's RNG streams, so that each resumes its own (a collective, before rank 0 writes)
+        rngs = distributed.gather(capture_rng(), self.dist) if self.dist.enabled else None
+
         def write() -> None:
             try:
-                self.store.save(step, state(), meta)
+                self.store.save(step, {**state(), "rng_ranks": rngs} if rngs else state(), meta)
             except CheckpointError as exc:
                 if self.cfg.on_save_error == "fail" or final:
                     raise

@@ -21,7 +21,7 @@ from largegraph.core.errors import Stopped
 from largegraph.training.selection import split_scores
 from largegraph.training.components import Components
 from largegraph.training.protocols import Batch
-from largegraph.training.report import epoch_line
+from largegraph.training.report import epoch_line, resume_lines
 from largegraph.core.rng import capture_rng
 from largegraph.core.signals import StopRequest
 from largegraph.training.totals import EpochTotals
@@ -76,23 +76,20 @@ class Trainer:
 
     def resume(self, checkpoint: str | None = None) -> bool:
         """Continue from ``checkpoint`` (a path) or the newest sound one; False if there is none."""
-        c, world = self.components, self.dist.world_size
+        c = self.components
         found = c.checkpoints.pick(checkpoint)
         if found is None:
             return False
         state, manifest = found
         self.load_state_dict(state)
-        saved_world, name = int(state["trainer"].get("world_size", 1)), checkpoint_name(int(manifest["step"]))
+        record = {"kind": "resume", "step": self.step, "epoch": self.epoch + 1, "batch": self.batch,
+                  "offset": self.offset, "checkpoint": checkpoint_name(int(manifest["step"])),
+                  "world_size": self.dist.world_size, "saved_world_size": int(state["trainer"].get("world_size", 1))}
         if self.dist.is_main:
             c.run.truncate_metrics(self.step)
-            c.run.append_metrics({"kind": "resume", "step": self.step, "epoch": self.epoch + 1, "batch": self.batch,
-                                  "offset": self.offset, "checkpoint": name, "world_size": world,
-                                  "saved_world_size": saved_world})
-        log.info(f"resumed from checkpoint {name}: epoch {self.epoch + 1}, batch {self.batch}, step {self.step}")
-        if saved_world != world and self.offset:
-            log.info(f"the checkpoint was written by {saved_world} worker(s), this run has {world}: epoch "
-                     f"{self.epoch + 1} goes on from seed {self.offset} of {len(c.loader.seeds)} of its order, "
-                     f"the rest re-sharded over the new workers (no seed skipped or repeated)")
+            c.run.append_metrics(record)
+        for line in resume_lines(record, len(c.loader.seeds)):
+            log.info(line)
         return True
 
     def start_fresh(self) -> None:
@@ -104,12 +101,10 @@ class Trainer:
     def _save(self, final: bool = False) -> None:
         """Checkpoint (a collective: every rank calls it at the same step; rank 0 writes)."""
         self.totals.gather_on_main(self.dist)
-        rngs = distributed.gather(capture_rng(), self.dist) if self.dist.enabled else None
         # The score marks the checkpoint taken right after a new best evaluation (for keep_best).
         best = self.components.tracker
         meta = {"epoch": self.epoch, "batch": self.batch, "score": best.best_score if best.just_improved else None}
-        state = (lambda: {**self.state_dict(), "rng_ranks": rngs}) if rngs else self.state_dict
-        self.components.checkpoints.save(self.step, state, meta, final)
+        self.components.checkpoints.save(self.step, self.state_dict, meta, final)
 
     def _step(self, batch: Batch) -> float:
         """One optimizer step; returns the batch's loss."""
@@ -185,39 +180,40 @@ class Trainer:
 
     def fit(self) -> dict:
         """Train until ``epochs`` or early stopping; write the final artefacts; return the summary."""
-        self.components.loggers.start(self.step)
+        c = self.components
+        c.loggers.start(self.step)
         try:
-            return self._fit(time.perf_counter() - self.elapsed, self.components.tracker.should_stop())
+            started, stopped_early = time.perf_counter() - self.elapsed, c.tracker.should_stop()
+            while self.epoch < self.cfg.epochs and not stopped_early:
+                stopped_early = self._epoch(started)
+            if stopped_early:
+                log.info(f"early stopping: no better valid_{c.task.metric} for {c.tracker.bad_evals} evaluations")
+            self.check.finish()
+            # The other ranks are done: rank 0 alone scores (with the others, for a collective task)
+            # and writes the final artefacts.
+            return self._finish(time.perf_counter() - started) if self.dist.is_main or c.task.collective else {}
         finally:
-            self.components.loggers.close()
+            c.loggers.close()
 
-    def _fit(self, started: float, stopped_early: bool) -> dict:
-        c, cfg = self.components, self.cfg
-        while self.epoch < cfg.epochs and not stopped_early:
-            c.tracker.forget()
-            record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": c.schedule.lr,
-                      **self._train_epoch()}
-            if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
-                record.update(self._evaluate(outputs=self.epoch + 1 == cfg.epochs))
-                stopped_early = c.tracker.should_stop()
-            c.schedule.step(record.get(f"valid_{c.task.metric}"))
-            self.epoch, self.batch, self.offset, self.totals = self.epoch + 1, 0, 0, EpochTotals()
-            record["step"], self.elapsed = self.step, time.perf_counter() - started
-            if self.dist.is_main:
-                c.run.append_metrics(record)
-                c.loggers.epoch(record)
-            log.info(epoch_line(record, c.task.metric))
-            final = self.epoch == cfg.epochs or stopped_early
-            if c.checkpoints.due_after_epoch(self.epoch, final):
-                self._save(final=final)
-        if stopped_early:
-            log.info(f"early stopping: no better valid_{c.task.metric} for {c.tracker.bad_evals} evaluations")
-        self.check.finish()
-        # The other ranks are done: rank 0 alone scores (with the others, for a collective task)
-        # and writes the final artefacts.
-        if self.dist.is_main or c.task.collective:
-            return self._finish(time.perf_counter() - started)
-        return {}
+    def _epoch(self, started: float) -> bool:
+        """Train, evaluate when due, record and checkpoint one epoch; whether to stop early."""
+        c, cfg, stopped_early = self.components, self.cfg, False
+        c.tracker.forget()
+        record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": c.schedule.lr, **self._train_epoch()}
+        if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
+            record.update(self._evaluate(outputs=self.epoch + 1 == cfg.epochs))
+            stopped_early = c.tracker.should_stop()
+        c.schedule.step(record.get(f"valid_{c.task.metric}"))
+        self.epoch, self.batch, self.offset, self.totals = self.epoch + 1, 0, 0, EpochTotals()
+        record["step"], self.elapsed = self.step, time.perf_counter() - started
+        if self.dist.is_main:
+            c.run.append_metrics(record)
+            c.loggers.epoch(record)
+        log.info(epoch_line(record, c.task.metric))
+        final = self.epoch == cfg.epochs or stopped_early
+        if c.checkpoints.due_after_epoch(self.epoch, final):
+            self._save(final=final)
+        return stopped_early
 
     def _finish(self, seconds: float) -> dict:
         c = self.components

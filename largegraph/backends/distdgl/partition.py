@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from largegraph.config import JobConfig
 from largegraph.core.errors import ConfigError
 from largegraph.core.fsutil import atomic_write_text
 from largegraph.backends.distdgl.files import LINK_SPLIT, MASKS, NODE_IDS, STAMP
+
+log = logging.getLogger(__name__)
 
 
 
@@ -46,8 +49,7 @@ class PartStats:
     test: int
 
 
-def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "metis", force: bool = False,
-                      say=print) -> dict:
+def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "metis", force: bool = False) -> dict:
     """Partition ``cfg``'s dataset into ``parts`` parts under ``out`` (reused when already there).
 
     Returns:
@@ -65,17 +67,17 @@ def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "meti
     if stamp_path.exists() and not force:
         stamp = json.loads(stamp_path.read_text())
         if stamp.get("key") == key:
-            say(f"reusing the partitions in {out} (same dataset, parts and method; --force redoes them)")
-            _report(stamp, say)
+            log.info(f"reusing the partitions in {out} (same dataset, parts and method; --force redoes them)")
+            _report(stamp)
             return stamp
     if out.exists() and any(out.iterdir()) and not stamp_path.exists():
         raise ConfigError(f"{out} is not empty and holds no largegraph partitions; choose an empty --out folder")
     if parts > data.graph.num_nodes():
         raise ConfigError(f"--parts {parts} is more than the graph's {data.graph.num_nodes()} nodes")
     shutil.rmtree(out, ignore_errors=True)
-    stamp = _partition(cfg, data, parts, out, method, key, say)
+    stamp = _partition(cfg, data, parts, out, method, key)
     atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
-    _report(stamp, say)
+    _report(stamp)
     return stamp
 
 
@@ -94,7 +96,7 @@ def _full_graph(data, link: bool) -> dgl.DGLGraph:
     return full
 
 
-def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: dict, say) -> dict:
+def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: dict) -> dict:
     link = cfg.task == "link_prediction"
     g = _full_graph(data, link)
     balance = None
@@ -106,7 +108,7 @@ def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: di
             g.ndata[mask] = m
         balance = g.ndata["train_mask"]
     name = out.name
-    say(f"partitioning {data.describe()} into {parts} parts ({method}) under {out}")
+    log.info(f"partitioning {data.describe()} into {parts} parts ({method}) under {out}")
     with contextlib.redirect_stdout(io.StringIO()):  # DGL prints a page of timings per call
         orig_nids, orig_eids = dgl.distributed.partition_graph(
             g, name, parts, str(out), part_method=method, balance_ntypes=balance, balance_edges=True,
@@ -161,11 +163,11 @@ def _write_link_split(out: Path, data, new_of_orig: torch.Tensor, orig_eids: tor
                 "evaluator_name": data.evaluator_name, "reverse_eids": reverse}, out / LINK_SPLIT)
 
 
-def _report(stamp: dict, say) -> None:
-    say(f"{'part':>4} {'nodes':>10} {'edges':>12} {'halo':>10} {'train':>8} {'valid':>8} {'test':>8}")
+def _report(stamp: dict) -> None:
+    log.info(f"{'part':>4} {'nodes':>10} {'edges':>12} {'halo':>10} {'train':>8} {'valid':>8} {'test':>8}")
     for p in stamp["parts"]:
-        say(f"{p['part']:>4} {p['nodes']:>10,} {p['edges']:>12,} {p['halo']:>10,} {p['train']:>8,} "
+        log.info(f"{p['part']:>4} {p['nodes']:>10,} {p['edges']:>12,} {p['halo']:>10,} {p['train']:>8,} "
             f"{p['valid']:>8,} {p['test']:>8,}")
     e = stamp["num_edges"]
-    say(f"edge cut: {stamp['edge_cut']:,} of {e:,} edges ({100 * stamp['edge_cut'] / max(e, 1):.1f}%), "
+    log.info(f"edge cut: {stamp['edge_cut']:,} of {e:,} edges ({100 * stamp['edge_cut'] / max(e, 1):.1f}%), "
         f"{stamp['key']['method']}; part config {stamp['part_config']}")
