@@ -50,7 +50,7 @@ class LocalBackend:
 
 def _hot_rows(cfg: JobConfig, data: GraphData) -> HotRows | None:
     """The in-RAM cache of high-degree rows, for mapped features when ``data.feature_cache_mb`` asks."""
-    if not cfg.data.feature_cache_mb or data.features != "mmap" or "feat" not in data.graph.ndata:
+    if not cfg.data.feature_cache_mb or data.storage.features != "mmap" or "feat" not in data.graph.ndata:
         return None
     return HotRows(data.graph.ndata["feat"], data.graph.in_degrees(), cfg.data.feature_cache_mb * 2**20)
 

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from largegraph.config import DataConfig
-from largegraph.data.graph import GraphData
+from largegraph.data.graph import GraphData, Storage
 from largegraph.data.layout import (GRAPH_CACHE_DIR, GRAPH_CACHE_LOCK, GRAPH_CACHE_MANIFEST, GRAPH_CACHE_PREFIX,
                                     LOCK_FILE)
 from largegraph.data.link import LinkData
@@ -164,8 +164,8 @@ def open_cached(path: Path, manifest: dict, features: str) -> GraphData | LinkDa
     sparse = _open_sparse(path, manifest, features) if "feat_indptr" in manifest["arrays"] else None
     split = torch.load(path / SPLIT_FILE, weights_only=True)
     info = {**manifest["info"], "cache": str(path), "features": features}  # provenance, as the fields say
-    opened = {"name": manifest["name"], "graph": graph, "split": split, "info": info, "features": features,
-              "cache": str(path)}
+    opened = {"name": manifest["name"], "graph": graph, "split": split, "info": info,
+              "storage": Storage(features, str(path))}
     if manifest["task"] == "link":
         # the manifest records the link data's directedness in its provenance (the format predates the field)
         return LinkData(num_nodes=manifest["num_nodes"], undirected=bool(manifest["info"].get("undirected", True)),

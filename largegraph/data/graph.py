@@ -9,7 +9,20 @@ import torch
 from largegraph.data.layout import SPLITS  # re-exported: the node task imports it from here
 from largegraph.data.sparse import SparseFeatures
 
-__all__ = ["SPLITS", "GraphData"]
+__all__ = ["SPLITS", "GraphData", "Storage"]
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How a dataset's arrays are held once opened.
+
+    Attributes:
+        features: ``memory`` (read into RAM) or ``mmap`` (mapped from the processed cache).
+        cache: the processed-cache folder the dataset was opened from, or None (built in memory).
+    """
+
+    features: str = "memory"
+    cache: str | None = None
 
 
 @dataclass
@@ -31,8 +44,7 @@ class GraphData:
         sparse_feat: features kept sparse (CSR; :mod:`largegraph.data.sparse`) instead of
             ``ndata['feat']``, or None.
         undirected: whether the graph already holds both directions of every edge (OGB added them).
-        features: how the features are held: ``memory`` (read) or ``mmap`` (mapped from the cache).
-        cache: the processed-cache folder the dataset was opened from, or None.
+        storage: how its arrays are held (features read or mapped, the cache folder).
     """
 
     name: str
@@ -44,8 +56,7 @@ class GraphData:
     info: dict = field(default_factory=dict)
     sparse_feat: SparseFeatures | None = None
     undirected: bool = False
-    features: str = "memory"
-    cache: str | None = None
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def num_nodes(self) -> int:

@@ -28,6 +28,7 @@ from largegraph.data.layout import (
     EDGE, FLOAT_SPLIT_KEYS, LINK_METRIC_EVALUATORS, SOURCE_NODE, SPLITS, TARGET_NODE, TRAIN, check_link_metric,
     check_link_split, heldout_in_train, link_split_keys, negatives, num_positives, positive_pairs, split_style_of,
 )
+from largegraph.data.graph import Storage
 from largegraph.data.ogb import read_with_ogb, resolve_dataset
 from largegraph.core.errors import DatasetError
 
@@ -50,8 +51,7 @@ class LinkData:
         evaluator_name: OGB dataset whose ``ogb.linkproppred.Evaluator`` scores this dataset.
         info: provenance only (directory, official, leak counts...); nothing reads it to run.
         undirected: whether edge ``2i+1`` is the reverse of edge ``2i`` (one training edge per pair).
-        features: how the features are held: ``memory`` (read) or ``mmap`` (mapped from the cache).
-        cache: the processed-cache folder the dataset was opened from, or None.
+        storage: how its arrays are held (features read or mapped, the cache folder).
     """
 
     # link datasets keep dense features (or none) and have no classes
@@ -67,8 +67,7 @@ class LinkData:
     evaluator_name: str
     info: dict = field(default_factory=dict)
     undirected: bool = True
-    features: str = "memory"
-    cache: str | None = None
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def feat_dim(self) -> int:

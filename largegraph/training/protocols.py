@@ -21,6 +21,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from largegraph.config import JobConfig
+    from largegraph.data.graph import Storage
     from largegraph.data.sparse import SparseFeatures
     from largegraph.training.distributed import DistEnv
     from largegraph.training.rundir import RunDir
@@ -35,8 +36,7 @@ class Dataset(Protocol):
     metric: str
     evaluator_name: str
     undirected: bool
-    features: str  # ``memory`` or ``mmap``
-    cache: str | None
+    storage: Storage  # features read or mapped, the processed-cache folder
 
     @property
     def num_nodes(self) -> int: ...

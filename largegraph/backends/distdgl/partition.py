@@ -62,7 +62,7 @@ def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "meti
 
     out = Path(out)
     data = LocalBackend().load_data(cfg)  # the whole prepared dataset, whatever mode the job trains in
-    key = {"cache": data.cache, "task": cfg.task, "parts": parts, "method": method}
+    key = {"cache": data.storage.cache, "task": cfg.task, "parts": parts, "method": method}
     stamp_path = out / STAMP
     if stamp_path.exists() and not force:
         stamp = json.loads(stamp_path.read_text())
