@@ -18,7 +18,7 @@ from largegraph.training import distributed
 from largegraph.training.checkpoint import checkpoint_name, restore_rank_rng
 from largegraph.config import TrainConfig
 from largegraph.core.errors import Stopped
-from largegraph.training.selection import split_scores
+from largegraph.training.scoring import score_for_selection
 from largegraph.training.components import Components
 from largegraph.training.protocols import Batch
 from largegraph.training.report import epoch_line, resume_lines
@@ -157,27 +157,6 @@ class Trainer:
         self.epoch, self.batch, self.offset, self.totals = epoch, 0, 0, EpochTotals()
         return {**self._train_epoch(), "batches": self.totals.values["batches"]}
 
-    def _evaluate(self, outputs: bool) -> dict:
-        """Full-graph evaluation on rank 0; its scores reach every rank. ``outputs``: whether the run
-        may end with these weights, so that the export would want every node's outputs."""
-        c = self.components
-
-        def evaluate() -> dict:
-            with c.average.applied():
-                # train.validation: sampled scores only the validation split; the final result is exact.
-                quick = c.task.selection_scores(c.model, c.device)
-                if quick is not None:
-                    return quick
-                result = c.task.evaluate(c.model, c.device, outputs=outputs)
-            c.tracker.remember(self.step, self.epoch, result)
-            return split_scores(result, c.task.metric)
-
-        with allocator.system_defaults():  # evaluation's arrays are one-off: kept blocks would pile up
-            # a collective task (DGL's engine) evaluates on every rank together
-            scores = evaluate() if c.task.collective else distributed.on_main(evaluate, self.dist)
-        c.tracker.update(self.epoch, scores, c.average.weights)
-        return scores
-
     def fit(self) -> dict:
         """Train until ``epochs`` or early stopping; write the final artefacts; return the summary."""
         c = self.components
@@ -201,7 +180,7 @@ class Trainer:
         c.tracker.forget()
         record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": c.schedule.lr, **self._train_epoch()}
         if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
-            record.update(self._evaluate(outputs=self.epoch + 1 == cfg.epochs))
+            record.update(score_for_selection(c, self.step, self.epoch, outputs=self.epoch + 1 == cfg.epochs))
             stopped_early = c.tracker.should_stop()
         c.schedule.step(record.get(f"valid_{c.task.metric}"))
         self.epoch, self.batch, self.offset, self.totals = self.epoch + 1, 0, 0, EpochTotals()
