@@ -80,9 +80,15 @@ def source_fingerprint(directory: Path) -> str:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
+def _prep(cfg: DataConfig) -> dict:
+    """The settings that change what the cache holds, in :data:`_PREP_KEYS` order."""
+    values = cfg.model_dump(include=set(_PREP_KEYS))
+    return {k: values[k] for k in _PREP_KEYS}
+
+
 def cache_key(source: str, task: str, cfg: DataConfig) -> str:
     """The cache folder's key: the raw files' fingerprint, the task and the preparation settings."""
-    options = {"format": FORMAT, "source": source, "task": task, **{k: getattr(cfg, k) for k in _PREP_KEYS}}
+    options = {"format": FORMAT, "source": source, "task": task, **_prep(cfg)}
     if cfg.sparse_features != "keep":
         # only when set, so that every cache built before the setting existed keeps its key
         options["sparse_features"] = cfg.sparse_features
@@ -235,7 +241,7 @@ def write_cache(folder: Path, data: GraphData | LinkData, key: str, source: str,
     manifest = {
         "format": FORMAT, "key": key, "source": source, "task": "link" if link else "node", "name": data.name,
         "num_nodes": num_nodes, "num_edges": num_edges,
-        "feature_dtype": cfg.feature_dtype, "prep": {k: getattr(cfg, k) for k in _PREP_KEYS},
+        "feature_dtype": cfg.feature_dtype, "prep": _prep(cfg),
         "arrays": arrays, "info": json.loads(json.dumps(data.info, default=str)), "created": time.time(),
     }
     if sparse is not None:

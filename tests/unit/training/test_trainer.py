@@ -125,13 +125,13 @@ def make_trainer(tmp_path, train: dict, checkpoint: dict | None = None, scores=N
     optimizer = build_optimizer(cfg.train, model.parameters())
     ck = cfg.checkpoint
     store = CheckpointStore(run.checkpoints, cfg.fingerprint(), run.run_id(), ck.keep_last, ck.keep_best)
-    parts = Components(model=model, train_model=model, loader=FakeLoader(x, y, stop=stop, stop_at=stop_at), task=task,
-                  optimizer=optimizer, schedule=Schedule(cfg.train, optimizer),
-                  average=WeightAverage(model, cfg.train.ema_decay),
-                  tracker=EvalTracker("acc", cfg.train.early_stopping_patience),
-                  checkpoints=CheckpointManager(store, ck), export=RunExport(run, task),
-                  run=run, device=torch.device("cpu"))
-    return Trainer(cfg.train, parts, stop=stop)
+    components = Components(model=model, train_model=model, loader=FakeLoader(x, y, stop=stop, stop_at=stop_at),
+                            task=task, optimizer=optimizer, schedule=Schedule(cfg.train, optimizer),
+                            average=WeightAverage(model, cfg.train.ema_decay),
+                            tracker=EvalTracker("acc", cfg.train.early_stopping_patience),
+                            checkpoints=CheckpointManager(store, ck), export=RunExport(run, task),
+                            run=run, device=torch.device("cpu"))
+    return Trainer(cfg.train, components, stop=stop)
 
 
 def weights(trainer: Trainer) -> dict:
