@@ -62,3 +62,25 @@ def cli(*args) -> str:
     if result.returncode:
         sys.exit(result.stderr[-2000:])
     return result.stdout
+
+
+def add_work_args(parser: argparse.ArgumentParser, overrides_help: str = "overrides of the config") -> None:
+    """``--work``, ``--config`` and the config overrides of a benchmark that imports user files."""
+    parser.add_argument("--work", type=Path, default=None, help="keep files here (default: a temporary folder)")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "social_sage.yaml")
+    parser.add_argument("overrides", nargs="*", help=overrides_help)
+
+
+@contextmanager
+def work_dir(args: argparse.Namespace) -> Iterator[Path]:
+    """``--work`` (created), or a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+
+
+def import_files(name: str, root: Path, files: dict) -> str:
+    """``largegraph data import`` of edge, label and feature files with a seeded 60/20/20 split; its output."""
+    return cli("data", "import", "--name", name, "--root", root, "--edges", files["edges"], "--labels",
+               files["labels"], "--features", files["features"], "--split-ratios", "0.6,0.2,0.2")

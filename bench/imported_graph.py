@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from common import ROOT, cli
+from common import ROOT, add_work_args, cli, import_files, work_dir
 
 CORA = ROOT.parent / "shared" / "data" / "planetoid_cora"
 CLASS_NAMES = ["case-based", "genetic-algorithms", "neural-networks", "probabilistic-methods",
@@ -85,17 +84,12 @@ def full_batch_sage(name: str, root: Path, seed: int, epochs: int = 200) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--work", type=Path, default=None, help="keep files here (default: a temporary folder)")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "social_sage.yaml")
-    parser.add_argument("overrides", nargs="*", help="overrides of the config")
+    add_work_args(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args) as work:
         files = write_user_files(work)
         root = work / "data"
-        print(cli("data", "import", "--name", "cora-csv", "--root", root, "--edges", files["edges"], "--labels",
-                  files["labels"], "--features", files["features"], "--split-ratios", "0.6,0.2,0.2").strip())
+        print(import_files("cora-csv", root, files).strip())
         ours, plain = [], []
         for seed in args.seeds:
             run_dir = work / f"run-{seed}"

@@ -38,7 +38,8 @@ from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_data
 from largegraph.core.fsutil import mirror_with_symlinks
 from largegraph.training.rundir import RunDir
 from largegraph.tasks import link_prediction
-from largegraph.training.run import assemble
+from largegraph.backends.local import LocalBackend
+from largegraph.training.assembly import assemble
 from largegraph.training.trainer import Trainer
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "ogbl_ddi"
@@ -88,7 +89,7 @@ def trainer(args: argparse.Namespace, name: str, root: Path, data, full_graph: b
     }, source="bench/link_epoch.py")
     run = RunDir(run_path)
     run.create(cfg)
-    return Trainer(cfg.train, assemble(cfg, data, run, torch.device("cpu")), log=lambda line: None)
+    return Trainer(cfg.train, assemble(cfg, LocalBackend(), data, run, torch.device("cpu")))
 
 
 def train_epoch(t: Trainer, epoch: int, one_chunk: bool) -> float:

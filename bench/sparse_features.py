@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import ROOT, cli
+from common import add_work_args, cli, import_files, work_dir
 
 NAME = "likes-graph"
 
@@ -82,17 +81,12 @@ def main() -> None:
     parser.add_argument("--avg-degree", type=float, default=12)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--work", type=Path, default=None, help="keep files here (default: a temporary folder)")
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "social_sage.yaml")
-    parser.add_argument("overrides", nargs="*", help="overrides of the config, for both paths")
+    add_work_args(parser, "overrides of the config, for both paths")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args) as work:
         files = write_user_files(work, args.nodes, args.cols, args.active, args.classes, args.avg_degree, seed=0)
         root = work / "data"
-        out = cli("data", "import", "--name", NAME, "--root", root, "--edges", files["edges"], "--labels",
-                  files["labels"], "--features", files["features"], "--split-ratios", "0.6,0.2,0.2")
+        out = import_files(NAME, root, files)
         print("\n".join(line for line in out.splitlines() if line.startswith(("edges:", "features stored"))),
               flush=True)
         results: dict[str, list[dict]] = {"dense": [], "sparse": []}

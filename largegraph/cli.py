@@ -112,8 +112,12 @@ def _launch_distdgl(args: argparse.Namespace, config: str, overrides: list[str],
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from largegraph.backends import backend_for
+    from largegraph.backends.distdgl.backend import run_as_role
+    from largegraph.core import logs
     from largegraph.training.run import run_training
 
+    logs.setup()
     args.overrides = [*args.overrides, *_distdgl_overrides(args)]
     launched = _launch_distdgl(args, args.config, args.overrides, args.run_dir)
     if launched is not None:
@@ -127,13 +131,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
         run_dir = args.run_dir or str(default_run_dir(cfg))
         return _launch(args, ["train", args.config, *args.overrides, "--run-dir", run_dir, "--resume", args.resume])
-    return _print_summary(run_training(args.config, args.overrides, run_dir=args.run_dir, device=args.device,
-                                       resume=args.resume, **_dist_options(args)))
+    return _print_summary(run_as_role(lambda stop: run_training(
+        args.config, args.overrides, backend_for=backend_for, run_dir=args.run_dir, device=args.device,
+        resume=args.resume, stop=stop, **_dist_options(args))))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from largegraph.backends import backend_for
+    from largegraph.backends.distdgl.backend import run_as_role
+    from largegraph.core import logs
     from largegraph.training.run import check_run_dir, resume_run
 
+    logs.setup()
     run = check_run_dir(args.run_dir)
     args.resume = "auto"
     launched = _launch_distdgl(args, str(run.config_path), _distdgl_overrides(args), str(run.path))
@@ -142,7 +151,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.nproc > 1:
         check_run_dir(args.run_dir)
         return _launch(args, ["resume", args.run_dir])
-    return _print_summary(resume_run(args.run_dir, device=args.device, **_dist_options(args)))
+    return _print_summary(run_as_role(lambda stop: resume_run(
+        args.run_dir, backend_for=backend_for, device=args.device, stop=stop, **_dist_options(args))))
 
 
 def _given(**values) -> dict:
@@ -293,7 +303,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_partition(args: argparse.Namespace) -> int:
     from largegraph.config import load_config
     from largegraph.backends.distdgl.partition import partition_dataset
+    from largegraph.core import logs
 
+    logs.setup()
     cfg = load_config(args.config, args.overrides)
     partition_dataset(cfg, args.parts, args.out, method=args.method, force=args.force)
     return 0
@@ -303,11 +315,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from largegraph.benchmark.command import SWEEP_SCALES, run_bench
+    from largegraph.core import logs
 
+    logs.setup()
     scales = (args.scales or list(SWEEP_SCALES)) if args.sweep else [args.scale]
     out = Path(args.out or f"runs/bench-{args.mode}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     run_bench(args.mode, scales, args.epochs, args.repeats, args.workers, args.nproc, out,
-              Path(args.root) if args.root else None, args.keep_data, say=lambda line: print(line, flush=True))
+              Path(args.root) if args.root else None, args.keep_data)
     return 0
 
 

@@ -21,6 +21,7 @@ per epoch and peak memory grow against the number of sampled edges per epoch.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -33,6 +34,8 @@ from pathlib import Path
 import yaml
 
 from largegraph.core.errors import BenchError, ConfigError
+
+log = logging.getLogger(__name__)
 
 # The issue's settings: ogbn-products' GraphSAGE shape.
 FANOUTS = [10, 10, 10]
@@ -187,7 +190,7 @@ def spread(values: list[float]) -> str:
 
 
 def run_pairs(mode: str, scale: float, epochs: int, repeats: int, workers: int, nproc: int, root: Path,
-              out: Path, say) -> dict:
+              out: Path) -> dict:
     """Write the graph, then ``repeats`` interleaved (reference, largegraph) jobs; the record."""
     name = write_graph(mode, scale, root)
     prepare(mode, name, root)
@@ -196,9 +199,9 @@ def run_pairs(mode: str, scale: float, epochs: int, repeats: int, workers: int, 
     for i in range(repeats):
         ref = run_reference(mode, name, root, epochs, workers, out / f"reference-{name}-{i}.json",
                             out / f"reference-{name}-{i}.log")
-        say(side_line("reference", ref))
+        log.info(side_line("reference", ref))
         ours = run_largegraph(job, out / f"run-{name}-{i}", nproc, out / f"largegraph-{name}-{i}.log")
-        say(side_line("largegraph", ours))
+        log.info(side_line("largegraph", ours))
         pairs.append({"reference": ref.summary(), "largegraph": ours.summary(),
                       "ratio_epoch": ours.train_epoch_s / ref.train_epoch_s, "ratio_job": ours.job_s / ref.job_s})
     return {"mode": mode, "scale": scale, "dataset": name, "epochs": epochs, "repeats": repeats, "workers": workers,
@@ -261,17 +264,17 @@ def sweep_lines(records: list[dict]) -> list[str]:
 
 
 def run_bench(mode: str, scales: list[float], epochs: int, repeats: int, workers: int, nproc: int,
-              out: Path, root: Path | None, keep_data: bool, say=print) -> dict:
+              out: Path, root: Path | None, keep_data: bool) -> dict:
     """Run the benchmark and write ``bench.json`` and ``bench.png`` into ``out``; returns the record."""
     out.mkdir(parents=True, exist_ok=True)
     data_root = root or out / "data"
     data_root.mkdir(parents=True, exist_ok=True)
-    say(f"largegraph bench {mode}: scales {', '.join(f'{s:g}' for s in scales)}, {epochs} epochs, {repeats} pair(s), "
+    log.info(f"largegraph bench {mode}: scales {', '.join(f'{s:g}' for s in scales)}, {epochs} epochs, {repeats} pair(s), "
         f"{workers} sampling workers, nproc {nproc}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; output {out}")
     records = []
     try:
         for scale in scales:
-            records.append(run_pairs(mode, scale, epochs, repeats, workers, nproc, data_root, out, say))
+            records.append(run_pairs(mode, scale, epochs, repeats, workers, nproc, data_root, out))
     finally:
         if not keep_data and root is None:
             shutil.rmtree(data_root, ignore_errors=True)
@@ -280,9 +283,9 @@ def run_bench(mode: str, scales: list[float], epochs: int, repeats: int, workers
     chart(records, out / "bench.png")
     if len(scales) > 1:
         for line in sweep_lines(records):
-            say(line)
+            log.info(line)
     pairs = [p for rec in records for p in rec["pairs"]]
-    say(f"ratio whole job largegraph/reference: {spread([p['ratio_job'] for p in pairs])}")
-    say(f"wrote {out / 'bench.json'} and {out / 'bench.png'}")
-    say(f"ratio largegraph/reference: {spread([p['ratio_epoch'] for p in pairs])}")
+    log.info(f"ratio whole job largegraph/reference: {spread([p['ratio_job'] for p in pairs])}")
+    log.info(f"wrote {out / 'bench.json'} and {out / 'bench.png'}")
+    log.info(f"ratio largegraph/reference: {spread([p['ratio_epoch'] for p in pairs])}")
     return result

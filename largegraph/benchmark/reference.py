@@ -81,10 +81,21 @@ def _meta(root: str, name: str) -> dict:
     return dict(meta, dir_path=str(directory))
 
 
-def _record_batch(stats: dict, input_nodes, blocks) -> None:
-    stats["input_nodes"] += len(input_nodes)
-    stats["sampled_edges"] += sum(b.num_edges() for b in blocks)
-    stats["batches"] += 1
+def _train_epoch(model, opt, loader, batch_loss) -> tuple[dict, float]:
+    """One epoch of the documented loop; ``batch_loss(*batch)`` is a batch's loss. Returns the epoch's
+    counts (input nodes, sampled edges, batches) and its seconds."""
+    stats = {"input_nodes": 0, "sampled_edges": 0, "batches": 0}
+    start = time.perf_counter()
+    model.train()
+    for batch in loader:  # (input_nodes, ..., blocks) for node and edge loaders alike
+        loss = batch_loss(*batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        stats["input_nodes"] += len(batch[0])
+        stats["sampled_edges"] += sum(b.num_edges() for b in batch[-1])
+        stats["batches"] += 1
+    return stats, time.perf_counter() - start
 
 
 def run_node(args: argparse.Namespace) -> dict:
@@ -105,18 +116,12 @@ def run_node(args: argparse.Namespace) -> dict:
     val_loader = dgl.dataloading.DataLoader(g, split["valid"], sampler, batch_size=args.batch_size, shuffle=True,
                                             drop_last=False, num_workers=args.workers)
     out = {"epochs": [], "edges": g.num_edges(), "nodes": g.num_nodes()}
+    def batch_loss(_input_nodes, _output_nodes, blocks):
+        return F.cross_entropy(model(blocks, blocks[0].srcdata["feat"]), blocks[-1].dstdata["label"])
+
     for _epoch in range(args.epochs):
-        stats = {"input_nodes": 0, "sampled_edges": 0, "batches": 0}
+        stats, train_s = _train_epoch(model, opt, train_loader, batch_loss)
         start = time.perf_counter()
-        model.train()
-        for input_nodes, _output_nodes, blocks in train_loader:
-            x, y = blocks[0].srcdata["feat"], blocks[-1].dstdata["label"]
-            loss = F.cross_entropy(model(blocks, x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            _record_batch(stats, input_nodes, blocks)
-        train_s = time.perf_counter() - start
         model.eval()
         correct = total = 0
         with torch.no_grad():
@@ -124,7 +129,7 @@ def run_node(args: argparse.Namespace) -> dict:
                 pred = model(blocks, blocks[0].srcdata["feat"]).argmax(1)
                 correct += int((pred == blocks[-1].dstdata["label"]).sum())
                 total += len(pred)
-        out["epochs"].append({"train_s": train_s, "valid_s": time.perf_counter() - start - train_s,
+        out["epochs"].append({"train_s": train_s, "valid_s": time.perf_counter() - start,
                               "seeds": len(split["train"]), "valid_acc": correct / max(total, 1), **stats})
     model.eval()
     pred = model.inference(g, args.eval_batch_size).argmax(1)
@@ -165,23 +170,16 @@ def run_link(args: argparse.Namespace) -> dict:
     loader = dgl.dataloading.DataLoader(g, train_eids, sampler, batch_size=args.batch_size, shuffle=True,
                                         drop_last=False, num_workers=args.workers)
     out = {"epochs": [], "edges": g.num_edges(), "nodes": g.num_nodes(), "train_edges": n_train}
+    def batch_loss(_input_nodes, pair_graph, neg_graph, blocks):
+        h = model(blocks, blocks[0].srcdata["feat"])
+        pos = dgl.ops.u_dot_v(pair_graph, h, h).view(-1)
+        neg = dgl.ops.u_dot_v(neg_graph, h, h).view(-1)
+        label = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+        return F.binary_cross_entropy_with_logits(torch.cat([pos, neg]), label)
+
     for _epoch in range(args.epochs):
-        stats = {"input_nodes": 0, "sampled_edges": 0, "batches": 0}
-        start = time.perf_counter()
-        model.train()
-        for input_nodes, pair_graph, neg_graph, blocks in loader:
-            h = model(blocks, blocks[0].srcdata["feat"])
-            pos = dgl.ops.u_dot_v(pair_graph, h, h).view(-1)
-            neg = dgl.ops.u_dot_v(neg_graph, h, h).view(-1)
-            score = torch.cat([pos, neg])
-            label = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
-            loss = F.binary_cross_entropy_with_logits(score, label)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            _record_batch(stats, input_nodes, blocks)
-        out["epochs"].append({"train_s": time.perf_counter() - start, "valid_s": 0.0,
-                              "seeds": len(train_eids), **stats})
+        stats, train_s = _train_epoch(model, opt, loader, batch_loss)
+        out["epochs"].append({"train_s": train_s, "valid_s": 0.0, "seeds": len(train_eids), **stats})
     model.eval()
     emb = model.inference(g, args.eval_batch_size)
     test = split["test"]

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from largegraph.config import DataConfig
-from largegraph.data.graph import GraphData
+from largegraph.data.graph import GraphData, Storage
 from largegraph.data.layout import (GRAPH_CACHE_DIR, GRAPH_CACHE_LOCK, GRAPH_CACHE_MANIFEST, GRAPH_CACHE_PREFIX,
                                     LOCK_FILE)
 from largegraph.data.link import LinkData
@@ -80,9 +80,15 @@ def source_fingerprint(directory: Path) -> str:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
+def _prep(cfg: DataConfig) -> dict:
+    """The settings that change what the cache holds, in :data:`_PREP_KEYS` order."""
+    values = cfg.model_dump(include=set(_PREP_KEYS))
+    return {k: values[k] for k in _PREP_KEYS}
+
+
 def cache_key(source: str, task: str, cfg: DataConfig) -> str:
     """The cache folder's key: the raw files' fingerprint, the task and the preparation settings."""
-    options = {"format": FORMAT, "source": source, "task": task, **{k: getattr(cfg, k) for k in _PREP_KEYS}}
+    options = {"format": FORMAT, "source": source, "task": task, **_prep(cfg)}
     if cfg.sparse_features != "keep":
         # only when set, so that every cache built before the setting existed keeps its key
         options["sparse_features"] = cfg.sparse_features
@@ -163,13 +169,15 @@ def open_cached(path: Path, manifest: dict, features: str) -> GraphData | LinkDa
         graph.ndata["feat"] = as_feature_dtype(raw, manifest["feature_dtype"])
     sparse = _open_sparse(path, manifest, features) if "feat_indptr" in manifest["arrays"] else None
     split = torch.load(path / SPLIT_FILE, weights_only=True)
-    info = {**manifest["info"], "cache": str(path), "features": features}
+    info = {**manifest["info"], "cache": str(path), "features": features}  # provenance, as the fields say
+    opened = {"name": manifest["name"], "graph": graph, "split": split, "info": info,
+              "storage": Storage(features, str(path))}
     if manifest["task"] == "link":
-        return LinkData(name=manifest["name"], graph=graph, num_nodes=manifest["num_nodes"], split=split,
-                        info=info, **manifest["link"])
+        # the manifest records the link data's directedness in its provenance (the format predates the field)
+        return LinkData(num_nodes=manifest["num_nodes"], undirected=bool(manifest["info"].get("undirected", True)),
+                        **opened, **manifest["link"])
     graph.ndata["label"] = map_array(path, "label")
-    return GraphData(name=manifest["name"], graph=graph, split=split, info=info, sparse_feat=sparse,
-                     **manifest["node"])
+    return GraphData(sparse_feat=sparse, **opened, **manifest["node"])
 
 
 _SPARSE_ARRAYS = ("feat_indptr", "feat_indices", "feat_values")
@@ -214,7 +222,7 @@ def write_cache(folder: Path, data: GraphData | LinkData, key: str, source: str,
     arrays: dict = {}
     if "feat" in data.graph.ndata:
         _save(folder, "feat", _feature_array(data.graph.ndata["feat"], cfg.feature_dtype), arrays)
-    sparse = getattr(data, "sparse_feat", None)
+    sparse = data.sparse_feat
     if sparse is not None:
         _save(folder, "feat_indptr", sparse.indptr, arrays)
         _save(folder, "feat_indices", sparse.indices, arrays)
@@ -233,7 +241,7 @@ def write_cache(folder: Path, data: GraphData | LinkData, key: str, source: str,
     manifest = {
         "format": FORMAT, "key": key, "source": source, "task": "link" if link else "node", "name": data.name,
         "num_nodes": num_nodes, "num_edges": num_edges,
-        "feature_dtype": cfg.feature_dtype, "prep": {k: getattr(cfg, k) for k in _PREP_KEYS},
+        "feature_dtype": cfg.feature_dtype, "prep": _prep(cfg),
         "arrays": arrays, "info": json.loads(json.dumps(data.info, default=str)), "created": time.time(),
     }
     if sparse is not None:

@@ -9,7 +9,20 @@ import torch
 from largegraph.data.layout import SPLITS  # re-exported: the node task imports it from here
 from largegraph.data.sparse import SparseFeatures
 
-__all__ = ["SPLITS", "GraphData"]
+__all__ = ["SPLITS", "GraphData", "Storage"]
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How a dataset's arrays are held once opened.
+
+    Attributes:
+        features: ``memory`` (read into RAM) or ``mmap`` (mapped from the processed cache).
+        cache: the processed-cache folder the dataset was opened from, or None (built in memory).
+    """
+
+    features: str = "memory"
+    cache: str | None = None
 
 
 @dataclass
@@ -27,9 +40,11 @@ class GraphData:
         split: ``train``/``valid``/``test`` -> int64 node ids.
         metric: OGB evaluation metric name (``acc``).
         evaluator_name: OGB dataset whose ``Evaluator`` scores this dataset.
-        info: free-form provenance (source directory, generator settings...).
+        info: provenance only (source directory, generator settings...); nothing reads it to run.
         sparse_feat: features kept sparse (CSR; :mod:`largegraph.data.sparse`) instead of
             ``ndata['feat']``, or None.
+        undirected: whether the graph already holds both directions of every edge (OGB added them).
+        storage: how its arrays are held (features read or mapped, the cache folder).
     """
 
     name: str
@@ -40,6 +55,8 @@ class GraphData:
     evaluator_name: str = "ogbn-arxiv"
     info: dict = field(default_factory=dict)
     sparse_feat: SparseFeatures | None = None
+    undirected: bool = False
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def num_nodes(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import dgl
@@ -27,6 +28,7 @@ from largegraph.data.layout import (
     EDGE, FLOAT_SPLIT_KEYS, LINK_METRIC_EVALUATORS, SOURCE_NODE, SPLITS, TARGET_NODE, TRAIN, check_link_metric,
     check_link_split, heldout_in_train, link_split_keys, negatives, num_positives, positive_pairs, split_style_of,
 )
+from largegraph.data.graph import Storage
 from largegraph.data.ogb import read_with_ogb, resolve_dataset
 from largegraph.core.errors import DatasetError
 
@@ -47,8 +49,14 @@ class LinkData:
         split_style: ``edge`` or ``source_target``.
         metric: OGB's eval metric (``hits@20``, ``hits@50``, ``mrr``...).
         evaluator_name: OGB dataset whose ``ogb.linkproppred.Evaluator`` scores this dataset.
-        info: provenance (directory, official, directedness, leak counts...).
+        info: provenance only (directory, official, leak counts...); nothing reads it to run.
+        undirected: whether edge ``2i+1`` is the reverse of edge ``2i`` (one training edge per pair).
+        storage: how its arrays are held (features read or mapped, the cache folder).
     """
+
+    # link datasets keep dense features (or none) and have no classes
+    sparse_feat: ClassVar[None] = None
+    num_classes: ClassVar[int] = 0
 
     name: str
     graph: dgl.DGLGraph
@@ -58,6 +66,8 @@ class LinkData:
     metric: str
     evaluator_name: str
     info: dict = field(default_factory=dict)
+    undirected: bool = True
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def feat_dim(self) -> int:
@@ -166,6 +176,7 @@ def load_link_dataset(name: str, root: str | os.PathLike) -> LinkData:
         split_style=split_style,
         metric=metric,
         evaluator_name=name if official else LINK_METRIC_EVALUATORS[metric],
+        undirected=undirected,
         info={
             "dir": str(directory),
             "official": official,

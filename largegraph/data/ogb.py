@@ -241,6 +241,7 @@ def load_ogb_node_dataset(name: str, root: str | os.PathLike) -> GraphData:
         info={"dir": str(directory), "official": official,
               "inverse_edges_added_by_ogb": meta["add_inverse_edge"] == "True"},
         sparse_feat=sparse_feat,
+        undirected=meta["add_inverse_edge"] == "True",
     )
 
 

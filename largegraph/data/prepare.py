@@ -65,8 +65,8 @@ def prepare(data: GraphData | LinkData, cfg: DataConfig) -> GraphData | LinkData
         ConfigError: a setting link prediction cannot honour (see the module docstring), saying what
             to set instead.
     """
-    symmetric = bool(data.info.get("inverse_edges_added_by_ogb", False))
     is_link = isinstance(data, LinkData)
+    symmetric = data.undirected  # OGB's loader already holds both directions of each edge
     if is_link:
         _refuse_for_links(data, cfg, symmetric)
     add_reverse = not is_link and not symmetric and cfg.add_reverse_edges != "false"
@@ -75,8 +75,7 @@ def prepare(data: GraphData | LinkData, cfg: DataConfig) -> GraphData | LinkData
         g = with_reverse_edges(g)
     if cfg.self_loops:
         g = dgl.add_self_loop(dgl.remove_self_loop(g))
-    sparse = getattr(data, "sparse_feat", None)
-    if sparse is not None:
+    if data.sparse_feat is not None:
         _prepare_sparse(data, g, cfg)
     if "feat" in g.ndata:
         normalize_features(g.ndata["feat"], cfg.feature_norm)

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from largegraph.config import JobConfig, load_config
+from largegraph.data import GraphData, LinkData
 from largegraph.data.node_import import NodeIds, read_csv_table, id_column
 from largegraph.data.layout import MAPPING_DIR, dataset_dir, read_meta
 from largegraph.core.errors import ConfigError, DatasetError
@@ -48,7 +49,7 @@ class LoadedRun:
 
     run: RunDir
     cfg: JobConfig
-    data: object
+    data: GraphData | LinkData
     model: torch.nn.Module
     nodes: NodeIds
     device: torch.device
@@ -60,7 +61,7 @@ class LoadedRun:
     def embeddings(self) -> torch.Tensor:
         """(N, width) exact full-neighbour embeddings of every node (layer-wise inference)."""
         g = self.data.graph
-        sparse = getattr(self.data, "sparse_feat", None)  # node data only; link data is dense
+        sparse = self.data.sparse_feat  # node data only; link data is dense
         feat = self.model.input_features(g, sparse) if sparse is not None else self.model.input_features(g)
         return self.model.encoder.inference(g, feat, self.cfg.sampler.eval_batch_size, self.device, progress=True)
 
@@ -73,7 +74,8 @@ def load_run(run_dir: str, data: str | None = None, root: str | None = None, dev
         DatasetError: the dataset is missing or does not fit the model (one line saying why).
     """
     from largegraph.core.device import resolve_device
-    from largegraph.training.run import build_model, load_data
+    from largegraph.backends.local import LocalBackend
+    from largegraph.training.assembly import build_model
 
     run = RunDir.existing(run_dir, RunDir.CONFIG)
     if not run.model_path.is_file():
@@ -86,7 +88,7 @@ def load_run(run_dir: str, data: str | None = None, root: str | None = None, dev
     if root:
         cfg.data.root = root
     dev = resolve_device(device)
-    dataset = load_data(cfg)
+    dataset = LocalBackend().load_data(cfg)  # inference runs over the whole graph in this process
     model = build_model(cfg, dataset)
     state = torch.load(run.model_path, map_location="cpu", weights_only=True)
     check_fits(state, model.state_dict(), dataset, run, trained_on)

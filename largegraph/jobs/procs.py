@@ -1,10 +1,10 @@
 """Process liveness and signals for jobs: a leader process, its process group, and every process
-that inherited the job's mark (POSIX; the complete picture needs Linux's /proc).
+that inherited the job's mark (POSIX; read through psutil).
 
 A pid alone does not identify a process for long: after it exits the kernel may hand the number to
-an unrelated process. Where ``/proc`` exists a process is identified by its pid *and* its start
-time, so a daemon that comes back after a crash never mistakes a stranger for its old job. Zombies
-(exited, not yet reaped: common for orphans under a container's init) count as dead.
+an unrelated process. A process is identified by its pid *and* its start time, so a daemon that
+comes back after a crash never mistakes a stranger for its old job. Zombies (exited, not yet
+reaped: common for orphans under a container's init) count as dead.
 
 A job's processes are not all in its process group: torchrun starts every worker in a session of
 its own, and a worker whose launcher died is reparented away from the job's tree. What they all
@@ -16,28 +16,27 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Callable, Iterator
 
-PROC = Path("/proc")
+import psutil
+
 MARK_ENV = "LARGEGRAPH_JOB_MARK"
-
-
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks) from /proc, or None where unavailable."""
-    try:
-        text = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; the fields after it do not.
-    rest = text[text.rindex(")") + 2:].split()
-    return rest[0], int(rest[2]), int(rest[19])
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot), or None if unknown."""
-    st = _stat(pid)
-    return st[2] if st else None
+    """The process's start time in clock ticks since boot, or None if unknown.
+
+    Ticks since boot, as the store has always kept them (an integer column): unlike psutil's
+    ``create_time()`` (boot time plus ticks, in wall-clock seconds), it does not move when the
+    system clock is set, so two processes reading it at different times agree.
+    """
+    try:
+        since_boot = psutil.Process(pid).create_time() - psutil.boot_time()
+    except (psutil.Error, OSError):
+        return None
+    return round(since_boot * _TICKS)
 
 
 def is_alive(pid: int | None, start: int | None = None) -> bool:
@@ -45,87 +44,69 @@ def is_alive(pid: int | None, start: int | None = None) -> bool:
     if not pid or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() in _GONE:
+            return False
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    st = _stat(pid)
-    if st is None:
-        return True
-    state, _, started = st
-    return state not in ("Z", "X") and (start is None or started == start)
+    except psutil.AccessDenied:
+        return start is None  # exists, owned by someone else: its start time cannot be told
+    return start is None or start_time(pid) == start
 
 
-def _pids() -> Iterator[int]:
-    """Every process id in /proc (none where there is no /proc)."""
-    if not PROC.is_dir():
-        return
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            yield int(entry.name)
+def _others(attrs: list[str]) -> Iterator[psutil.Process]:
+    """Every process but the caller (whoever looks for a job's processes must not signal itself),
+    with ``attrs`` read into ``.info`` (None where not ours to read)."""
+    me = os.getpid()
+    for process in psutil.process_iter(attrs, ad_value=None):
+        if process.pid != me:
+            yield process
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid`` (Linux; elsewhere the leader if alive)."""
-    if not PROC.is_dir():
-        return [pgid] if is_alive(pgid) else []
+    """Live (non-zombie) processes of process group ``pgid``."""
     members = []
-    for pid in _pids():
-        st = _stat(pid)
-        if st and st[1] == pgid and st[0] not in ("Z", "X"):
-            members.append(pid)
+    for process in psutil.process_iter(["status"], ad_value=None):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] not in _GONE:
+                members.append(process.pid)
+        except OSError:
+            continue  # gone meanwhile
     return members
 
 
 def signal_process(pid: int, sig: int) -> bool:
     """Send ``sig`` to ``pid``; False if it no longer exists (or is not ours to signal)."""
-    try:
-        os.kill(pid, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+    return _signal(os.kill, pid, sig)
 
 
 def signal_group(pgid: int, sig: int) -> bool:
     """Send ``sig`` to every process of the group; False if the group no longer exists."""
+    return _signal(os.killpg, pgid, sig)
+
+
+def _signal(send: Callable[[int, int], None], target: int, sig: int) -> bool:
     try:
-        os.killpg(pgid, sig)
+        send(target, sig)
         return True
     except (ProcessLookupError, PermissionError):
         return False
 
 
-def _matching(name: str, wanted: Callable[[list[bytes]], bool]) -> list[int]:
-    """Live processes whose ``/proc/<pid>/<name>`` (a NUL-separated list: environ, cmdline) satisfies
-    ``wanted``. The caller is left out: whoever looks for a job's processes must not signal itself."""
-    found = []
-    for pid in _pids():
-        if pid == os.getpid():
-            continue
-        try:
-            fields = (PROC / str(pid) / name).read_bytes().split(b"\0")
-        except OSError:
-            continue  # gone, or another user's
-        if wanted(fields) and is_alive(pid):
-            found.append(pid)
-    return found
-
-
 def marked(mark: str) -> list[int]:
-    """Live processes whose environment carries ``MARK_ENV=mark`` (Linux; elsewhere none)."""
-    entry = f"{MARK_ENV}={mark}".encode()
-    return _matching("environ", lambda environ: entry in environ)
+    """Live processes whose environment carries ``MARK_ENV=mark``."""
+    return [p.pid for p in _others(["environ"])
+            if (p.info["environ"] or {}).get(MARK_ENV) == mark and is_alive(p.pid)]
 
 
 def processes_with_args(*args: str) -> list[int]:
-    """Pids whose command line contains every one of ``args`` as whole arguments (Linux only).
+    """Pids whose command line contains every one of ``args`` as whole arguments.
 
     Used to find a job's trainer when the store lost its pid (a daemon killed between starting the
     process and recording it).
     """
-    wanted = [a.encode() for a in args]
-    return _matching("cmdline", lambda argv: all(a in argv for a in wanted))
+    return [p.pid for p in _others(["cmdline"])
+            if all(a in (p.info["cmdline"] or []) for a in args) and is_alive(p.pid)]
 
 
 def job_processes(leader: int | None, mark: str) -> list[int]:

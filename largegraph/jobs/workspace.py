@@ -18,6 +18,7 @@ from pathlib import Path
 
 from largegraph.core.errors import JobError
 from largegraph.core.fsutil import atomic_write_text
+from largegraph.jobs.store import JobStore
 
 WORKSPACE_ENV = "LARGEGRAPH_WORKSPACE"
 DEFAULT_WORKSPACE = "lg-workspace"
@@ -97,3 +98,13 @@ class Workspace:
         if not self.db_path.exists():
             raise JobError(f"no job store in {self.root}: submit a job first, or pass --workspace "
                            f"(or set {WORKSPACE_ENV}) to the workspace the daemon uses")
+
+
+def open_store(workspace: Workspace, create: bool = False) -> JobStore:
+    """The workspace's job store; with ``create``, make the workspace first if it is new, else
+    ``JobError`` unless it already holds a store."""
+    if create:
+        workspace.create()
+    else:
+        workspace.require()
+    return JobStore(workspace.db_path)

@@ -91,7 +91,19 @@ class RowGather:
         self.next = 0
 
 
-class EpochLoader:
+class SeedLoader:
+    """What every loader of training seeds holds (here or over a ``DistGraph``): the graph it samples,
+    this rank's seeds, the sampler settings and where batches are delivered."""
+
+    def __init__(self, graph, seeds: torch.Tensor, cfg: SamplerConfig, device: torch.device):
+        self.graph = graph
+        self.seeds = seeds
+        self.cfg = cfg
+        self.batch_size = cfg.batch_size
+        self.device = device
+
+
+class EpochLoader(SeedLoader):
     """An epoch's seed order, sharded over ranks, delivered by DGL's DataLoader.
 
     What the trainer relies on: ``epoch(e, start)`` yields this rank's batch records of epoch ``e``
@@ -112,12 +124,8 @@ class EpochLoader:
         if len(seeds) < world_size:
             raise ConfigError(f"{world_size} workers but only {len(seeds)} training seeds; use at most "
                               f"{len(seeds)} workers (--nproc)")
-        self.graph = graph
-        self.seeds = seeds
-        self.cfg = cfg
-        self.batch_size = cfg.batch_size
+        super().__init__(graph, seeds, cfg, device)
         self.base_seed = base_seed
-        self.device = device
         self.rank = rank
         self.world_size = world_size
         # On a GPU with a CUDA build of DGL, sample straight from pinned host memory (UVA) instead of

@@ -16,17 +16,17 @@ from typing import AsyncIterator, Literal
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from largegraph.core.errors import ConfigError, JobError
-from largegraph.jobs.cli import check_shared_file, job_record, missing_file
 from largegraph.jobs.progress import read_bytes_from
 from largegraph.jobs.store import STATES, Job
 from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
+from largegraph.jobs.views import AttemptView, JobView, check_shared_file, missing_file
 from largegraph.jobs.workspace import check_job_name
 from largegraph.training.rundir import RunDir
 from largegraph.server.app import ServerSettings
 from largegraph.server.auth import Caller
+from largegraph.server.replies import ErrorReply, JobDetail, JobList, JobReply, MetricsReply, SubmitRequest
 
 # The files of a run directory the API hands out, by name; nothing else is ever opened for a request.
 _TEXT = "text/plain; charset=utf-8"
@@ -40,12 +40,6 @@ FOLLOW_POLL_S = 0.5      # how often a followed log and its job's state are look
 def caller(request: Request) -> Caller:
     """The route dependency that demands a valid token (and, for the page's cookie, the CSRF check)."""
     return request.app.state.auth.require(request)
-
-
-class ErrorReply(BaseModel):
-    """The one shape of every error: a single line saying what is wrong and how to fix it."""
-
-    error: str
 
 
 # Statuses any route may answer besides its own success, so that clients generated from the
@@ -65,23 +59,6 @@ router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(caller)],
 
 def settings_of(request: Request) -> ServerSettings:
     return request.app.state.settings
-
-
-class SubmitRequest(BaseModel):
-    """A job to queue: a YAML job file's text plus dotted overrides, as `largegraph submit` takes them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    config: str = Field(description="the YAML job file's text")
-    overrides: list[str] = Field(default_factory=list, max_length=256, description="dotted key=value overrides")
-    source: str = Field("config", max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$",
-                        description="the file's name, used only in error messages")
-    name: str | None = Field(None, description="job name (default: the config's name plus the job id)")
-    priority: int = Field(0, ge=-1_000_000, le=1_000_000)
-    retries: int = Field(2, ge=0, le=1000)
-    nproc: int = Field(1, ge=1, le=1024)
-    device: Literal["cpu", "cuda"] = "cpu"
-    max_restarts: int | None = Field(None, ge=0, le=1000)
 
 
 def checked_ref(ref: str) -> str:
@@ -137,7 +114,7 @@ def _finite(value):
 
 # --- routes ------------------------------------------------------------------------------------------
 @router.post("/jobs", status_code=201, summary="Queue a job")
-def submit(body: SubmitRequest, request: Request) -> dict:
+def submit(body: SubmitRequest, request: Request) -> JobReply:
     """Validate the config exactly as `largegraph submit` does, check that it reads data only under the
     server's data roots, and queue it. Answers the job's record."""
     from largegraph.config import apply_overrides, build_config, parse_yaml
@@ -148,35 +125,37 @@ def submit(body: SubmitRequest, request: Request) -> dict:
     cfg = build_config(apply_overrides(parse_yaml(body.config, body.source), body.overrides), body.source)
     check_data_root(cfg, settings.data_roots, body.source)
     with settings.store() as store:
-        return {"job": job_record(queue_job(settings.workspace, store, cfg, options))}
+        return JobReply(job=JobView.of(queue_job(settings.workspace, store, cfg, options)))
 
 
 @router.get("/jobs", summary="List jobs")
 def list_jobs(request: Request, state: list[Literal[STATES]] = Query(default=[]),
-              name: list[str] = Query(default=[], description="names or ids")) -> dict:
+              name: list[str] = Query(default=[], description="names or ids")) -> JobList:
     """Jobs in submission order; ``state`` (repeatable) keeps only jobs in those states, ``name``
     (repeatable) only those jobs (an unknown one is a 404, as for `largegraph status JOB`)."""
     with settings_of(request).store() as store:
         jobs = [store.get(checked_ref(ref)) for ref in name] if name else store.jobs()
-    return {"jobs": [job_record(j) for j in jobs if not state or j.state in state]}
+    return JobList(jobs=[JobView.of(j) for j in jobs if not state or j.state in state])
 
 
 @router.get("/jobs/{ref}", summary="One job, its attempts and its resolved config")
-def get_job(ref: str, request: Request) -> dict:
+def get_job(ref: str, request: Request) -> JobDetail:
     with settings_of(request).store() as store:
         job = store.get(checked_ref(ref))
-        return {"job": job_record(job), "attempts": store.attempts(job.id), "config": job.config}
+        attempts = [AttemptView.model_validate(a) for a in store.attempts(job.id)]
+        return JobDetail(job=JobView.of(job), attempts=attempts, config=job.config)
 
 
 @router.post("/jobs/{ref}/cancel", summary="Cancel a job")
-def cancel(ref: str, request: Request) -> dict:
+def cancel(ref: str, request: Request) -> JobReply:
     """A queued job is cancelled at once; a running one is flagged, and its daemon stops it."""
     with settings_of(request).store() as store:
-        return {"job": job_record(store.request_cancel(checked_ref(ref)))}
+        return JobReply(job=JobView.of(store.request_cancel(checked_ref(ref))))
 
 
 @router.get("/jobs/{ref}/metrics", summary="The run's metrics records")
-def metrics(ref: str, request: Request, since: int = Query(0, ge=0, description="skip this many records")) -> dict:
+def metrics(ref: str, request: Request,
+            since: int = Query(0, ge=0, description="skip this many records")) -> MetricsReply:
     """The records of the run's ``metrics.jsonl`` (epochs, resumes, the final one) from number ``since``;
     ``next`` is what to pass as ``since`` to get only newer ones."""
     settings = settings_of(request)
@@ -184,7 +163,7 @@ def metrics(ref: str, request: Request, since: int = Query(0, ge=0, description=
         job = store.get(checked_ref(ref))
     records = run_dir_of(job, settings).read_metrics()
     fresh = [{k: _finite(v) for k, v in r.items()} for r in records[since:]]
-    return {"records": fresh, "next": len(records), "state": job.state}
+    return MetricsReply(records=fresh, next=len(records), state=job.state)
 
 
 @router.get("/jobs/{ref}/logs", summary="The job's log, ranged or followed", response_class=Response,

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from contextlib import closing
 
 from largegraph.core.errors import EXIT_OK, JobError
 from largegraph.jobs.store import JobStore
-from largegraph.jobs.workspace import NAME_PATTERN, Workspace
+from largegraph.jobs.views import aligned
+from largegraph.jobs.workspace import NAME_PATTERN, Workspace, open_store
 
 SERVER_ENV = "LARGEGRAPH_SERVER"
 TOKEN_ENV = "LARGEGRAPH_TOKEN"
@@ -22,6 +24,11 @@ DEFAULT_MAX_BODY = 1 << 20  # a job config is a few KiB; anything near a MiB is 
 # Followed logs hold a connection each for as long as their jobs run: this bounds what clients (or a
 # token holder gone wrong) can tie up; beyond it, the server answers 503.
 DEFAULT_MAX_CONNECTIONS = 256
+
+
+def named_server(args: argparse.Namespace) -> str | None:
+    """The server a command is sent to (``--server``, else ``$LARGEGRAPH_SERVER``), or None for this machine."""
+    return getattr(args, "server", None) or os.environ.get(SERVER_ENV) or None
 
 
 def add_client_options(p: argparse.ArgumentParser) -> None:
@@ -69,12 +76,7 @@ def add_token_command(sub, common: argparse.ArgumentParser, parser_class: type[a
 
 
 def _store(args: argparse.Namespace, create: bool = False) -> JobStore:
-    ws = Workspace(args.workspace)
-    if create:
-        ws.create()
-    else:
-        ws.require()
-    return JobStore(ws.db_path)
+    return open_store(Workspace(args.workspace), create)
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -107,9 +109,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
     rows = [("NAME", "CREATED", "LAST USED", "REVOKED")]
     rows += [(r["name"], when(r["created_at"]), when(r["last_used_at"]), when(r["revoked_at"])) for r in records]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-          if records else "no tokens")
+    print(aligned(rows) if records else "no tokens")
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from largegraph.data.link import LinkData
 from largegraph.core.errors import ConfigError
 from largegraph.models import Encoder, evaluating
 from largegraph.sampling import EdgeMiniBatch
+from largegraph.tasks import ExactEvaluation
 
 
 class DotPredictor(nn.Module):
@@ -131,7 +132,7 @@ def train_seed_edges(data: LinkData) -> torch.Tensor:
 
 
 def is_undirected(data: LinkData) -> bool:
-    return bool(data.info.get("undirected", True))
+    return data.undirected
 
 
 @dataclass
@@ -145,6 +146,8 @@ class LinkPredictionTask:
         eval_batch_size: nodes per chunk of layer-wise inference.
         score_batch_size: pairs per chunk when scoring evaluation edges.
         seed: picks the fixed subset of training edges that "train" metrics rank.
+        exact: the exact evaluation when the graph is not in this process (DGL's engine), else
+            layer-wise inference here.
     """
 
     name: ClassVar[str] = "link_prediction"
@@ -156,12 +159,14 @@ class LinkPredictionTask:
     eval_batch_size: int = 8192
     score_batch_size: int = 65536
     seed: int = 0
+    exact: ExactEvaluation | None = None
 
     def __post_init__(self) -> None:
         from ogb.linkproppred import Evaluator
 
         self.metric = self.data.metric
         self.evaluator = Evaluator(self.data.evaluator_name)
+        self.collective = self.exact is not None and self.exact.collective
 
     def loss(self, model: LinkPredictor, batch: EdgeMiniBatch) -> tuple[torch.Tensor, int]:
         """Returns (loss, number of positives scored above zero and negatives below)."""
@@ -190,7 +195,8 @@ class LinkPredictionTask:
             out.append(model.scorer(emb[s].to(device), emb[d].to(device)).cpu())
         return torch.cat(out) if out else torch.empty(0)
 
-    def _score_part(self, model, emb, part: str, device) -> float | None:
+    def score_split(self, model, emb: torch.Tensor, part: str, device: torch.device) -> float | None:
+        """``part``'s score of the pairs ``emb`` ranks (None for citation2-style training edges)."""
         split = self.data.split
         if self.data.split_style == "source_target":
             if part == "train":
@@ -223,15 +229,21 @@ class LinkPredictionTask:
         Returns:
             ``{"train_<metric>", "valid_<metric>", "test_<metric>", "emb"}`` (train may be None).
         """
+        if self.exact is not None:
+            return self.exact.evaluate(self, model, device, progress, outputs)
         with evaluating(model):  # the scorer too: an MLP scorer's dropout must be off while ranking
             emb = self.embed(model, device)
-            scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
+            scores = {f"{part}_{self.metric}": self.score_split(model, emb, part, device)
                       for part in ("train", "valid", "test")}
         return {**scores, "emb": emb}
 
     def embeddings_of(self, result: dict) -> torch.Tensor:
         """What goes to embeddings.pt: every node's embedding."""
-        return result["emb"]
+        return result["emb"] if self.exact is None else self.exact.embeddings_of(result)
+
+    def selection_scores(self, model: nn.Module, device: torch.device) -> None:
+        """None: link prediction selects by its exact evaluation."""
+        return None
 
     def predictions(self, result: dict) -> dict:
         """What goes to predictions.pt: the node embeddings the edge scores come from."""

@@ -9,6 +9,7 @@ from largegraph.data.graph import SPLITS, GraphData
 from largegraph.data.sparse import SparseFeatures
 from largegraph.models import Encoder, evaluating
 from largegraph.sampling import MiniBatch
+from largegraph.tasks import ExactEvaluation
 
 
 MAX_PROB_VALUES = 100_000_000
@@ -57,17 +58,22 @@ class NodeClassificationTask:
         data: a validated, prepared dataset.
         label_smoothing: of the cross-entropy loss.
         eval_batch_size: nodes per chunk of layer-wise inference.
+        valid_loader: batches of the validation nodes; set, model selection scores them (sampled).
+        exact: the exact evaluation when the graph is not in this process (DGL's engine), else
+            layer-wise inference here.
     """
 
     name = "node_classification"
     metric = "acc"
 
     def __init__(self, data: GraphData, *, label_smoothing: float = 0.0, eval_batch_size: int = 8192,
-                 valid_loader=None):
+                 valid_loader=None, exact: ExactEvaluation | None = None):
         self.data = data
-        self.valid_loader = valid_loader  # set: model selection scores sampled validation batches
+        self.valid_loader = valid_loader
         self.label_smoothing = label_smoothing
         self.eval_batch_size = eval_batch_size
+        self.exact = exact
+        self.collective = exact is not None and exact.collective
         from ogb.nodeproppred import Evaluator
 
         self.evaluator = Evaluator(data.evaluator_name)
@@ -111,6 +117,8 @@ class NodeClassificationTask:
             ``{"train_acc", "valid_acc", "test_acc", "pred", "logits", "emb"}``; the last three are
             tensors over all nodes.
         """
+        if self.exact is not None:
+            return self.exact.evaluate(self, model, device, progress, outputs)
         g = self.data.graph
         logits, emb = model.inference(g, model.input_features(g, self.data.sparse_feat), self.eval_batch_size,
                                       device, progress)
@@ -120,11 +128,13 @@ class NodeClassificationTask:
 
     def embeddings_of(self, result: dict) -> torch.Tensor:
         """What goes to embeddings.pt: every node's embedding."""
-        return result["emb"]
+        return result["emb"] if self.exact is None else self.exact.embeddings_of(result)
 
     def predictions(self, result: dict) -> dict:
         """What goes to predictions.pt: predicted class, the label, the split and, unless the table
         would exceed ~200 MB (ogbn-products has 2.4M nodes x 47 classes), class probabilities."""
+        if self.exact is not None:
+            return self.exact.predictions(result)
         out = {
             "pred": result["pred"],
             "label": self.data.graph.ndata["label"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import platform
 import re
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from largegraph.config import CheckpointConfig
 from largegraph.training.distributed import DistEnv
 from largegraph.core.errors import CheckpointError
 from largegraph.core.fsutil import atomic_write_bytes, remove_leftovers
+from largegraph.core.rng import capture_rng, mix_seed, restore_rng, seed_everything
+
+log = logging.getLogger(__name__)
 
 class CheckpointMismatch(CheckpointError):
     """A sound checkpoint that must not be resumed here (another run, another model config)."""
@@ -164,7 +168,7 @@ class CheckpointStore:
             raise CheckpointError(f"--resume {path}: no checkpoint manifest at {manifest}")
         return manifest
 
-    def latest(self, warn: Callable[[str], None] = print) -> tuple[dict, dict] | None:
+    def latest(self) -> tuple[dict, dict] | None:
         """The newest checkpoint that verifies, skipping (with a warning) corrupt ones.
 
         Raises:
@@ -177,7 +181,7 @@ class CheckpointStore:
             except CheckpointMismatch:
                 raise
             except CheckpointError as exc:
-                warn(f"skipping checkpoint {exc}")
+                log.warning(f"skipping checkpoint {exc}")
         return None
 
 
@@ -195,15 +199,12 @@ class CheckpointManager:
         store: the run's checkpoint files.
         cfg: the ``checkpoint`` section (save intervals, what a failed save does).
         dist: this process's place among the ranks.
-        warn: where warnings (a skipped corrupt checkpoint, a failed save that is ignored) go.
     """
 
-    def __init__(self, store: CheckpointStore, cfg: CheckpointConfig, dist: DistEnv | None = None,
-                 warn: Callable[[str], None] = print):
+    def __init__(self, store: CheckpointStore, cfg: CheckpointConfig, dist: DistEnv | None = None):
         self.store = store
         self.cfg = cfg
         self.dist = dist or DistEnv()
-        self.warn = warn
 
     def due_in_epoch(self, step: int, last_batch: bool) -> bool:
         """Whether to checkpoint after ``step`` inside an epoch (its last batch saves at epoch end)."""
@@ -219,13 +220,16 @@ class CheckpointManager:
         A failed write stops the run unless ``checkpoint.on_save_error`` is ``continue``; the final
         checkpoint's failure always does, since nothing after it would save the run's end.
         """
+        # every rank's RNG streams, so that each resumes its own (a collective, before rank 0 writes)
+        rngs = distributed.gather(capture_rng(), self.dist) if self.dist.enabled else None
+
         def write() -> None:
             try:
-                self.store.save(step, state(), meta)
+                self.store.save(step, {**state(), "rng_ranks": rngs} if rngs else state(), meta)
             except CheckpointError as exc:
                 if self.cfg.on_save_error == "fail" or final:
                     raise
-                self.warn(f"{exc}; training goes on (checkpoint.on_save_error=continue)")
+                log.warning(f"{exc}; training goes on (checkpoint.on_save_error=continue)")
 
         distributed.on_main(write, self.dist)
 
@@ -242,7 +246,7 @@ class CheckpointManager:
         def choose() -> str | None:
             if checkpoint is not None:
                 return str(self.store.resolve(checkpoint))
-            latest = self.store.latest(warn=self.warn)
+            latest = self.store.latest()
             if latest is None:
                 return None
             found["it"] = latest  # rank 0 has verified and loaded it: not read twice
@@ -252,3 +256,14 @@ class CheckpointManager:
         if path is None:
             return None
         return found.get("it") or self.store.load(Path(path))
+
+
+def restore_rank_rng(state: dict, dist: DistEnv, seed: int, step: int) -> None:
+    """This rank's RNG streams from checkpoint ``state``: its own if the saved run had as many ranks
+    (rank 0's otherwise for rank 0); a rank the saved run did not have gets a fresh stream, still a
+    function of the position (``seed``, rank, ``step``)."""
+    ranks = state.get("rng_ranks") or [state["rng"]]
+    if len(ranks) == dist.world_size or dist.rank == 0:
+        restore_rng(ranks[dist.rank] if len(ranks) == dist.world_size else state["rng"])
+    else:
+        seed_everything(mix_seed(seed, dist.rank, step))

@@ -1,4 +1,4 @@
-"""The built objects one training run is made of: what :mod:`largegraph.training.run` assembles and the
+"""The built objects one training run is made of: what :mod:`largegraph.training.assembly` builds and the
 :class:`~largegraph.training.trainer.Trainer` drives."""
 from __future__ import annotations
 
@@ -14,20 +14,21 @@ from largegraph.training.selection import EvalTracker
 from largegraph.training.export import RunExport
 from largegraph.training.loggers import RunLoggers
 from largegraph.training.optim import Schedule
+from largegraph.training.protocols import BatchLoader, Task
 from largegraph.training.rundir import RunDir
 
 
 @dataclass
-class Parts:
-    """What a run is made of, built by :func:`largegraph.training.run.assemble`.
+class Components:
+    """What a run is made of, built by :func:`largegraph.training.assembly.assemble`.
 
     ``train_model`` is ``model`` itself, or its DDP wrapper with several ranks.
     """
 
     model: nn.Module
     train_model: nn.Module
-    loader: object
-    task: object
+    loader: BatchLoader
+    task: Task
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     average: WeightAverage

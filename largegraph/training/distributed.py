@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from largegraph.core.device import DGL_CUDA_HINT, dgl_has_cuda, resolve_device
 from largegraph.core.errors import ConfigError, JobError, LargeGraphError, SharedError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 1800
 
 
@@ -239,9 +241,8 @@ class DDPCheck:
     the seeds they trained on are disjoint and together the epoch's order. Off (and free) otherwise.
     """
 
-    def __init__(self, env: DistEnv, log: Callable[[str], None]):
+    def __init__(self, env: DistEnv):
         self.env = env
-        self.log = log
         self.enabled = env.enabled and os.environ.get("LARGEGRAPH_VERIFY_DDP") == "1"
         self.steps = 0
         self._seen: list | None = None
@@ -271,10 +272,10 @@ class DDPCheck:
         if len(unique) != len(everyone) or len(unique) != consumed or not unique <= set(seeds.tolist()):
             raise JobError(f"DDP check failed: epoch {epoch + 1}: ranks trained on {len(everyone)} seeds, "
                            f"{len(unique)} distinct, expected {consumed} distinct training seeds")
-        self.log(f"ddp check: epoch {epoch + 1}: {self.env.world_size} ranks trained on {len(everyone)} seeds, "
+        log.info(f"ddp check: epoch {epoch + 1}: {self.env.world_size} ranks trained on {len(everyone)} seeds, "
                  f"disjoint, covering all {consumed}")
 
     def finish(self) -> None:
         if self.enabled:
-            self.log(f"ddp check: parameters identical on all {self.env.world_size} ranks after each of "
+            log.info(f"ddp check: parameters identical on all {self.env.world_size} ranks after each of "
                      f"{self.steps} steps")

@@ -91,3 +91,15 @@ def epoch_line(r: dict, metric: str) -> str:
             parts.append(f"{part}_{metric} {r[f'{part}_{metric}']:.4f}")
     parts.append(f"{r['time_s']:.1f}s ({r['batches_per_s']:.1f} batches/s, {r['nodes_per_s']:.0f} nodes/s)")
     return "  ".join(parts)
+
+
+def resume_lines(record: dict, seeds: int) -> list[str]:
+    """What a resume says, from its metrics record (``kind: resume``), ``seeds`` the epoch order's length."""
+    epoch, world, saved = record["epoch"], record["world_size"], record["saved_world_size"]
+    lines = [f"resumed from checkpoint {record['checkpoint']}: epoch {epoch}, batch {record['batch']}, "
+             f"step {record['step']}"]
+    if saved != world and record["offset"]:
+        lines.append(f"the checkpoint was written by {saved} worker(s), this run has {world}: epoch {epoch} goes on "
+                     f"from seed {record['offset']} of {seeds} of its order, the rest re-sharded over the new "
+                     f"workers (no seed skipped or repeated)")
+    return lines

@@ -25,6 +25,13 @@ class EpochTotals:
         v["correct"] += correct
         v["seen"] += size
 
+    def add_batch(self, loss: float, batch, correct: int) -> None:
+        """One batch record (:class:`~largegraph.training.protocols.Batch`): its size, input nodes and
+        message-passing edges (zero for records without blocks)."""
+        nodes = batch.input_nodes
+        self.add(loss, batch.size, correct, len(nodes) if nodes is not None else 0,
+                 sum(b.num_edges() for b in batch.blocks))
+
     def add_seconds(self, seconds: float) -> None:
         self.values["seconds"] += seconds
 

@@ -1,15 +1,13 @@
 """The epoch/step loop shared by every task, and nothing else.
 
-The trainer takes built objects (see :mod:`largegraph.training.run`, which assembles them from the config):
-a model, a loader whose ``epoch(e, start)`` yields batch records (local graph, worker processes or a
-DistGraph: the loader's business), a task for the loss and the evaluation, and the owners of the
-checkpoints, the weight average, model selection and the final export. It reads only ``train``.
+It drives built :class:`~largegraph.training.components.Components` (a model, a ``BatchLoader``, a
+``Task``: :mod:`largegraph.training.protocols`), whatever delivers the batches and evaluates, and
+reads only the config's ``train`` section.
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
-from typing import Callable
 
 import torch
 from torch import nn
@@ -17,27 +15,22 @@ from tqdm.auto import tqdm
 
 from largegraph.core import allocator
 from largegraph.training import distributed
-from largegraph.training.checkpoint import checkpoint_name
+from largegraph.training.checkpoint import checkpoint_name, restore_rank_rng
 from largegraph.config import TrainConfig
-from largegraph.training.distributed import DDPCheck
 from largegraph.core.errors import Stopped
-from largegraph.training.selection import split_scores
-from largegraph.training.components import Parts
-from largegraph.training.report import epoch_line
-from largegraph.core.rng import capture_rng, mix_seed, restore_rng, seed_everything
+from largegraph.training.scoring import score_for_selection
+from largegraph.training.components import Components
+from largegraph.training.protocols import Batch
+from largegraph.training.report import epoch_line, resume_lines
+from largegraph.core.rng import capture_rng
 from largegraph.core.signals import StopRequest
 from largegraph.training.totals import EpochTotals
 
-
-def _batch_work(batch) -> tuple[int, int]:
-    """A batch record's input nodes and message-passing edges (zero for records without blocks)."""
-    nodes = getattr(batch, "input_nodes", None)
-    blocks = getattr(batch, "blocks", None) or []
-    return (len(nodes) if nodes is not None else 0), sum(b.num_edges() for b in blocks)
+log = logging.getLogger(__name__)
 
 
 class Trainer:
-    """Trains ``parts.model`` for ``cfg.epochs``, evaluating, checkpointing and exporting.
+    """Trains ``components.model`` for ``cfg.epochs``, evaluating, checkpointing and exporting.
 
     The loop's position is (epoch, batch within the epoch, seeds of the epoch's order consumed by all
     ranks, global step); with the model, optimizer, schedule, weight average, model selection, the
@@ -45,109 +38,97 @@ class Trainer:
     any checkpoint, including one taken mid-epoch and with another number of ranks, continues exactly
     as the uninterrupted run would have (the rest of the epoch is re-sharded over the new ranks).
 
-    Data parallel: every rank holds the same model, optimizer and position and trains on its slice
-    of every global batch; rank 0 alone evaluates, writes metrics and checkpoints, and hands its
-    scores to the others, so all agree on the best epoch and on early stopping.
+    Data parallel: every rank holds the same model, optimizer and position and trains on its slice of
+    every global batch; rank 0 alone evaluates (every rank together for a ``collective`` task), writes
+    metrics and checkpoints, and hands its scores to the others, so all agree on the best epoch.
     """
 
-    def __init__(self, cfg: TrainConfig, parts: Parts, stop: StopRequest | None = None,
-                 log: Callable[[str], None] | None = None):
+    def __init__(self, cfg: TrainConfig, components: Components, stop: StopRequest | None = None):
         self.cfg = cfg
-        self.p = parts
-        self.dist = parts.dist
+        self.components = components
+        self.dist = components.dist
         self.stop = stop or StopRequest()
-        self.log = log or (lambda line: tqdm.write(line, file=sys.stdout))
-        self.check = DDPCheck(self.dist, self.log)
+        self.check = distributed.DDPCheck(self.dist)
         self.epoch = self.batch = self.offset = self.step = 0
         self.totals = EpochTotals()
         self.elapsed = 0.0  # training seconds of earlier attempts, for a resumed run's total
 
-    # --- resumable state -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        p = self.p
-        return {"model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
-                "scheduler": p.schedule.state_dict(), "best_model": p.tracker.best_weights or {},
-                "ema": p.average.state_dict(), "rng": capture_rng(),
+        c = self.components
+        return {"model": c.model.state_dict(), "optimizer": c.optimizer.state_dict(),
+                "scheduler": c.schedule.state_dict(), "best_model": c.tracker.best_weights or {},
+                "ema": c.average.state_dict(), "rng": capture_rng(),
                 "trainer": {"epoch": self.epoch, "batch": self.batch, "offset": self.offset, "step": self.step,
                             "partial": self.totals.state_dict(), "world_size": self.dist.world_size,
-                            "elapsed": self.elapsed, **p.tracker.state_dict()}}
+                            "elapsed": self.elapsed, **c.tracker.state_dict()}}
 
     def load_state_dict(self, state: dict) -> None:
-        p, t = self.p, state["trainer"]
-        p.model.load_state_dict(state["model"])
-        p.optimizer.load_state_dict(state["optimizer"])
-        p.schedule.load_state_dict(state["scheduler"])
-        p.average.load_state_dict(state.get("ema"))
-        p.tracker.load_state_dict(t, state["best_model"])
+        c, t = self.components, state["trainer"]
+        c.model.load_state_dict(state["model"])
+        c.optimizer.load_state_dict(state["optimizer"])
+        c.schedule.load_state_dict(state["scheduler"])
+        c.average.load_state_dict(state.get("ema"))
+        c.tracker.load_state_dict(t, state["best_model"])
         self.epoch, self.batch, self.step = int(t["epoch"]), int(t["batch"]), int(t["step"])
-        self.offset = int(t.get("offset", self.batch * p.loader.batch_size))
+        self.offset = int(t.get("offset", self.batch * c.loader.batch_size))
         self.totals, self.elapsed = EpochTotals.resumed(t["partial"], self.dist.rank), float(t["elapsed"])
-        ranks = state.get("rng_ranks") or [state["rng"]]
-        if len(ranks) == self.dist.world_size or self.dist.rank == 0:
-            restore_rng(ranks[self.dist.rank] if len(ranks) == self.dist.world_size else state["rng"])
-        else:  # a rank the saved run did not have: a fresh stream, still a function of the position
-            seed_everything(mix_seed(self.p.seed, self.dist.rank, self.step))
+        restore_rank_rng(state, self.dist, c.seed, self.step)
 
     def resume(self, checkpoint: str | None = None) -> bool:
         """Continue from ``checkpoint`` (a path) or the newest sound one; False if there is none."""
-        found = self.p.checkpoints.pick(checkpoint)
+        c = self.components
+        found = c.checkpoints.pick(checkpoint)
         if found is None:
             return False
         state, manifest = found
         self.load_state_dict(state)
-        saved_world, name = int(state["trainer"].get("world_size", 1)), checkpoint_name(int(manifest["step"]))
+        record = {"kind": "resume", "step": self.step, "epoch": self.epoch + 1, "batch": self.batch,
+                  "offset": self.offset, "checkpoint": checkpoint_name(int(manifest["step"])),
+                  "world_size": self.dist.world_size, "saved_world_size": int(state["trainer"].get("world_size", 1))}
         if self.dist.is_main:
-            self.p.run.truncate_metrics(self.step)
-            self.p.run.append_metrics({"kind": "resume", "step": self.step, "epoch": self.epoch + 1,
-                                       "batch": self.batch, "offset": self.offset, "checkpoint": name,
-                                       "world_size": self.dist.world_size, "saved_world_size": saved_world})
-        self.log(f"resumed from checkpoint {name}: epoch {self.epoch + 1}, batch {self.batch}, step {self.step}")
-        if saved_world != self.dist.world_size and self.offset:
-            self.log(f"the checkpoint was written by {saved_world} worker(s), this run has {self.dist.world_size}: "
-                     f"epoch {self.epoch + 1} goes on from seed {self.offset} of {len(self.p.loader.seeds)} of its "
-                     f"order, the rest re-sharded over the new workers (no seed skipped or repeated)")
+            c.run.truncate_metrics(self.step)
+            c.run.append_metrics(record)
+        for line in resume_lines(record, len(c.loader.seeds)):
+            log.info(line)
         return True
 
     def start_fresh(self) -> None:
         """Begin at step 0, dropping metrics an earlier attempt logged without leaving a checkpoint
         (a crash undid that work, so the log shows each epoch once, as after a resume)."""
         if self.dist.is_main:
-            self.p.run.drop_metrics()
+            self.components.run.drop_metrics()
 
     def _save(self, final: bool = False) -> None:
         """Checkpoint (a collective: every rank calls it at the same step; rank 0 writes)."""
         self.totals.gather_on_main(self.dist)
-        rngs = distributed.gather(capture_rng(), self.dist) if self.dist.enabled else None
         # The score marks the checkpoint taken right after a new best evaluation (for keep_best).
-        tracker = self.p.tracker
-        meta = {"epoch": self.epoch, "batch": self.batch, "score": tracker.best_score if tracker.just_improved else None}
-        state = (lambda: {**self.state_dict(), "rng_ranks": rngs}) if rngs else self.state_dict
-        self.p.checkpoints.save(self.step, state, meta, final)
+        best = self.components.tracker
+        meta = {"epoch": self.epoch, "batch": self.batch, "score": best.best_score if best.just_improved else None}
+        self.components.checkpoints.save(self.step, self.state_dict, meta, final)
 
-    # --- the loop ----------------------------------------------------------------------------------
-    def _step(self, batch) -> float:
+    def _step(self, batch: Batch) -> float:
         """One optimizer step; returns the batch's loss."""
-        p = self.p
+        c = self.components
         # bf16 halves the cost of large dense products on CPUs and GPUs with bf16 units; weights,
         # optimizer state and evaluation stay fp32.
-        with torch.autocast(p.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            loss, correct = p.task.loss(p.train_model, batch)
+        with torch.autocast(c.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            loss, correct = c.task.loss(c.train_model, batch)
         loss = loss.float()
-        p.optimizer.zero_grad(set_to_none=True)
+        c.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
-            nn.utils.clip_grad_norm_(p.model.parameters(), self.cfg.grad_clip)
-        p.optimizer.step()
-        p.average.update()
+            nn.utils.clip_grad_norm_(c.model.parameters(), self.cfg.grad_clip)
+        c.optimizer.step()
+        c.average.update()
         self.step, self.batch, self.offset = self.step + 1, self.batch + 1, batch.offset
         value = float(loss)  # one device sync a step
-        self.totals.add(value, batch.size, correct, *_batch_work(batch))
-        p.loggers.step(self.step, value, p.schedule.lr, batch.size)
+        self.totals.add_batch(value, batch, correct)
+        c.loggers.step(self.step, value, c.schedule.lr, batch.size)
         return value
 
     def _train_epoch(self) -> dict:
-        self.p.train_model.train()
-        loader = self.p.loader
+        self.components.train_model.train()
+        loader = self.components.loader
         total = self.batch + loader.num_batches(self.offset)
         bar = tqdm(loader.epoch(self.epoch, self.offset), total=total, initial=self.batch, unit="batch",
                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", mininterval=1.0, leave=False,
@@ -156,9 +137,9 @@ class Trainer:
         start = time.perf_counter()
         for batch in bar:
             bar.set_postfix(loss=f"{self._step(batch):.4f}", refresh=False)
-            self.check.after_step(self.p.model, batch, self.step)
+            self.check.after_step(self.components.model, batch, self.step)
             stop = distributed.any_rank(self.stop.requested, self.dist)
-            if stop or self.p.checkpoints.due_in_epoch(self.step, last_batch=self.batch >= total):
+            if stop or self.components.checkpoints.due_in_epoch(self.step, last_batch=self.batch >= total):
                 now = time.perf_counter()
                 self.totals.add_seconds(now - start)
                 start = now
@@ -176,81 +157,53 @@ class Trainer:
         self.epoch, self.batch, self.offset, self.totals = epoch, 0, 0, EpochTotals()
         return {**self._train_epoch(), "batches": self.totals.values["batches"]}
 
-    def _evaluate(self, outputs: bool) -> dict:
-        """Full-graph evaluation on rank 0; its scores reach every rank. ``outputs``: whether the run
-        may end with these weights, so that the export would want every node's outputs."""
-        p = self.p
-
-        def evaluate() -> dict:
-            with p.average.applied():
-                # train.validation: sampled scores only the validation split; the final result is exact.
-                quick = getattr(p.task, "selection_scores", lambda model, device: None)(p.model, p.device)
-                if quick is not None:
-                    return quick
-                result = p.task.evaluate(p.model, p.device, outputs=outputs)
-            p.tracker.remember(self.step, self.epoch, result)
-            return split_scores(result, p.task.metric)
-
-        with allocator.system_defaults():  # evaluation's arrays are one-off: kept blocks would pile up
-            # a collective task (DGL's engine) evaluates on every rank together
-            scores = evaluate() if self._collective else distributed.on_main(evaluate, self.dist)
-        p.tracker.update(self.epoch, scores, p.average.weights)
-        return scores
-
     def fit(self) -> dict:
         """Train until ``epochs`` or early stopping; write the final artefacts; return the summary."""
-        p, cfg = self.p, self.cfg
-        started = time.perf_counter() - self.elapsed
-        stopped_early = p.tracker.should_stop()
-        p.loggers.start(self.step)
+        c = self.components
+        c.loggers.start(self.step)
         try:
-            return self._fit(started, stopped_early)
+            started, stopped_early = time.perf_counter() - self.elapsed, c.tracker.should_stop()
+            while self.epoch < self.cfg.epochs and not stopped_early:
+                stopped_early = self._epoch(started)
+            if stopped_early:
+                log.info(f"early stopping: no better valid_{c.task.metric} for {c.tracker.bad_evals} evaluations")
+            self.check.finish()
+            # The other ranks are done: rank 0 alone scores (with the others, for a collective task)
+            # and writes the final artefacts.
+            return self._finish(time.perf_counter() - started) if self.dist.is_main or c.task.collective else {}
         finally:
-            p.loggers.close()
+            c.loggers.close()
 
-    def _fit(self, started: float, stopped_early: bool) -> dict:
-        p, cfg = self.p, self.cfg
-        while self.epoch < cfg.epochs and not stopped_early:
-            p.tracker.forget()
-            record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": p.schedule.lr,
-                      **self._train_epoch()}
-            if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
-                record.update(self._evaluate(outputs=self.epoch + 1 == cfg.epochs))
-                stopped_early = p.tracker.should_stop()
-            p.schedule.step(record.get(f"valid_{p.task.metric}"))
-            self.epoch, self.batch, self.offset, self.totals = self.epoch + 1, 0, 0, EpochTotals()
-            record["step"], self.elapsed = self.step, time.perf_counter() - started
-            if self.dist.is_main:
-                p.run.append_metrics(record)
-                p.loggers.epoch(record)
-            self.log(epoch_line(record, p.task.metric))
-            final = self.epoch == cfg.epochs or stopped_early
-            if p.checkpoints.due_after_epoch(self.epoch, final):
-                self._save(final=final)
-        if stopped_early:
-            self.log(f"early stopping: no better valid_{p.task.metric} for {p.tracker.bad_evals} evaluations")
-        self.check.finish()
-        # The other ranks are done: rank 0 alone scores (with the others, for a collective task)
-        # and writes the final artefacts.
-        if self.dist.is_main or self._collective:
-            return self._finish(time.perf_counter() - started)
-        return {}
-
-    @property
-    def _collective(self) -> bool:
-        """Whether the task's evaluation needs every rank (inference over a DistGraph)."""
-        return bool(getattr(self.p.task, "collective", False))
+    def _epoch(self, started: float) -> bool:
+        """Train, evaluate when due, record and checkpoint one epoch; whether to stop early."""
+        c, cfg, stopped_early = self.components, self.cfg, False
+        c.tracker.forget()
+        record = {"kind": "epoch", "epoch": self.epoch + 1, "step": None, "lr": c.schedule.lr, **self._train_epoch()}
+        if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
+            record.update(score_for_selection(c, self.step, self.epoch, outputs=self.epoch + 1 == cfg.epochs))
+            stopped_early = c.tracker.should_stop()
+        c.schedule.step(record.get(f"valid_{c.task.metric}"))
+        self.epoch, self.batch, self.offset, self.totals = self.epoch + 1, 0, 0, EpochTotals()
+        record["step"], self.elapsed = self.step, time.perf_counter() - started
+        if self.dist.is_main:
+            c.run.append_metrics(record)
+            c.loggers.epoch(record)
+        log.info(epoch_line(record, c.task.metric))
+        final = self.epoch == cfg.epochs or stopped_early
+        if c.checkpoints.due_after_epoch(self.epoch, final):
+            self._save(final=final)
+        return stopped_early
 
     def _finish(self, seconds: float) -> dict:
-        p = self.p
-        restore = self.cfg.restore_best and p.tracker.best_weights is not None
-        p.model.load_state_dict(p.tracker.best_weights if restore else p.average.weights())
+        c = self.components
+        restore = self.cfg.restore_best and c.tracker.best_weights is not None
+        c.model.load_state_dict(c.tracker.best_weights if restore else c.average.weights())
         # The final epoch's evaluation already scored these exact weights unless older (best) ones
         # were restored; a full-graph inference is not repeated for nothing.
         with allocator.system_defaults():
-            result = p.tracker.fresh_result(self.step, restore) or p.task.evaluate(p.model, p.device)
+            result = c.tracker.fresh_result(self.step, restore) or c.task.evaluate(c.model, c.device)
         if not self.dist.is_main:
             return {}
-        return p.export.write(p.model, result, {"best_epoch": p.tracker.best_epoch + 1, "epochs": self.epoch,
+        return c.export.write(c.model, result, {"best_epoch": c.tracker.best_epoch + 1, "epochs": self.epoch,
                                                 "steps": self.step, "time_s": seconds})
 

@@ -1,6 +1,6 @@
 """What the HTTP job-service tests share: a real `largegraph serve --http` on a free loopback port,
-tokens made by the real CLI, and plain HTTP calls (the standard library's client, as the remote CLI
-itself uses)."""
+tokens made by the real CLI, and plain HTTP calls (the standard library's client: independent of the
+remote CLI's httpx, so a fault of either shows)."""
 from __future__ import annotations
 
 import http.client

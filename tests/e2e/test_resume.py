@@ -118,6 +118,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path, synth_root):
 
 
 def test_disk_full_mid_run_fails_cleanly_or_continues_per_policy(tmp_path, synth_root, monkeypatch):
+    from largegraph.backends import backend_for
     from largegraph.training.run import run_training
 
     cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root, train={"epochs": 3})
@@ -132,12 +133,12 @@ def test_disk_full_mid_run_fails_cleanly_or_continues_per_policy(tmp_path, synth
 
     monkeypatch.setattr(ckpt, "save_tensors", flaky)
     with pytest.raises(CheckpointError, match="No space left"):
-        run_training(str(cfg), [], run_dir=str(tmp_path / "fail"), device="cpu")
+        run_training(str(cfg), [], backend_for=backend_for, run_dir=str(tmp_path / "fail"), device="cpu")
     assert newest_step(tmp_path / "fail") > 0  # the first epoch's checkpoint survived
 
     calls["n"] = 0
-    line = run_training(str(cfg), ["checkpoint.on_save_error=continue"], run_dir=str(tmp_path / "go-on"),
-                        device="cpu")
+    line = run_training(str(cfg), ["checkpoint.on_save_error=continue"], backend_for=backend_for,
+                        run_dir=str(tmp_path / "go-on"), device="cpu")
     assert "epochs=3" in line
 
 

@@ -9,8 +9,11 @@ servers, trainers sampling from a ``DistGraph``.
   of every split).
 * :mod:`~largegraph.backends.distdgl.loaders`: batches sampled from the ``DistGraph``, behind the loader
   interface the trainer already takes.
-* :mod:`~largegraph.backends.distdgl.evaluation`: exact, layer-wise inference shared by all trainers, and the
-  node-classification task that scores it.
+* :mod:`~largegraph.backends.distdgl.evaluation`: exact, layer-wise inference shared by all trainers, handed
+  to the single-machine tasks as their exact evaluation.
+* :mod:`~largegraph.backends.distdgl.backend`: the backend (dataset, loaders, tasks) and a process's role.
+* :mod:`~largegraph.backends.distdgl.partition` writes the partitions; :mod:`~largegraph.backends.distdgl.files`
+  names what it writes beside them.
 
-The trainer, the models, checkpoints and the run directory are the single-machine ones.
+The trainer, the tasks, the models, checkpoints and the run directory are the single-machine ones.
 """

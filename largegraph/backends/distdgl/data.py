@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,7 +18,34 @@ from largegraph.config import GRAPH_FREE_ARCHS, JobConfig
 from largegraph.data.graph import GraphData
 from largegraph.core.errors import ConfigError
 from largegraph.data.link import LinkData
-from largegraph.backends.distdgl.partition import LINK_SPLIT, MASKS, NODE_IDS, STAMP
+from largegraph.backends.distdgl.files import LINK_SPLIT, MASKS, NODE_IDS, STAMP
+
+
+@dataclass
+class DistNodeData(GraphData):
+    """A node trainer's view: ``graph`` a ``DistGraph``, ``split`` this trainer's share of each split.
+
+    Attributes:
+        share: what this trainer walks (``partition``, ``train_nodes``, ``own_partition``: how many
+            of them its own partition holds), as ``distdgl/trainers.json`` records it.
+    """
+
+    share: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DistLinkData(LinkData):
+    """A link trainer's view: the ``DistGraph`` of training edges and the edge split (partitioned ids).
+
+    Attributes:
+        share: what this trainer walks (``partition``, ``train_edges``, ``own_partition``).
+        train_seeds: this trainer's training edges (one direction of each undirected pair).
+        reverse_eids: every edge's reverse edge id (undirected data), else None.
+    """
+
+    share: dict[str, int] = field(default_factory=dict)
+    train_seeds: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.int64))
+    reverse_eids: torch.Tensor | None = None
 
 
 def partition_stamp(part_config: str) -> dict:
@@ -63,7 +91,7 @@ def check_partitions(cfg: JobConfig) -> dict:
     return stamp
 
 
-def load_dist_data(cfg: JobConfig) -> GraphData:
+def load_dist_data(cfg: JobConfig) -> DistNodeData | DistLinkData:
     """This trainer's view of the partitioned dataset (after :func:`initialize`)."""
     import dgl
 
@@ -79,10 +107,13 @@ def load_dist_data(cfg: JobConfig) -> GraphData:
     # how much of this trainer's sampling starts from its own machine's partition
     own = int((book.nid2partid(train) == book.partid).sum()) if len(train) else 0
     share = {"partition": int(book.partid), "train_nodes": len(train), "own_partition": own}
-    return GraphData(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
-                     metric=meta["metric"], evaluator_name=meta["evaluator_name"],
-                     info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config,
-                           "share": share})
+    return DistNodeData(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
+                        metric=meta["metric"], evaluator_name=meta["evaluator_name"], info=_provenance(cfg, stamp),
+                        share=share)
+
+
+def _provenance(cfg: JobConfig, stamp: dict) -> dict:
+    return {"parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config}
 
 
 def original_ids(part_config: str) -> torch.Tensor:
@@ -90,7 +121,7 @@ def original_ids(part_config: str) -> torch.Tensor:
     return torch.load(Path(part_config).parent / NODE_IDS)
 
 
-def _link_data(cfg: JobConfig, stamp: dict, g, book) -> LinkData:
+def _link_data(cfg: JobConfig, stamp: dict, g, book) -> DistLinkData:
     """A link trainer's view: the DistGraph of training edges, the edge split (partitioned node ids)
     and this trainer's share of the training edges (one direction of each undirected pair)."""
     import dgl
@@ -104,8 +135,7 @@ def _link_data(cfg: JobConfig, stamp: dict, g, book) -> LinkData:
     own = int((book.eid2partid(seeds) == book.partid).sum()) if len(seeds) else 0
     share = {"partition": int(book.partid), "train_edges": len(seeds), "own_partition": own}
     meta = stamp["dataset"]
-    return LinkData(name=meta["name"], graph=g, num_nodes=g.num_nodes(), split=saved["split"],
-                    split_style=saved["split_style"], metric=saved["metric"], evaluator_name=saved["evaluator_name"],
-                    info={"distdgl": True, "parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config,
-                          "undirected": reverse is not None, "reverse_eids": reverse, "train_seeds": seeds,
-                          "share": share})
+    return DistLinkData(name=meta["name"], graph=g, num_nodes=g.num_nodes(), split=saved["split"],
+                        split_style=saved["split_style"], metric=saved["metric"],
+                        evaluator_name=saved["evaluator_name"], info=_provenance(cfg, stamp),
+                        undirected=reverse is not None, share=share, train_seeds=seeds, reverse_eids=reverse)

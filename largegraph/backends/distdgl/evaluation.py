@@ -11,20 +11,18 @@ small enough, class probabilities) of every node, in the dataset's own node ids,
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from largegraph.data.graph import SPLITS, GraphData
+from largegraph.backends.distdgl.files import MASKS
 from largegraph.backends.distdgl.data import original_ids
 from largegraph.training.distributed import DistEnv, all_sum, broadcast
 from largegraph.core.errors import ConfigError
 from largegraph.models import evaluating
-from largegraph.sampling import MiniBatch
 from largegraph.tasks.link_prediction import LinkPredictionTask
-from largegraph.tasks.node_classification import MAX_PROB_VALUES
+from largegraph.tasks.node_classification import MAX_PROB_VALUES, NodeClassificationTask
 
 _names = itertools.count()  # DistTensor names must be unique within the job
 
@@ -86,57 +84,52 @@ def dist_inference(model, g, batch_size: int, device: torch.device, progress: bo
     return h, logits
 
 
-class DistNodeClassificationTask:
-    """Node classification on a ``DistGraph``: the loss of the local task, a collective evaluation.
+class DistNodeEvaluation:
+    """Node classification's exact evaluation on a ``DistGraph``, shared by every trainer.
 
-    ``collective``: every trainer runs :meth:`evaluate` together (the trainer calls it on all ranks).
+    Handed to :class:`~largegraph.tasks.node_classification.NodeClassificationTask` (whose loss is
+    the one trained); every trainer runs :meth:`evaluate` together.
+
+    Args:
+        data: this trainer's view of the partitioned dataset.
+        dist: this trainer's place among all trainers.
+        part_config: the partitions (their node ids map back to the dataset's).
+        embeddings: also pull every node's embedding for the final outputs (``train.export_embeddings``).
     """
 
-    name = "node_classification"
     collective = True
 
-    def __init__(self, data: GraphData, *, dist: DistEnv, part_config: str, label_smoothing: float = 0.0,
-                 eval_batch_size: int = 8192, embeddings: bool = False):
+    def __init__(self, data: GraphData, *, dist: DistEnv, part_config: str, embeddings: bool = False):
         if data.metric != "acc":
             raise ConfigError(f"distdgl evaluation counts accuracy; {data.name} is scored by {data.metric}")
-        self.data = data
-        self.metric = data.metric
         self.dist = dist
         self.part_config = part_config
-        self.label_smoothing = label_smoothing
-        self.eval_batch_size = eval_batch_size
         self.embeddings = embeddings
 
-    def loss(self, model, batch: MiniBatch) -> tuple[torch.Tensor, int]:
-        """Returns (mean loss, number of correct predictions in the batch)."""
-        logits = model(batch.blocks, batch.x, batch.input_nodes)
-        loss = F.cross_entropy(logits, batch.y, label_smoothing=self.label_smoothing)
-        return loss, int((logits.argmax(dim=1) == batch.y).sum())
-
-    def evaluate(self, model, device: torch.device, progress: bool = False, outputs: bool = True) -> dict:
+    def evaluate(self, task: NodeClassificationTask, model, device: torch.device, progress: bool = False,
+                 outputs: bool = True) -> dict:
         """Scores of every split (on every rank) and, with ``outputs``, every node's predictions on
         rank 0. Without, the result is marked ``scores_only``: pulling every node's logits to one
         trainer is what a graph beyond a machine cannot afford at each epoch."""
-        g = self.data.graph
-        emb, logits = dist_inference(model, g, self.eval_batch_size, device, progress)
+        g = task.data.graph
+        emb, logits = dist_inference(model, g, task.eval_batch_size, device, progress)
         counts = []
         for part in SPLITS:
-            ids = self.data.split[part]  # this trainer's share
+            ids = task.data.split[part]  # this trainer's share
             pred = logits[ids].argmax(dim=1) if len(ids) else torch.empty(0, dtype=torch.long)
             counts += [float((pred == g.ndata["label"][ids].long()).sum()) if len(ids) else 0.0, float(len(ids))]
         totals = all_sum(counts, self.dist)
-        result = {f"{part}_{self.metric}": totals[2 * k] / max(totals[2 * k + 1], 1.0)
+        result = {f"{part}_{task.metric}": totals[2 * k] / max(totals[2 * k + 1], 1.0)
                   for k, part in enumerate(SPLITS)}
         if not outputs:
             result["scores_only"] = True
         elif self.dist.is_main:
-            result.update(self._everything(g, emb, logits))
+            result.update(self._outputs(g, emb, logits))
         g.barrier()  # the tensors stay readable until rank 0 has what it needs
         return result
 
-    def _everything(self, g, emb, logits) -> dict:
+    def _outputs(self, g, emb, logits) -> dict:
         """Every node's prediction, label, split and (when small) logits and embeddings, in dataset ids."""
-        n = g.num_nodes()
         orig = original_ids(self.part_config)
 
         def in_dataset_order(t: torch.Tensor) -> torch.Tensor:
@@ -144,12 +137,12 @@ class DistNodeClassificationTask:
             out[orig] = t
             return out
 
-        everyone = torch.arange(n)
+        everyone = torch.arange(g.num_nodes())
         pulled = logits[everyone]
         out = {"pred": in_dataset_order(pulled.argmax(dim=1)),
                "label": in_dataset_order(g.ndata["label"][everyone].long()),
                "logits": in_dataset_order(pulled) if pulled.numel() <= MAX_PROB_VALUES else None}
-        for part, mask in (("train", "train_mask"), ("valid", "val_mask"), ("test", "test_mask")):
+        for part, mask in MASKS.items():
             out[f"{part}_idx"] = torch.sort(orig[g.ndata[mask][everyone].bool()]).values
         if self.embeddings:
             out["emb"] = in_dataset_order(emb[everyone])
@@ -168,28 +161,31 @@ class DistNodeClassificationTask:
         return out
 
 
-class DistLinkPredictionTask(LinkPredictionTask):
-    """Link prediction on a ``DistGraph``: the local task's loss, a collective evaluation.
+class DistLinkEvaluation:
+    """Link prediction's exact evaluation on a ``DistGraph``, handed to
+    :class:`~largegraph.tasks.link_prediction.LinkPredictionTask`.
 
     Embeddings come from :func:`dist_embeddings` (every trainer computes its share); rank 0 then
     ranks the split's pairs exactly as a single-machine run does, and hands the scores to the others.
-    ``dist`` and ``part_config`` are set by the assembler.
     """
 
-    collective: ClassVar[bool] = True
-    dist: DistEnv = DistEnv()
-    part_config: str = ""
+    collective = True
 
-    def evaluate(self, model, device: torch.device, progress: bool = False, outputs: bool = True) -> dict:
+    def __init__(self, *, dist: DistEnv, part_config: str):
+        self.dist = dist
+        self.part_config = part_config
+
+    def evaluate(self, task: LinkPredictionTask, model, device: torch.device, progress: bool = False,
+                 outputs: bool = True) -> dict:
         """Scores of every split on every rank; ``emb`` on rank 0, which ranks with every embedding
         whatever ``outputs`` asks."""
-        g = self.data.graph
+        g = task.data.graph
         with evaluating(model):
-            emb_dt = dist_embeddings(model, g, self.eval_batch_size, device, progress)
+            emb_dt = dist_embeddings(model, g, task.eval_batch_size, device, progress)
             emb = None
             if self.dist.is_main:
                 emb = emb_dt[torch.arange(g.num_nodes())]
-                scores = {f"{part}_{self.metric}": self._score_part(model, emb, part, device)
+                scores = {f"{part}_{task.metric}": task.score_split(model, emb, part, device)
                           for part in ("train", "valid", "test")}
             g.barrier()  # rank 0 has read every row before the tensor may go
         scores = broadcast(scores if self.dist.is_main else None, self.dist)
@@ -201,3 +197,7 @@ class DistLinkPredictionTask(LinkPredictionTask):
         emb = torch.empty_like(result["emb"])
         emb[orig] = result["emb"]
         return emb
+
+    def predictions(self, result: dict) -> dict:
+        """What goes to predictions.pt: the node embeddings, in the dataset's node ids."""
+        return {"emb": self.embeddings_of(result)}

@@ -22,10 +22,11 @@ from largegraph.training.distributed import DistEnv
 from largegraph.core.errors import ConfigError
 from largegraph.core.rng import mix_seed
 from largegraph.sampling.batches import EdgeMiniBatch, MiniBatch
+from largegraph.sampling.loaders import SeedLoader
 from largegraph.sampling.order import count_batches, epoch_order
 
 
-class _ShareLoader:
+class _ShareLoader(SeedLoader):
     """What both loaders share: this trainer's seeds, its epoch order and the agreed step count.
 
     Args:
@@ -41,11 +42,7 @@ class _ShareLoader:
                  dist: DistEnv, what: str):
         import dgl
 
-        self.graph = graph
-        self.seeds = seeds
-        self.cfg = cfg
-        self.batch_size = cfg.batch_size
-        self.device = device
+        super().__init__(graph, seeds, cfg, device)
         self.seed = mix_seed(base_seed, dist.rank)
         self.features = "feat" in graph.ndata
         self.sampler = dgl.dataloading.NeighborSampler(cfg.fanouts)

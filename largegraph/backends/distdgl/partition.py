@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,10 @@ import torch
 from largegraph.config import JobConfig
 from largegraph.core.errors import ConfigError
 from largegraph.core.fsutil import atomic_write_text
+from largegraph.backends.distdgl.files import LINK_SPLIT, MASKS, NODE_IDS, STAMP
 
-STAMP = "largegraph-partition.json"
-LINK_SPLIT = "link_split.pt"
-NODE_IDS = "orig_node_ids.pt"
-MASKS = {"train": "train_mask", "valid": "val_mask", "test": "test_mask"}
+log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ class PartStats:
     test: int
 
 
-def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "metis", force: bool = False,
-                      say=print) -> dict:
+def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "metis", force: bool = False) -> dict:
     """Partition ``cfg``'s dataset into ``parts`` parts under ``out`` (reused when already there).
 
     Returns:
@@ -59,26 +58,26 @@ def partition_dataset(cfg: JobConfig, parts: int, out: Path, method: str = "meti
     Raises:
         ConfigError: an output folder that holds something else, or a part count the graph cannot take.
     """
-    from largegraph.training.run import load_data
+    from largegraph.backends.local import LocalBackend
 
     out = Path(out)
-    data = load_data(cfg)
-    key = {"cache": data.info.get("cache"), "task": cfg.task, "parts": parts, "method": method}
+    data = LocalBackend().load_data(cfg)  # the whole prepared dataset, whatever mode the job trains in
+    key = {"cache": data.storage.cache, "task": cfg.task, "parts": parts, "method": method}
     stamp_path = out / STAMP
     if stamp_path.exists() and not force:
         stamp = json.loads(stamp_path.read_text())
         if stamp.get("key") == key:
-            say(f"reusing the partitions in {out} (same dataset, parts and method; --force redoes them)")
-            _report(stamp, say)
+            log.info(f"reusing the partitions in {out} (same dataset, parts and method; --force redoes them)")
+            _report(stamp)
             return stamp
     if out.exists() and any(out.iterdir()) and not stamp_path.exists():
         raise ConfigError(f"{out} is not empty and holds no largegraph partitions; choose an empty --out folder")
     if parts > data.graph.num_nodes():
         raise ConfigError(f"--parts {parts} is more than the graph's {data.graph.num_nodes()} nodes")
     shutil.rmtree(out, ignore_errors=True)
-    stamp = _partition(cfg, data, parts, out, method, key, say)
+    stamp = _partition(cfg, data, parts, out, method, key)
     atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
-    _report(stamp, say)
+    _report(stamp)
     return stamp
 
 
@@ -86,7 +85,7 @@ def _full_graph(data, link: bool) -> dgl.DGLGraph:
     """The prepared graph with every sparse format allowed (partitioning needs COO) and its features.
     Link graphs keep their edge ids (edge 2i+1 reverses 2i); node graphs (CSC only) need none."""
     g = data.graph
-    if getattr(data, "sparse_feat", None) is not None:
+    if data.sparse_feat is not None:
         # DGL's partitioner stores node data as dense per-node rows only
         raise ConfigError(f"{data.name} keeps its features sparse, which partitions cannot hold; set "
                           f"data.sparse_features=densify to partition it with dense features")
@@ -97,7 +96,7 @@ def _full_graph(data, link: bool) -> dgl.DGLGraph:
     return full
 
 
-def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: dict, say) -> dict:
+def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: dict) -> dict:
     link = cfg.task == "link_prediction"
     g = _full_graph(data, link)
     balance = None
@@ -109,7 +108,7 @@ def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: di
             g.ndata[mask] = m
         balance = g.ndata["train_mask"]
     name = out.name
-    say(f"partitioning {data.describe()} into {parts} parts ({method}) under {out}")
+    log.info(f"partitioning {data.describe()} into {parts} parts ({method}) under {out}")
     with contextlib.redirect_stdout(io.StringIO()):  # DGL prints a page of timings per call
         orig_nids, orig_eids = dgl.distributed.partition_graph(
             g, name, parts, str(out), part_method=method, balance_ntypes=balance, balance_edges=True,
@@ -127,7 +126,7 @@ def _partition(cfg: JobConfig, data, parts: int, out: Path, method: str, key: di
     stats = [_part_stats(i, owner, src, dst, splits) for i in range(parts)]
     cut = int((owner[src] != owner[dst]).sum())
     # what a trainer on the partitions needs to know of the dataset without loading it
-    dataset = {"name": data.name, "num_classes": getattr(data, "num_classes", 0), "metric": data.metric,
+    dataset = {"name": data.name, "num_classes": data.num_classes, "metric": data.metric,
                "evaluator_name": data.evaluator_name}
     return {"key": key, "graph_name": name, "part_config": str(out / f"{name}.json"), "task": cfg.task,
             "dataset": dataset,
@@ -159,16 +158,16 @@ def _write_link_split(out: Path, data, new_of_orig: torch.Tensor, orig_eids: tor
              for part, d in data.split.items()}
     new_eid_of_orig = torch.empty_like(orig_eids)
     new_eid_of_orig[orig_eids] = torch.arange(len(orig_eids))
-    reverse = new_eid_of_orig[orig_eids ^ 1] if data.info.get("undirected", True) else None
+    reverse = new_eid_of_orig[orig_eids ^ 1] if data.undirected else None
     torch.save({"split": split, "split_style": data.split_style, "metric": data.metric,
                 "evaluator_name": data.evaluator_name, "reverse_eids": reverse}, out / LINK_SPLIT)
 
 
-def _report(stamp: dict, say) -> None:
-    say(f"{'part':>4} {'nodes':>10} {'edges':>12} {'halo':>10} {'train':>8} {'valid':>8} {'test':>8}")
+def _report(stamp: dict) -> None:
+    log.info(f"{'part':>4} {'nodes':>10} {'edges':>12} {'halo':>10} {'train':>8} {'valid':>8} {'test':>8}")
     for p in stamp["parts"]:
-        say(f"{p['part']:>4} {p['nodes']:>10,} {p['edges']:>12,} {p['halo']:>10,} {p['train']:>8,} "
+        log.info(f"{p['part']:>4} {p['nodes']:>10,} {p['edges']:>12,} {p['halo']:>10,} {p['train']:>8,} "
             f"{p['valid']:>8,} {p['test']:>8,}")
     e = stamp["num_edges"]
-    say(f"edge cut: {stamp['edge_cut']:,} of {e:,} edges ({100 * stamp['edge_cut'] / max(e, 1):.1f}%), "
+    log.info(f"edge cut: {stamp['edge_cut']:,} of {e:,} edges ({100 * stamp['edge_cut'] / max(e, 1):.1f}%), "
         f"{stamp['key']['method']}; part config {stamp['part_config']}")

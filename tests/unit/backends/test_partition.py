@@ -3,6 +3,7 @@ travel with the partitions, link splits keep their reverse-edge pairing, and a r
 from __future__ import annotations
 
 import json
+import logging
 
 import dgl
 import pytest
@@ -21,14 +22,21 @@ def _job(root, name, task="node_classification") -> JobConfig:
                      model={"arch": "sage", "hidden": 8, "num_layers": 2}, sampler={"fanouts": [5, 5]})
 
 
-def _quiet(*_):
-    pass
+class _Lines(logging.Handler):
+    """The partitioner's log lines, whatever the ``largegraph`` logger's set-up."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def test_metis_cuts_fewer_edges_than_random_and_reports_each_part(synth_root, tmp_path):
     cfg = _job(synth_root, "tiny")
-    metis = partition_dataset(cfg, 2, tmp_path / "m" / "tiny", "metis", say=_quiet)
-    rand = partition_dataset(cfg, 2, tmp_path / "r" / "tiny", "random", say=_quiet)
+    metis = partition_dataset(cfg, 2, tmp_path / "m" / "tiny", "metis")
+    rand = partition_dataset(cfg, 2, tmp_path / "r" / "tiny", "random")
     assert metis["edge_cut"] < rand["edge_cut"]
     data = load_dataset(cfg.data)
     for stamp in (metis, rand):
@@ -41,7 +49,7 @@ def test_metis_cuts_fewer_edges_than_random_and_reports_each_part(synth_root, tm
 
 def test_node_data_and_split_travel_with_the_partitions(synth_root, tmp_path):
     cfg = _job(synth_root, "tiny")
-    stamp = partition_dataset(cfg, 2, tmp_path / "tiny", say=_quiet)
+    stamp = partition_dataset(cfg, 2, tmp_path / "tiny")
     data = load_dataset(cfg.data)
     orig = torch.load(tmp_path / "tiny" / NODE_IDS, weights_only=True)
     in_split = {p: torch.zeros(data.num_nodes, dtype=torch.bool) for p in MASKS}
@@ -63,23 +71,31 @@ def test_node_data_and_split_travel_with_the_partitions(synth_root, tmp_path):
 def test_a_rerun_reuses_and_force_redoes(synth_root, tmp_path):
     cfg = _job(synth_root, "tiny")
     out = tmp_path / "tiny"
-    partition_dataset(cfg, 2, out, say=_quiet)
+    partition_dataset(cfg, 2, out)
     before = (out / STAMP).stat().st_mtime_ns
-    lines = []
-    partition_dataset(cfg, 2, out, say=lines.append)
+    handler, logger = _Lines(), logging.getLogger(partition_dataset.__module__)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        partition_dataset(cfg, 2, out)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = handler.lines
     assert lines[0].startswith("reusing") and (out / STAMP).stat().st_mtime_ns == before
-    partition_dataset(cfg, 2, out, force=True, say=_quiet)
+    partition_dataset(cfg, 2, out, force=True)
     assert (out / STAMP).stat().st_mtime_ns != before
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
-        partition_dataset(cfg, 2, tmp_path / "other", say=_quiet)
+        partition_dataset(cfg, 2, tmp_path / "other")
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
 
 
 def test_link_split_keeps_ids_and_reverse_edges(link_root, tmp_path):
     cfg = _job(link_root, "links", task="link_prediction")
-    stamp = partition_dataset(cfg, 2, tmp_path / "links", say=_quiet)
+    stamp = partition_dataset(cfg, 2, tmp_path / "links")
     data = load_link_data(cfg.data)
     saved = torch.load(tmp_path / "links" / LINK_SPLIT, weights_only=True)
     meta = json.loads((tmp_path / "links" / "links.json").read_text())

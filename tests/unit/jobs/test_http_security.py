@@ -14,13 +14,6 @@ from largegraph.server.auth import match_token, new_token, token_digest
 from largegraph.server.run import check_http_options, is_loopback, parse_bind
 
 
-@pytest.fixture
-def store(tmp_path) -> JobStore:
-    ws = Workspace(tmp_path / "ws")
-    ws.create()
-    return JobStore(ws.db_path)
-
-
 def test_tokens_are_stored_as_digests_matched_by_name_and_revocable(store):
     alice, bob = new_token(), new_token()
     assert alice != bob and alice.startswith("lg_") and len(alice) > 40

@@ -23,13 +23,6 @@ def add(store: JobStore, ws: Workspace, name: str | None = None, **kw):
     return store.submit(**spec)
 
 
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    ws = Workspace(tmp_path / "ws")
-    ws.create()
-    return ws
-
-
 def test_new_store_is_wal_and_at_the_current_schema_version(ws):
     JobStore(ws.db_path).close()
     conn = sqlite3.connect(ws.db_path)

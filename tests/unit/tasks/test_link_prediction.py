@@ -14,7 +14,8 @@ from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 from largegraph.core.errors import ConfigError
 from largegraph.tasks.link_prediction import link_loss
-from largegraph.training.run import build_components
+from largegraph.backends.local import LocalBackend
+from largegraph.training.assembly import build_components
 
 
 def job(root: Path, name: str, **sections) -> dict:
@@ -29,7 +30,7 @@ class Built:
     """The model, loader and task a run of ``cfg`` would train (as ``largegraph train`` assembles them)."""
 
     def __init__(self, cfg, data):
-        self.model, self.loader, self.task = build_components(cfg, data, torch.device("cpu"))
+        self.model, self.loader, self.task = build_components(cfg, LocalBackend(), data, torch.device("cpu"))
 
     def evaluate(self, model, device):
         return self.task.evaluate(model, device)

@@ -7,7 +7,8 @@ import torch
 from largegraph.config import DataConfig, build_config
 from largegraph.data import load_dataset
 from largegraph.core.errors import ConfigError
-from largegraph.training.run import _valid_loader, build_model
+from largegraph.backends.local import valid_loader
+from largegraph.training.assembly import build_model
 from largegraph.tasks.node_classification import NodeClassificationTask
 
 
@@ -17,16 +18,21 @@ def _job(root, **train) -> dict:
 
 
 def _task(cfg, data, model) -> NodeClassificationTask:
-    loader = _valid_loader(cfg, data, model, torch.device("cpu"), None)
+    loader = valid_loader(cfg, data, model, torch.device("cpu"), None)
     return NodeClassificationTask(data, eval_batch_size=512, valid_loader=loader)
 
 
-def test_with_every_neighbour_it_scores_what_exact_evaluation_scores(synth_root):
-    cfg = build_config(_job(synth_root))
+def _built(raw: dict):
+    """(cfg, data, model, task) of job ``raw``, the model's weights drawn from seed 0."""
+    cfg = build_config(raw)
     data = load_dataset(cfg.data)
     torch.manual_seed(0)
     model = build_model(cfg, data)
-    task = _task(cfg, data, model)
+    return cfg, data, model, _task(cfg, data, model)
+
+
+def test_with_every_neighbour_it_scores_what_exact_evaluation_scores(synth_root):
+    cfg, data, model, task = _built(_job(synth_root))
     sampled = task.selection_scores(model, torch.device("cpu"))
     exact = task.evaluate(model, torch.device("cpu"))
     assert set(sampled) == {"valid_acc"}
@@ -38,11 +44,7 @@ def test_with_every_neighbour_it_scores_what_exact_evaluation_scores(synth_root)
 def test_sampled_scores_are_repeatable_and_follow_the_weights(synth_root):
     raw = _job(synth_root)
     raw["sampler"]["fanouts"] = [3, 3]
-    cfg = build_config(raw)
-    data = load_dataset(cfg.data)
-    torch.manual_seed(0)
-    model = build_model(cfg, data)
-    task = _task(cfg, data, model)
+    cfg, data, model, task = _built(raw)
     first = task.selection_scores(model, torch.device("cpu"))["valid_acc"]
     assert task.selection_scores(model, torch.device("cpu"))["valid_acc"] == first
     # a model that always predicts one class scores that class's share of the validation nodes
@@ -59,6 +61,6 @@ def test_which_path_each_setting_takes(synth_root):
     for setting, sampled in (("auto", True), ("sampled", True), ("exact", False)):
         cfg = build_config(_job(synth_root, validation=setting))
         model = build_model(cfg, data)
-        assert (_valid_loader(cfg, data, model, torch.device("cpu"), None) is not None) is sampled
+        assert (valid_loader(cfg, data, model, torch.device("cpu"), None) is not None) is sampled
     with pytest.raises(ConfigError, match="train.validation: sampled is for node_classification"):
         build_config({**_job(synth_root, validation="sampled"), "task": "link_prediction"})
