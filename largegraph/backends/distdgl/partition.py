@@ -28,11 +28,8 @@ import torch
 from largegraph.config import JobConfig
 from largegraph.core.errors import ConfigError
 from largegraph.core.fsutil import atomic_write_text
+from largegraph.backends.distdgl.partfiles import LINK_SPLIT, MASKS, NODE_IDS, STAMP
 
-STAMP = "largegraph-partition.json"
-LINK_SPLIT = "link_split.pt"
-NODE_IDS = "orig_node_ids.pt"
-MASKS = {"train": "train_mask", "valid": "val_mask", "test": "test_mask"}
 
 
 @dataclass(frozen=True)
