@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 
+from largegraph.core import logs
 from largegraph.core.argtypes import non_negative_int, positive
 from largegraph.core.errors import (EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, LargeGraphError,
                                SharedError, Stopped)
@@ -51,23 +52,8 @@ def _dist_options(args: argparse.Namespace) -> dict:
 
 
 def _worker_options(args: argparse.Namespace) -> list[str]:
+    """The options every worker of a launch is given (the config travels as a frozen file)."""
     return ["--device", args.device, "--backend", args.backend, "--dist-timeout", str(args.dist_timeout)]
-
-
-def _launch(args: argparse.Namespace, worker_argv: list[str]) -> int:
-    """``--nproc N``: the same command, as N workers under torchrun."""
-    from largegraph.launcher import launch
-
-    if "TORCHELASTIC_RUN_ID" in os.environ:
-        raise ConfigError("--nproc starts its own workers; under torchrun set the number of workers with "
-                          "torchrun's --nproc-per-node instead")
-    if args.backend == "nccl" and args.device == "cpu":
-        raise ConfigError("--backend nccl needs CUDA GPUs (one per worker); use --backend gloo or --device cuda")
-    if args.device.startswith("cuda") or args.backend == "nccl":
-        from largegraph.core.device import resolve_device
-
-        resolve_device("cuda")  # no GPU, or DGL without CUDA: said once here rather than by every worker
-    return launch(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
 
 
 def _print_summary(summary_line: str) -> int:
@@ -87,72 +73,82 @@ def _distdgl_overrides(args: argparse.Namespace) -> list[str]:
     return extra
 
 
-def _launch_distdgl(args: argparse.Namespace, config: str, overrides: list[str], run_dir: str | None) -> int | None:
-    """Start a distdgl job's servers and trainers when ``config`` asks for DGL's engine and this is
-    the command the user ran (not one of the processes it starts); None otherwise."""
-    from largegraph.config import load_config
+def _started_by_a_launcher(args: argparse.Namespace) -> bool:
+    """A distdgl server or trainer, or a torchrun worker: it trains with the frozen config it was given."""
     from largegraph.backends.distdgl import roles
 
-    if roles.role() is not None:
-        return None
-    cfg = load_config(config, overrides)
-    if cfg.distributed.mode != "distdgl":
-        return None
+    return roles.role() is not None or ("TORCHELASTIC_RUN_ID" in os.environ and args.nproc == 1)
+
+
+def _launch_or_train(args: argparse.Namespace, config: str, overrides: list[str], run_dir: str | None) -> int:
+    """``train`` and ``resume``: start a launcher when the job needs workers, else train here.
+
+    A launcher resolves the config once, freezes it into the run directory and hands its workers
+    that file: they never resolve ``config`` and ``overrides`` again.
+    """
+    if not _started_by_a_launcher(args):
+        from largegraph.config import load_config
+
+        cfg = load_config(config, overrides)
+        if cfg.distributed.mode == "distdgl":
+            return _start_distdgl_job(args, cfg, run_dir)
+        if args.nproc > 1:
+            return _start_workers(args, cfg, run_dir)
+    from largegraph.backends import backend_for
+    from largegraph.backends.distdgl.backend import run_as_role
+    from largegraph.training.run import run_training
+
+    return _print_summary(run_as_role(lambda stop: run_training(
+        config, overrides, backend_for=backend_for, run_dir=run_dir, device=args.device, resume=args.resume,
+        stop=stop, **_dist_options(args))))
+
+
+def _start_workers(args: argparse.Namespace, cfg, run_dir: str | None) -> int:
+    """``--nproc N``: the same command as N torch.distributed workers (:mod:`largegraph.launcher`)."""
+    from largegraph.launcher import check_device, freeze_config, run_workers
+
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        raise ConfigError("--nproc starts its own workers; under torchrun set the number of workers with "
+                          "torchrun's --nproc-per-node instead")
+    if args.backend == "nccl" and args.device == "cpu":
+        raise ConfigError("--backend nccl needs CUDA GPUs (one per worker); use --backend gloo or --device cuda")
+    if args.device.startswith("cuda") or args.backend == "nccl":
+        check_device("cuda")  # no GPU, or DGL without CUDA: said once here rather than by every worker
+    # The run directory is fixed here so that workers a restart starts again come back to it.
+    run_dir, frozen = freeze_config(cfg, run_dir, args.resume)
+    worker_argv = ["train", str(frozen), "--run-dir", str(run_dir), "--resume", args.resume]
+    return run_workers(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
+
+
+def _start_distdgl_job(args: argparse.Namespace, cfg, run_dir: str | None) -> int:
+    """Start a distdgl job's graph servers and trainers (:mod:`largegraph.backends.distdgl.launcher`)."""
+    from largegraph.backends.distdgl.launcher import check_job, run_job
+    from largegraph.launcher import freeze_config
+
     if args.nproc > 1:
         raise ConfigError("--nproc starts torchrun workers over the whole graph; with distributed.mode: distdgl "
                           "the trainers are set by --distdgl-local N or distributed.trainers_per_machine")
-    from largegraph.training.rundir import default_run_dir
-
     # absolute paths: the servers and trainers may start in another directory of another machine
-    run_dir = os.path.abspath(run_dir or str(default_run_dir(cfg)))
-    overrides = [*overrides, f"distributed.part_config={os.path.abspath(cfg.distributed.part_config)}"]
-    argv = [sys.executable, "-m", "largegraph", "train", os.path.abspath(config), *overrides, "--run-dir", run_dir,
+    part_config = os.path.abspath(cfg.distributed.part_config)
+    cfg = cfg.model_copy(update={"distributed": cfg.distributed.model_copy(update={"part_config": part_config})})
+    check_job(cfg)  # before the run directory is written
+    run_dir, frozen = (path.absolute() for path in freeze_config(cfg, run_dir, args.resume))
+    argv = [sys.executable, "-m", "largegraph", "train", str(frozen), "--run-dir", str(run_dir),
             "--resume", args.resume, "--device", args.device, "--dist-timeout", str(args.dist_timeout)]
-    return roles.launch_job(load_config(config, overrides), argv, run_dir)
+    return run_job(cfg, argv, run_dir)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from largegraph.backends import backend_for
-    from largegraph.backends.distdgl.backend import run_as_role
-    from largegraph.core import logs
-    from largegraph.training.run import run_training
-
-    logs.setup()
-    args.overrides = [*args.overrides, *_distdgl_overrides(args)]
-    launched = _launch_distdgl(args, args.config, args.overrides, args.run_dir)
-    if launched is not None:
-        return launched
-    if args.nproc > 1:
-        from largegraph.config import load_config
-        from largegraph.training.rundir import default_run_dir
-
-        # Checked here so a bad config is one line, not one per worker; the run directory is fixed
-        # here so that workers torchrun restarts come back to the same one.
-        cfg = load_config(args.config, args.overrides)
-        run_dir = args.run_dir or str(default_run_dir(cfg))
-        return _launch(args, ["train", args.config, *args.overrides, "--run-dir", run_dir, "--resume", args.resume])
-    return _print_summary(run_as_role(lambda stop: run_training(
-        args.config, args.overrides, backend_for=backend_for, run_dir=args.run_dir, device=args.device,
-        resume=args.resume, stop=stop, **_dist_options(args))))
+    return _launch_or_train(args, args.config, [*args.overrides, *_distdgl_overrides(args)], args.run_dir)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from largegraph.backends import backend_for
-    from largegraph.backends.distdgl.backend import run_as_role
-    from largegraph.core import logs
-    from largegraph.training.run import check_run_dir, resume_run
+    from largegraph.core.errors import CheckpointError
+    from largegraph.training.rundir import RunDir
 
-    logs.setup()
-    run = check_run_dir(args.run_dir)
+    run = RunDir.existing(args.run_dir, RunDir.CONFIG, CheckpointError)  # the run continues with its own config
     args.resume = "auto"
-    launched = _launch_distdgl(args, str(run.config_path), _distdgl_overrides(args), str(run.path))
-    if launched is not None:
-        return launched
-    if args.nproc > 1:
-        check_run_dir(args.run_dir)
-        return _launch(args, ["resume", args.run_dir])
-    return _print_summary(run_as_role(lambda stop: resume_run(
-        args.run_dir, backend_for=backend_for, device=args.device, stop=stop, **_dist_options(args))))
+    return _launch_or_train(args, str(run.config_path), _distdgl_overrides(args), str(run.path))
 
 
 def _given(**values) -> dict:
@@ -544,20 +540,18 @@ def _rank() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
+    from largegraph.core.processes import exit_now
+
     if not _is_torchrun_worker():
         code = _main(argv)
         if _trains(argv):
             # Everything a run writes is closed and fsynced by now. Native teardown at interpreter
             # exit (DGL/libxsmm and torch thread pools) once aborted a finished run on a loaded
             # machine, turning success into SIGABRT, which an orchestrator would retry; skip it.
-            from largegraph.training.distributed import exit_worker
-
-            exit_worker(code)
+            exit_now(code)
         return code
     # A torchrun worker never returns: tearing down gloo's process group can deadlock (see
-    # largegraph.training.distributed), so even a crash ends through exit_worker.
-    from largegraph.training.distributed import exit_worker
-
+    # largegraph.training.distributed), so even a crash ends through exit_now.
     try:
         code = _main(argv)
     except SystemExit as exc:
@@ -573,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         code = 1
-    exit_worker(code)
+    exit_now(code)
     return code  # not reached
 
 
@@ -601,6 +595,7 @@ def _is_torchrun_worker() -> bool:
 def _main(argv: list[str] | None) -> int:
     # A crash inside DGL or torch native code should at least say where Python was.
     faulthandler.enable()
+    logs.setup()
     # Before anything large is allocated; torchrun workers run this command too (largegraph.core.allocator).
     from largegraph.core import allocator
 

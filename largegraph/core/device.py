@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 import torch
 
-from largegraph.core.errors import ConfigError
+from largegraph.core.errors import EXIT_BAD_INPUT, ConfigError
 
 DGL_CUDA_HINT = (
     "install DGL's CUDA wheel matching torch 2.2.1, e.g. "
@@ -75,3 +76,18 @@ def precision_warning(precision: str, device: torch.device) -> str | None:
         return ("train.precision=bf16 on a CPU without bf16 units (no avx512_bf16/amx_bf16): "
                 "PyTorch emulates it, often tens of times slower than fp32; set train.precision=fp32 here")
     return None
+
+
+def _check(requested: str) -> int:
+    """``python -m largegraph.core.device REQUESTED``: exit 2 with the reason on stdout if this
+    machine cannot train on ``REQUESTED`` (what a launcher asks before starting workers)."""
+    try:
+        resolve_device(requested)
+    except ConfigError as exc:
+        print(exc)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_check(sys.argv[1]))

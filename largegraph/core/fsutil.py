@@ -3,10 +3,11 @@ target, fsync the directory. A reader (or a crash at any instant) sees the old f
 one, never half of either."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 TMP_MARK = ".tmp-"  # leftovers of interrupted writes are named ``.<name>.tmp-<pid>``
 
@@ -18,6 +19,12 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_file(path: str | Path) -> None:
+    """Make a file that another writer (pyarrow, a memory map) filled durable."""
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
 
 
 def write_synced(path: str | Path, write: Callable[[BinaryIO], None], durable: bool = True) -> None:
@@ -45,18 +52,27 @@ def atomic_write_from(path: str | Path, source: BinaryIO, durable: bool = True) 
     return written
 
 
-def _replace_with(path: Path, write: Callable[[BinaryIO], None], durable: bool) -> None:
+@contextlib.contextmanager
+def replacing(path: str | Path, durable: bool = True) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write (and fsync) inside the block; it replaces ``path``
+    when the block ends, or is removed if the block raises, leaving ``path`` as it was."""
+    path = Path(path)
     # Unique per thread too: `serve --http` queues a job's config on a request thread while the
     # daemon's thread may be rewriting the same file before starting it.
     tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{threading.get_ident()}")
     try:
-        write_synced(tmp, write, durable)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def _replace_with(path: Path, write: Callable[[BinaryIO], None], durable: bool) -> None:
+    with replacing(path, durable) as tmp:
+        write_synced(tmp, write, durable)
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes, durable: bool = True) -> None:

@@ -16,6 +16,8 @@ import sys
 
 ROOT = "largegraph"
 EVERY_RANK = {"every_rank": True}
+# An INFO line for stderr, as it is: a launcher's own progress, kept apart from its workers' stdout.
+TO_STDERR = {"to_stderr": True}
 WARNING_PREFIX = "largegraph: warning: "
 
 
@@ -31,13 +33,17 @@ class RankFilter(logging.Filter):
 
 
 class _LineHandler(logging.Handler):
-    """INFO to stdout (through tqdm.write while a bar may be drawn), WARNING and above to stderr."""
+    """INFO to stdout (through tqdm.write while a bar may be drawn), WARNING and above to stderr
+    (and INFO logged with ``extra=TO_STDERR``)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
             if record.levelno >= logging.WARNING:
                 print(f"{WARNING_PREFIX}{message}", file=sys.stderr, flush=True)
+                return
+            if getattr(record, "to_stderr", False):
+                print(message, file=sys.stderr, flush=True)
                 return
             from tqdm.auto import tqdm
 

@@ -1,26 +1,21 @@
 """How much memory this process can still use: the kernel's MemAvailable capped by its memory
-cgroup's limit (v1 or v2). Light on purpose (no torch, no numpy): the allocator reads it at start-up."""
+cgroup's limit (v1 or v2). Light on purpose (no torch, no numpy): the allocator reads it at start-up.
+psutil reads MemAvailable; it knows nothing of cgroups, whose files are read here."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import psutil
 
 
 def available_memory() -> int:
     """Bytes this process can still use: the kernel's MemAvailable, capped by the memory limit of
     this process's cgroup (v1 or v2) less what the cgroup already uses for anything but page cache."""
-    available = _meminfo("MemAvailable")
+    available = psutil.virtual_memory().available
     limit, used = _cgroup_memory()
     if limit is not None:
         available = min(available, max(0, limit - used))
     return available
-
-
-def _meminfo(field: str) -> int:
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def _cgroup_memory() -> tuple[int | None, int]:

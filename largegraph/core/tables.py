@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from largegraph.core.errors import ConfigError
-from largegraph.core.fsutil import TMP_MARK, fsync_dir
+from largegraph.core.fsutil import fsync_file, replacing
 
 TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -53,9 +53,8 @@ def write_table(path: str | os.PathLike, chunks: Iterable[pd.DataFrame]) -> int:
     """
     path = Path(path)
     fmt = table_format(path)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     rows = 0
-    try:
+    with replacing(path) as tmp:
         if fmt == "csv":
             with open(tmp, "w", newline="") as handle:
                 for i, chunk in enumerate(chunks):
@@ -65,11 +64,6 @@ def write_table(path: str | os.PathLike, chunks: Iterable[pd.DataFrame]) -> int:
                 os.fsync(handle.fileno())
         else:
             rows = _write_parquet(tmp, chunks)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
     return rows
 
 
@@ -88,8 +82,7 @@ def _write_parquet(tmp: Path, chunks: Iterable[pd.DataFrame]) -> int:
             writer.close()
     if writer is None:  # no chunk at all: still a valid, empty file
         pa.parquet.write_table(pa.table({}), str(tmp))
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(tmp)
     return rows
 
 
@@ -97,9 +90,7 @@ def write_matrix_npy(path: str | os.PathLike, rows: np.ndarray | Iterable[np.nda
                      dtype=np.float32) -> None:
     """Write a ``shape`` matrix given as row chunks into a ``.npy`` file, atomically, one chunk in
     memory at a time (the file is a memory map while it is filled)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         start = 0
         for chunk in rows:
@@ -107,10 +98,4 @@ def write_matrix_npy(path: str | os.PathLike, rows: np.ndarray | Iterable[np.nda
             start += len(chunk)
         out.flush()
         del out
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        fsync_file(tmp)

@@ -1,9 +1,9 @@
 """Data parallelism under torch.distributed: torchrun's environment -> rank info, process group,
 DDP wrap, and the few collectives the trainer needs.
 
-Workers are always started by PyTorch's elastic launcher (``torchrun``, or ``largegraph train
---nproc N``, which calls it; see :mod:`largegraph.launcher`). Each worker reads its place from the
-environment torchrun sets. A process started any other way is a world of one, and nothing here
+Workers are started by PyTorch's elastic launcher (``torchrun``), or by ``largegraph train --nproc N``,
+which gives them the same environment (see :mod:`largegraph.launcher`). Each worker reads its place
+from that environment. A process started any other way is a world of one, and nothing here
 touches torch.distributed for it, so the single-process path stays exactly as it was.
 """
 from __future__ import annotations

@@ -20,30 +20,16 @@
 # Pass --run-dir on a filesystem every node shares: a restart on any node must find the checkpoints.
 set -euo pipefail
 
-if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-    # the comment block above is the help text
-    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
-    exit 2
-fi
+# shellcheck source=launch/torchrun/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CONFIG=$1
 shift
 
 : "${RDZV_ENDPOINT:?set RDZV_ENDPOINT=host:port of a node every node can reach, e.g. node0:29500}"
 : "${RDZV_ID:?set RDZV_ID to one id shared by every node of this job, e.g. the scheduler job id}"
 NNODES=${NNODES:-2}
-if [[ -z ${NPROC:-} ]]; then
-    if command -v nvidia-smi >/dev/null 2>&1 && NPROC=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); then
-        :
-    else
-        NPROC=2
-    fi
-fi
 MAX_RESTARTS=${MAX_RESTARTS:-3}
 RDZV_TIMEOUT=${RDZV_TIMEOUT:-600}
-PYTHON=${PYTHON:-python}
-# torchrun would give each process one thread; share the cores instead (sampling stays repeatable).
-cores=$(nproc)
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / NPROC > 0 ? cores / NPROC : 1 ))}
 
 # torchrun itself (torch.distributed.run), with one-line failure reports.
 exec "$PYTHON" -m largegraph.launcher \

@@ -13,27 +13,12 @@
 # Everything after CONFIG goes to `largegraph train` unchanged (overrides, --run-dir, --device ...).
 set -euo pipefail
 
-if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-    # the comment block above is the help text
-    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
-    exit 2
-fi
+# shellcheck source=launch/torchrun/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CONFIG=$1
 shift
 
-if [[ -z ${NPROC:-} ]]; then
-    # grep -c exits 1 on zero matches: no GPU falls through to 2 CPU workers (gloo).
-    if command -v nvidia-smi >/dev/null 2>&1 && NPROC=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); then
-        :
-    else
-        NPROC=2
-    fi
-fi
 MAX_RESTARTS=${MAX_RESTARTS:-0}
-PYTHON=${PYTHON:-python}
-# torchrun would give each process one thread; share the cores instead (sampling stays repeatable).
-cores=$(nproc)
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( cores / NPROC > 0 ? cores / NPROC : 1 ))}
 
 # torchrun itself (torch.distributed.run), with one-line failure reports.
 exec "$PYTHON" -m largegraph.launcher \

@@ -12,7 +12,7 @@ servers, trainers sampling from a ``DistGraph``.
 * :mod:`~largegraph.backends.distdgl.evaluation`: exact, layer-wise inference shared by all trainers, handed
   to the single-machine tasks as their exact evaluation.
 * :mod:`~largegraph.backends.distdgl.backend`: the backend (dataset, loaders, tasks) and a process's role.
-* :mod:`~largegraph.backends.distdgl.partition` writes the partitions; :mod:`~largegraph.backends.distdgl.files`
+* :mod:`~largegraph.backends.distdgl.partition` writes the partitions; :mod:`~largegraph.backends.distdgl.partfiles`
   names what it writes beside them.
 
 The trainer, the tasks, the models, checkpoints and the run directory are the single-machine ones.

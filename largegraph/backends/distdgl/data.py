@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from largegraph.config import GRAPH_FREE_ARCHS, JobConfig
+from largegraph.config import JobConfig
 from largegraph.data.graph import GraphData
-from largegraph.core.errors import ConfigError
 from largegraph.data.link import LinkData
-from largegraph.backends.distdgl.files import LINK_SPLIT, MASKS, NODE_IDS, STAMP
+from largegraph.backends.distdgl.partfiles import LINK_SPLIT, MASKS, NODE_IDS, check_partitions
 
 
 @dataclass
@@ -48,19 +46,6 @@ class DistLinkData(LinkData):
     reverse_eids: torch.Tensor | None = None
 
 
-def partition_stamp(part_config: str) -> dict:
-    """What ``largegraph partition`` recorded beside the part config (dataset, task, figures)."""
-    path = Path(part_config).parent / STAMP
-    try:
-        stamp = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"{path} is missing or unreadable: distdgl trains on partitions written by "
-                          f"`largegraph partition` (run it, or with --force to redo them)") from None
-    if "dataset" not in stamp:
-        raise ConfigError(f"the partitions in {path.parent} predate distdgl training; redo them with "
-                          f"`largegraph partition ... --force`")
-    return stamp
-
 
 def initialize(ip_config: str) -> None:
     """Join DGL's distributed engine (a graph server never returns from this: it serves, then exits)."""
@@ -73,22 +58,6 @@ def initialize(ip_config: str) -> None:
     logging.getLogger("dgl-distributed-socket").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()):  # DGL announces itself on stdout
         dgl.distributed.initialize(ip_config)
-
-
-def check_partitions(cfg: JobConfig) -> dict:
-    """The partitions' stamp, once they are known to fit the job (task, dataset); else ConfigError."""
-    stamp = partition_stamp(cfg.distributed.part_config)
-    if stamp.get("task") != cfg.task:
-        raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} were made for "
-                          f"{stamp.get('task')}, not {cfg.task}; partition the dataset for this task")
-    if cfg.model.arch in GRAPH_FREE_ARCHS:
-        raise ConfigError(f"model.arch {cfg.model.arch} passes no messages: it needs no graph servers; "
-                          f"train it in local mode")
-    meta = stamp["dataset"]
-    if meta["name"] != cfg.data.name:
-        raise ConfigError(f"the partitions in {Path(cfg.distributed.part_config).parent} are of dataset "
-                          f"{meta['name']}, but data.name is {cfg.data.name}")
-    return stamp
 
 
 def load_dist_data(cfg: JobConfig) -> DistNodeData | DistLinkData:

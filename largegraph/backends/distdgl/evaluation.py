@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from largegraph.data.graph import SPLITS, GraphData
-from largegraph.backends.distdgl.files import MASKS
+from largegraph.backends.distdgl.partfiles import MASKS
 from largegraph.backends.distdgl.data import original_ids
 from largegraph.training.distributed import DistEnv, all_sum, broadcast
 from largegraph.core.errors import ConfigError

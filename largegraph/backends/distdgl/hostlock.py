@@ -14,11 +14,12 @@ killed job never leaves the machine locked.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from largegraph.core.errors import EXIT_CRASHED, LargeGraphError
 
@@ -47,21 +48,22 @@ class HostLock:
     def __init__(self, who: dict[str, str]):
         self.path = lock_path()
         self.who = who  # what a job waiting for this one is told: pid, run dir
-        self._fd: int | None = None
+        # flock underneath: the kernel drops it when the holder dies, however it dies. Any user's
+        # job may take it (mode), and the file stays on release (removing it would race a taker).
+        self._lock = FileLock(self.path, mode=0o666, timeout=0, on_acquired=self._write_holder)
+
+    def _write_holder(self, fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), **self.who}).encode(), 0)
 
     def try_take(self) -> bool:
         """Take the lock if it is free; True when this process holds it."""
-        if self._fd is not None:
+        if self._lock.is_locked:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self._lock.acquire()
+        except Timeout:
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), **self.who}).encode(), 0)
-        self._fd = fd
         return True
 
     def holder(self) -> str:
@@ -76,10 +78,9 @@ class HostLock:
         return f"distdgl job pid {info.get('pid', '?')}{run}"
 
     def release(self) -> None:
-        """Let the next job on this machine start (the file stays: removing it would race a taker)."""
-        if self._fd is not None:
-            os.close(self._fd)  # closing the only descriptor drops the flock
-            self._fd = None
+        """Let the next job on this machine start."""
+        if self._lock.is_locked:
+            self._lock.release()
 
 
 def busy_message(lock: HostLock, machine: str) -> str:

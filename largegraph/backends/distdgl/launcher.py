@@ -17,31 +17,42 @@ together; the servers are stopped after them. Local processes also die with the 
 """
 from __future__ import annotations
 
-import ctypes
 import json
+import logging
 import math
 import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from largegraph.config import DistributedConfig, JobConfig
 from largegraph.backends.distdgl.hostlock import HostLock
+from largegraph.backends.distdgl.partfiles import check_partitions
+from largegraph.config import DistributedConfig, JobConfig
+from largegraph.core import processes
 from largegraph.core.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_OK, EXIT_STOPPED, ConfigError, LargeGraphError, describe_exit
+from largegraph.core.logs import TO_STDERR
 
 ROLE_ENV = "LARGEGRAPH_DISTDGL_ROLE"  # server | trainer; unset in the launcher itself
 JOB_FLAG = "--distdgl-job"  # marks the command line of every process one launch starts
 HOST_ENV = "LARGEGRAPH_DISTDGL_HOST"  # a trainer's machine, as the ip_config names it
 LOCK_ENV = "LARGEGRAPH_DISTDGL_LOCK"  # set for a machine's first graph server: the run dir it takes the machine for
 SERVER, TRAINER = "server", "trainer"
-POLL_S = 0.2
+POLL_S = processes.POLL_S
 WAIT_POLL_S = 0.5
+
+
+class _LauncherLines(logging.LoggerAdapter):
+    """The launcher's own lines, ``largegraph: distdgl: ...`` on stderr, beside its processes' output."""
+
+    def process(self, msg, kwargs):
+        return f"largegraph: distdgl: {msg}", {**kwargs, "extra": TO_STDERR}
+
+
+log = _LauncherLines(logging.getLogger(__name__), {})
 
 
 class DistJobError(LargeGraphError):
@@ -110,43 +121,6 @@ def part_count(part_config: str) -> int:
                           f"(the <name>.json `largegraph partition` writes)") from None
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> int:
-    """The first of ``count`` consecutive ports free on this machine right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            first = probe.getsockname()[1]
-        if first + count >= 65000:
-            continue
-        if all(_port_free(host, first + k) for k in range(count)):
-            return first
-    raise ConfigError(f"found no {count} consecutive free ports on {host}")
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def listening(port: int) -> bool:
-    """Whether some process on this machine listens on TCP ``port`` (Linux; False elsewhere)."""
-    wanted = f":{port:04X}"
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            if len(cols) > 3 and cols[1].endswith(wanted) and cols[3] == "0A":  # 0A: LISTEN
-                return True
-    return False
-
-
 @dataclass(frozen=True)
 class Layout:
     """Who runs where: machines, servers and trainers per machine, and the shared settings."""
@@ -164,20 +138,17 @@ class Layout:
         return len(self.machines) * self.trainers
 
 
-def plan(dc: DistributedConfig, run_dir: Path) -> Layout:
-    """The layout of a job: ``distributed.local`` on this machine (writing its ip_config into the run
-    directory), else the machines of ``distributed.ip_config``."""
+def check_job(cfg: JobConfig) -> list[Machine]:
+    """Refuse, before anything is written or started, a job whose partitions do not fit it or its
+    machines; returns the ip_config's machines (none for ``distributed.local``)."""
+    check_partitions(cfg)
+    dc = cfg.distributed
     parts = part_count(dc.part_config)
     if dc.local:
         if parts != 1:
             raise ConfigError(f"--distdgl-local runs one machine, but {dc.part_config} has {parts} partitions; "
                               f"partition with --parts 1, or list {parts} machines in an ip_config")
-        port = free_ports(dc.local + 1)
-        ip_config = run_dir / "distdgl" / "ip_config.txt"
-        ip_config.parent.mkdir(parents=True, exist_ok=True)
-        ip_config.write_text(f"127.0.0.1 {port}\n")
-        return Layout([Machine(0, "127.0.0.1", port)], dc.local, dc.local, str(ip_config),
-                      str(Path(dc.part_config).resolve()), port + dc.local, local=True)
+        return []
     if not dc.ip_config:
         raise ConfigError("distributed.mode: distdgl needs the machines: --ip-config FILE (one `IP [PORT]` per "
                           "line), or --distdgl-local N to run N servers and N trainers on this machine")
@@ -185,6 +156,20 @@ def plan(dc: DistributedConfig, run_dir: Path) -> Layout:
     if parts != len(machines):
         raise ConfigError(f"{dc.part_config} has {parts} partitions but {dc.ip_config} lists {len(machines)} "
                           f"machines; DGL serves one partition per machine")
+    return machines
+
+
+def plan(cfg: JobConfig, run_dir: Path) -> Layout:
+    """The layout of a job: ``distributed.local`` on this machine (writing its ip_config into the run
+    directory), else the machines of ``distributed.ip_config``."""
+    machines, dc = check_job(cfg), cfg.distributed
+    if dc.local:
+        port = processes.free_ports(dc.local + 1)
+        ip_config = run_dir / "distdgl" / "ip_config.txt"
+        ip_config.parent.mkdir(parents=True, exist_ok=True)
+        ip_config.write_text(f"127.0.0.1 {port}\n")
+        return Layout([Machine(0, "127.0.0.1", port)], dc.local, dc.local, str(ip_config),
+                      str(Path(dc.part_config).resolve()), port + dc.local, local=True)
     # torch.distributed's rendezvous: on the first machine, just above its graph servers' ports
     return Layout(machines, dc.servers_per_machine, dc.trainers_per_machine, str(Path(dc.ip_config).resolve()),
                   str(Path(dc.part_config).resolve()), machines[0].port + dc.servers_per_machine, local=False)
@@ -214,23 +199,15 @@ def trainer_env(layout: Layout, machine: Machine, local_rank: int, start_timeout
 
 
 # --- starting processes -----------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: SIGKILL it when the launcher dies, however it dies.
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _spawn(argv: list[str], env: dict[str, str], machine: Machine, layout: Layout, dc: DistributedConfig,
-           run_dir: Path) -> subprocess.Popen:
+def _spawn(argv: list[str], env: dict[str, str], machine: Machine, layout: Layout,
+           dc: DistributedConfig) -> subprocess.Popen:
     if layout.local:
-        return subprocess.Popen(argv, env={**os.environ, **env}, preexec_fn=_die_with_parent)
+        return processes.spawn(argv, env)
     # Another machine: the same command in the same directory, through the remote shell.
     command = f"cd {shlex.quote(os.getcwd())} && exec env {shlex.join(f'{k}={v}' for k, v in env.items())} " \
               f"{shlex.join(argv)}"
     shell = shlex.split(dc.remote_shell.format(host=machine.host, index=machine.index))
-    return subprocess.Popen([*shell, command], preexec_fn=_die_with_parent)
+    return subprocess.Popen([*shell, command], preexec_fn=processes.die_with_parent)
 
 
 def first_failure(trainers: list[Member], servers: list[Member]) -> Member | None:
@@ -250,31 +227,38 @@ def first_failure(trainers: list[Member], servers: list[Member]) -> Member | Non
 class Group:
     """The servers and trainers of one job, started in order and ended together."""
 
-    def __init__(self, layout: Layout, dc: DistributedConfig, argv: list[str], run_dir: Path, log=None):
+    def __init__(self, layout: Layout, dc: DistributedConfig, argv: list[str], run_dir: Path):
         self.mark = secrets.token_hex(8)
         self.layout, self.dc, self.argv, self.run_dir = layout, dc, [*argv, JOB_FLAG, self.mark], run_dir
         self.members: list[Member] = []
-        self.log = log or (lambda line: print(f"largegraph: distdgl: {line}", file=sys.stderr, flush=True))
         self.stopping = False
+
+    def _start(self, role: str, per_machine: int, env_of) -> None:
+        """``per_machine`` processes of ``role`` on every machine; ``env_of(machine, k)`` -> (index, env)."""
+        for machine in self.layout.machines:
+            for k in range(per_machine):
+                index, env = env_of(machine, k)
+                proc = _spawn(self.argv, env, machine, self.layout, self.dc)
+                self.members.append(Member(role, index, machine, proc))
 
     def start_servers(self) -> None:
         lay = self.layout
-        for machine in lay.machines:
-            for k in range(lay.servers):
-                server_id = machine.index * lay.servers + k
-                proc = _spawn(self.argv, server_env(lay, server_id, self.run_dir), machine, lay, self.dc, self.run_dir)
-                self.members.append(Member(SERVER, server_id, machine, proc))
+
+        def env_of(machine: Machine, k: int) -> tuple[int, dict[str, str]]:
+            server_id = machine.index * lay.servers + k
+            return server_id, server_env(lay, server_id, self.run_dir)
+
+        self._start(SERVER, lay.servers, env_of)
         if lay.local:  # trainers connect at once, rather than retrying every 3 s while servers load
             ports = [lay.machines[0].port + k for k in range(lay.servers)]
-            self._wait(lambda: all(listening(p) for p in ports), "graph servers to listen")
+            self._wait(lambda: all(processes.listening(p) for p in ports), "graph servers to listen")
 
     def start_trainers(self) -> None:
-        lay = self.layout
-        for machine in lay.machines:
-            for local_rank in range(lay.trainers):
-                env = trainer_env(lay, machine, local_rank, self.dc.start_timeout_s)
-                proc = _spawn(self.argv, env, machine, lay, self.dc, self.run_dir)
-                self.members.append(Member(TRAINER, int(env["RANK"]), machine, proc))
+        def env_of(machine: Machine, local_rank: int) -> tuple[int, dict[str, str]]:
+            env = trainer_env(self.layout, machine, local_rank, self.dc.start_timeout_s)
+            return int(env["RANK"]), env
+
+        self._start(TRAINER, self.layout.trainers, env_of)
 
     def _wait(self, ready, what: str) -> None:
         deadline = time.monotonic() + self.dc.start_timeout_s
@@ -318,17 +302,13 @@ class Group:
             time.sleep(POLL_S)
         # The last trainer to leave tells the servers to shut down; they exit on their own.
         if not self._wait_for(servers, self.dc.stop_timeout_s):
-            self.log(f"graph servers still running {self.dc.stop_timeout_s:g}s after the trainers finished; "
+            log.info(f"graph servers still running {self.dc.stop_timeout_s:g}s after the trainers finished; "
                      f"killed them")
         return EXIT_OK
 
-    def _wait_for(self, members: list[Member], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while any(m.proc.poll() is None for m in members):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(POLL_S)
-        return True
+    @staticmethod
+    def _wait_for(members: list[Member], timeout_s: float) -> bool:
+        return processes.wait_ended((m.proc for m in members), timeout_s)
 
     def request_stop(self) -> None:
         """SIGTERM to the trainers only: they checkpoint together and exit 143 (servers follow)."""
@@ -340,14 +320,10 @@ class Group:
     def kill_all(self) -> None:
         """SIGKILL every process still running, and wait for each: nothing outlives the job."""
         clean = all(m.proc.poll() in (EXIT_OK, EXIT_STOPPED) for m in self.members)
+        stuck = processes.kill_and_reap(m.proc for m in self.members)
         for m in self.members:
-            if m.proc.poll() is None:
-                m.proc.kill()
-        for m in self.members:
-            try:
-                m.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.log(f"{m.name()} did not exit after SIGKILL")
+            if m.proc in stuck:
+                log.info(f"{m.name()} did not exit after SIGKILL")
         if not (self.layout.local or clean):  # every remote command ended by itself: no round trip
             self._kill_remote()
 
@@ -361,22 +337,19 @@ class Group:
                            stderr=subprocess.DEVNULL, timeout=60, check=False)
 
 
-def launch(cfg: JobConfig, argv: list[str], run_dir: Path) -> int:
+def run_job(cfg: JobConfig, argv: list[str], run_dir: Path) -> int:
     """Run the job ``cfg`` on DGL's engine; ``argv`` is the command every server and trainer runs.
 
     Returns the job's exit code (0 done, 143 stopped after a checkpoint); raises
     :class:`DistJobError` when a process failed (the rest are ended first).
     """
-    from largegraph.backends.distdgl.data import check_partitions
-
-    check_partitions(cfg)  # refused here, before any process starts, rather than by every trainer
-    layout = plan(cfg.distributed, run_dir)
+    layout = plan(cfg, run_dir)  # a job that does not fit is refused here, not by every trainer
     group = Group(layout, cfg.distributed, argv, run_dir)
     machine_lock = None
     previous = signal.signal(signal.SIGTERM, lambda *_: group.request_stop())
     try:
-        group.log(f"{len(layout.machines)} machine(s) x ({layout.servers} graph server(s) + {layout.trainers} "
-                  f"trainer(s)); ip_config {layout.ip_config}")
+        log.info(f"{len(layout.machines)} machine(s) x ({layout.servers} graph server(s) + {layout.trainers} "
+                 f"trainer(s)); ip_config {layout.ip_config}")
         if layout.local:
             machine_lock = take_this_machine(group, run_dir)
             if machine_lock is None:  # SIGTERM while waiting for another job: nothing started
@@ -401,12 +374,12 @@ def take_this_machine(group: Group, run_dir: Path) -> HostLock | None:
     lock = HostLock({"run_dir": str(run_dir)})
     if lock.try_take():
         return lock
-    group.log(f"waiting: this machine already runs {lock.holder()}, and DGL's graph servers name shared memory "
-              f"per machine; this job starts when that one ends")
+    log.info(f"waiting: this machine already runs {lock.holder()}, and DGL's graph servers name shared memory "
+             f"per machine; this job starts when that one ends")
     waited = time.monotonic()
     while not lock.try_take():
         if group.stopping:
             return None
         time.sleep(WAIT_POLL_S)
-    group.log(f"the other job ended; starting after {time.monotonic() - waited:.0f}s")
+    log.info(f"the other job ended; starting after {time.monotonic() - waited:.0f}s")
     return lock

@@ -29,7 +29,7 @@ import torch
 from largegraph.config import JobConfig
 from largegraph.core.errors import ConfigError
 from largegraph.core.fsutil import atomic_write_text
-from largegraph.backends.distdgl.files import LINK_SPLIT, MASKS, NODE_IDS, STAMP
+from largegraph.backends.distdgl.partfiles import LINK_SPLIT, MASKS, NODE_IDS, STAMP
 
 log = logging.getLogger(__name__)
 

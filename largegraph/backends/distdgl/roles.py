@@ -1,15 +1,13 @@
 """What a process of a distdgl job does: the launcher sets ``LARGEGRAPH_DISTDGL_ROLE`` for each.
 
-* no role: this is the command a user ran; it starts the group (:mod:`largegraph.backends.distdgl.launcher`).
+* no role: this is the command a user ran, the launcher: it starts the group (:mod:`largegraph.backends.distdgl.launcher`).
 * ``server``: a DGL graph server for one partition; it serves until the trainers leave, then exits.
 * ``trainer``: joins the engine, then trains like any other run, on a ``DistGraph``.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from largegraph.config import JobConfig
 from largegraph.backends.distdgl.launcher import HOST_ENV, LOCK_ENV, ROLE_ENV, SERVER, TRAINER
 from largegraph.core.errors import LargeGraphError
 
@@ -68,23 +66,18 @@ def _pin_gloo_interface(host: str) -> None:
 
 
 def interface_of(host: str) -> str | None:
-    """The network interface of this machine that holds ``host``'s IPv4 address (Linux), else None."""
-    import fcntl
+    """The network interface of this machine that holds ``host``'s IPv4 address, else None."""
     import socket
-    import struct
+
+    import psutil
 
     try:
         wanted = socket.gethostbyname(host)
     except OSError:
         return None
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for _, name in socket.if_nameindex():
-            try:
-                packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
-            except OSError:
-                continue  # no IPv4 address on this interface
-            if socket.inet_ntoa(packed[20:24]) == wanted:
-                return name
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.family == socket.AF_INET and a.address == wanted for a in addresses):
+            return name
     return None
 
 
@@ -99,11 +92,4 @@ def leave() -> None:
         dgl.distributed.exit_client()
 
 
-def launch_job(cfg: JobConfig, argv: list[str], run_dir: str) -> int:
-    """Start the job's servers and trainers, each running ``argv``; returns the job's exit code."""
-    from largegraph.backends.distdgl.launcher import launch
-
-    return launch(cfg, argv, Path(run_dir))
-
-
-__all__ = ["SERVER", "TRAINER", "is_trainer", "join", "launch_job", "leave", "role", "serve"]
+__all__ = ["SERVER", "TRAINER", "is_trainer", "join", "leave", "role", "serve"]
