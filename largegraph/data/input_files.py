@@ -31,6 +31,12 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def first_row(mask: np.ndarray) -> int | None:
+    """Index of the first true entry of ``mask`` (the row an error names), None if there is none."""
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
 def require_file(path: PathLike, what: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
@@ -112,9 +118,8 @@ def _time_column(frame: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     require_column(frame, col, path, "edges", "--time-col")
     text = frame[col].fillna("").str.strip()
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    row = first_row(~np.isfinite(values))
+    if row is not None:
         raise DatasetError(f"edges file {path}, line {row + 2}: timestamp column {col!r} has non-numeric value "
                            f"{text.iloc[row]!r}; timestamps must be numbers (e.g. Unix seconds or years)")
     return values

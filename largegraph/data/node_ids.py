@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from largegraph.data.input_files import POSITIONAL_FORMATS, FeatureFile
+from largegraph.data.input_files import POSITIONAL_FORMATS, FeatureFile, first_row
 from largegraph.core.errors import DatasetError
 
 _INT_PATTERN = r"[+-]?\d+"
@@ -167,7 +167,7 @@ def _sparse_feature_matrix(nodes: NodeIds, feats: FeatureFile, path: Path, spars
 
 
 def _check_finite(bad_rows: np.ndarray, nodes: NodeIds, path: Path) -> None:
-    if bad_rows.any():
-        first = int(np.flatnonzero(bad_rows)[0])
+    first = first_row(bad_rows)
+    if first is not None:
         raise DatasetError(f"features file {path}: {int(bad_rows.sum())} node(s) have NaN, inf or empty feature values "
                            f"(e.g. id {nodes.ids[first]!r}); clean or impute them before importing")

@@ -15,6 +15,10 @@ from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.core.errors import DatasetError
 
 
+def replace_in(path, old: str, new: str) -> None:
+    write_file(path, path.read_text().replace(old, new))
+
+
 def edge_set(data):
     src, dst = data.graph.edges()
     return set(zip(src.tolist(), dst.tolist()))
@@ -239,15 +243,13 @@ def test_missing_split_file(tmp_path, string_graph):
 
 @pytest.mark.parametrize("cell", ["nan", "", "inf"])
 def test_nan_or_inf_feature_is_rejected(tmp_path, string_graph, cell):
-    text = string_graph["features"].read_text().replace("n3,1e10,4,0", f"n3,1e10,{cell},0")
-    write_file(string_graph["features"], text)
+    replace_in(string_graph["features"], "n3,1e10,4,0", f"n3,1e10,{cell},0")
     with pytest.raises(DatasetError, match=r"1 node\(s\) have NaN, inf or empty feature values \(e\.g\. id 'n3'\)"):
         import_toy(tmp_path, string_graph)
 
 
 def test_non_numeric_feature_is_rejected(tmp_path, string_graph):
-    text = string_graph["features"].read_text().replace("n4,-0.7", "n4,abc")
-    write_file(string_graph["features"], text)
+    replace_in(string_graph["features"], "n4,-0.7", "n4,abc")
     with pytest.raises(DatasetError, match=r"line 6: column 'a' has non-numeric value 'abc'"):
         import_toy(tmp_path, string_graph)
 
