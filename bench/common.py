@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from largegraph.data.layout import dataset_dir
+from largegraph.data.dataset_format import dataset_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

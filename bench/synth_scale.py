@@ -21,7 +21,7 @@ from pathlib import Path
 from common import add_graph_args, add_root_args, dataset_root, peak_rss_gb
 from largegraph.config import DataConfig
 from largegraph.data import load_dataset
-from largegraph.data.ogb_layout import write_node_dataset
+from largegraph.data.ogb_writer import write_node_dataset
 from largegraph.data.synthetic import SynthNodeParams, generate_node_graph
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         directory = write_node_dataset(
             root, args.name, edges=data["edges"], num_nodes=args.nodes, feat=data["feat"],
             labels=data["labels"], num_classes=data["num_classes"], split=data["split"],
-            layout=args.layout, info=info,
+            raw_format=args.layout, info=info,
         )
         elapsed = time.perf_counter() - start
         print(f"synth_write dir={directory} size={dir_size_gb(directory):.2f}GB time={elapsed:.1f}s "

@@ -170,7 +170,7 @@ def cmd_synth_node(args: argparse.Namespace) -> int:
         homophily=args.homophily, feature_signal=args.feature_signal, label_noise=args.label_noise,
         degree_exponent=args.degree_exponent, split_ratios=args.split_ratios, seed=args.seed))
     started = time.perf_counter()
-    return _wrote(args, write_synthetic_node_dataset(args.root, args.name, params, layout=args.layout), started)
+    return _wrote(args, write_synthetic_node_dataset(args.root, args.name, params, raw_format=args.layout), started)
 
 
 def cmd_synth_link(args: argparse.Namespace) -> int:
@@ -192,7 +192,7 @@ IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_li
 def cmd_import(args: argparse.Namespace) -> int:
     from largegraph.data.node_import import describe_edges, import_node_dataset
     from largegraph.data.link_import import import_link_dataset
-    from largegraph.data.layout import read_meta
+    from largegraph.data.dataset_format import read_meta
 
     started = time.perf_counter()
     common = dict(name=args.name, root=args.root, edges=args.edges, features=args.features, src_col=args.src_col,

@@ -13,7 +13,7 @@ def synth_root(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("datasets")
     params = SynthNodeParams(num_nodes=2000, avg_degree=10, num_classes=4, feat_dim=16, seed=1)
-    write_synthetic_node_dataset(root, "tiny", params, layout="csv")
+    write_synthetic_node_dataset(root, "tiny", params, raw_format="csv")
     return root
 
 
@@ -32,3 +32,28 @@ def link_root(tmp_path_factory) -> Path:
     cite = SynthLinkParams(num_nodes=8000, avg_degree=16, num_communities=80, feat_dim=32, homophily=0.9, seed=3)
     write_synthetic_link_dataset(root, "cite-like", cite, split_style="source_target", num_neg=100)
     return root
+
+
+@pytest.fixture
+def ring(tmp_path) -> dict:
+    """A 40-node ring with chords as import input files: string ids, labels, and a timestamp per edge
+    (the row number)."""
+    from helpers import write_file
+
+    n = 40
+    rows = [(i, (i + 1) % n) for i in range(n)] + [(i, (i + 7) % n) for i in range(0, n, 2)]
+    edges = "src,dst,ts\n" + "".join(f"v{a},v{b},{t}\n" for t, (a, b) in enumerate(rows))
+    labels = "id,label\n" + "".join(f"v{i},{'ab'[i % 2]}\n" for i in range(n))
+    return {"edges": write_file(tmp_path / "edges.csv", edges), "labels": write_file(tmp_path / "labels.csv", labels),
+            "num_edges": len(rows)}
+
+
+@pytest.fixture()
+def own_root(tmp_path) -> Path:
+    """A 3,000-node dataset this test may change, its cache not built yet (the session fixtures are
+    shared)."""
+    from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
+
+    params = SynthNodeParams(num_nodes=3000, avg_degree=8, num_classes=4, feat_dim=16, seed=3)
+    write_synthetic_node_dataset(tmp_path, "own", params, raw_format="binary")
+    return tmp_path

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The real datasets (ogbl-ddi, Planetoid Cora) beside the checkout; LARGEGRAPH_TEST_DATA points a
+# worktree that lives elsewhere at them.
+SHARED_DATA = Path(os.environ.get("LARGEGRAPH_TEST_DATA") or ROOT.parent / "shared" / "data")
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
@@ -20,6 +22,12 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def write_file(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` and return the path (small input files of the import tests)."""
+    path.write_text(text)
+    return path
 
 
 def write_config(path: Path, data_name: str, root: Path, **sections) -> Path:

@@ -87,7 +87,7 @@ def dataset_name(mode: str, scale: float) -> str:
 
 def write_graph(mode: str, scale: float, root: Path) -> str:
     """Write the ``mode`` graph at ``scale`` under ``root`` (once) and return its dataset name."""
-    from largegraph.data.layout import dataset_dir
+    from largegraph.data.dataset_format import dataset_dir
     from largegraph.data.synthetic import (SynthLinkParams, SynthNodeParams, write_synthetic_link_dataset,
                                            write_synthetic_node_dataset)
 

@@ -10,7 +10,7 @@ import torch
 from largegraph.config import DataConfig
 from largegraph.data import cache, footprint
 from largegraph.data.graph import GraphData
-from largegraph.data.layout import SPLITS
+from largegraph.data.dataset_format import SPLITS
 from largegraph.data.link import LinkData, load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset, resolve_dataset
 from largegraph.data.prepare import prepare

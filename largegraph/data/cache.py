@@ -49,7 +49,7 @@ import torch
 
 from largegraph.config import DataConfig
 from largegraph.data.graph import GraphData, Storage
-from largegraph.data.layout import (GRAPH_CACHE_DIR, GRAPH_CACHE_LOCK, GRAPH_CACHE_MANIFEST, GRAPH_CACHE_PREFIX,
+from largegraph.data.dataset_format import (GRAPH_CACHE_DIR, GRAPH_CACHE_LOCK, GRAPH_CACHE_MANIFEST, GRAPH_CACHE_PREFIX,
                                     LOCK_FILE)
 from largegraph.data.link import LinkData
 from largegraph.data.ogb import dataset_lock

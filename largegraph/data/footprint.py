@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from largegraph.config import DataConfig
-from largegraph.data.layout import (GRAPH_NPZ, NODE_FEAT_CSV, NUM_EDGES_CSV, NUM_NODES_CSV, RAW_DIR, read_meta,
+from largegraph.data.dataset_format import (GRAPH_NPZ, NODE_FEAT_CSV, NUM_EDGES_CSV, NUM_NODES_CSV, RAW_DIR, read_meta,
                                     META_FILE)
 from largegraph.core.errors import DatasetError, ResourceError
 from largegraph.core.memory import available_memory

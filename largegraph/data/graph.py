@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import dgl
 import torch
 
-from largegraph.data.layout import SPLITS  # re-exported: the node task imports it from here
+from largegraph.data.dataset_format import SPLITS  # re-exported: the node task imports it from here
 from largegraph.data.sparse import SparseFeatures
 
 __all__ = ["SPLITS", "GraphData", "Storage"]

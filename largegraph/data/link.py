@@ -24,7 +24,7 @@ import dgl
 import numpy as np
 import torch
 
-from largegraph.data.layout import (
+from largegraph.data.dataset_format import (
     EDGE, FLOAT_SPLIT_KEYS, LINK_METRIC_EVALUATORS, SOURCE_NODE, SPLITS, TARGET_NODE, TRAIN, check_link_metric,
     check_link_split, heldout_in_train, link_split_keys, negatives, num_positives, positive_pairs, split_style_of,
 )

@@ -5,8 +5,8 @@ The edges are split into train/valid/test by seeded ratios or, with a timestamp 
 order (the oldest edges train, the newest test). Held-out parts get seeded negatives in either OGB
 split style: collab-style ``edge``/``edge_neg`` (Hits@K) or citation2-style
 ``source_node``/``target_node``/``target_node_neg`` (MRR). Readers, node ids and features are those
-of :mod:`largegraph.data.node_import`; the held-out split with its negatives is built by
-:func:`largegraph.data.synthetic.build_link_split`, as for synthetic link graphs.
+of :mod:`largegraph.data.input_files` and :mod:`largegraph.data.node_ids`; the held-out split with its
+negatives is built by :func:`largegraph.data.link_split.build_link_split`, as for synthetic link graphs.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from largegraph.data.node_import import (PathLike, build_edges, check_dataset_name, feature_matrix,
-                                   node_universe, ratio_counts, read_edges, read_features, require_file,
-                                   with_structural)
-from largegraph.data.layout import LINK_SPLIT_STYLES, SPLITS
-from largegraph.data.ogb_layout import write_link_dataset
-from largegraph.data.synthetic import build_link_split
+from largegraph.data.input_files import PathLike, read_edges, read_features, require_file
+from largegraph.data.node_ids import build_edges, feature_matrix, node_universe
+from largegraph.data.node_import import check_dataset_name, import_record, ratio_counts, with_structural
+from largegraph.data.dataset_format import LINK_SPLIT_STYLES, SPLITS
+from largegraph.data.ogb_writer import write_link_dataset
+from largegraph.data.link_split import build_link_split
 from largegraph.core.errors import DatasetError
 
 DEFAULT_METRIC = {"edge": "hits@50", "source_target": "mrr"}
@@ -90,12 +90,7 @@ def import_link_dataset(
     split = build_link_split(edge_array, parts, len(nodes), split_style, num_neg, None, rng_orient, rng_neg)
     sizes = {part: int(len(idx)) for part, idx in parts.items()}
     info = {
-        "source": "import",
-        "edges": str(edges_path.absolute()),
-        "features": str(feat_path.absolute()) if feat_path is not None else None,
-        "node_input": node_input,
-        "id_type": "int" if nodes.integer else "str",
-        "directed": bool(directed),
+        **import_record(edges_path, feat_path, node_input, nodes, directed),
         "split": how,
         "split_style": split_style,
         "num_neg": int(num_neg) if split_style == "source_target" else None,

@@ -26,7 +26,7 @@ import torch
 
 from largegraph.data.graph import GraphData
 from largegraph.data.sparse import SparseFeatures, read_npz
-from largegraph.data.layout import (
+from largegraph.data.dataset_format import (
     LOCK_FILE, META_FILE, NODE_FEAT_SPARSE, PROCESSED_CACHE, RAW_DIR, SPLIT_DICT, SPLITS, dataset_dir, official_dataset_dir,
     raw_files, read_meta, release_marker, split_dir, split_file,
 )

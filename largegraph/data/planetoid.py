@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from largegraph.data.layout import SPLITS
-from largegraph.data.ogb_layout import write_node_dataset
+from largegraph.data.dataset_format import SPLITS
+from largegraph.data.ogb_writer import write_node_dataset
 from largegraph.core.errors import DatasetError
 
 PICKLES = ("x", "y", "allx", "ally", "tx", "ty", "graph")
@@ -161,5 +161,5 @@ def convert_planetoid(src_dir: str | os.PathLike, root: str | os.PathLike, name:
     }
     return write_node_dataset(
         root, name, edges=data["edges"], num_nodes=data["num_nodes"], feat=data["feat"],
-        labels=data["labels"], num_classes=data["num_classes"], split=data["split"], layout="csv", info=info,
+        labels=data["labels"], num_classes=data["num_classes"], split=data["split"], raw_format="csv", info=info,
     )

@@ -29,28 +29,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from largegraph.data.layout import (
-    EDGE, EDGE_NEG, HELDOUT, LINK_SPLIT_STYLES, SOURCE_NODE, SPLITS, TARGET_NODE, TARGET_NODE_NEG, TRAIN,
-    pair_keys,
-)
-from largegraph.data.ogb_layout import write_link_dataset, write_node_dataset
+from largegraph.data.dataset_format import LINK_SPLIT_STYLES, SPLITS, TRAIN
+from largegraph.data.link_split import build_link_split
+from largegraph.data.ogb_writer import write_link_dataset, write_node_dataset
+from largegraph.data.synthetic_edges import EdgeSampler, class_sizes, node_weights, sample_edges
 from largegraph.core.errors import DatasetError
 
 GENERATOR = "largegraph.synthetic"
 
-# Edges are drawn this many at a time. It is a constant, not a function of free memory, because the
-# chunking decides how random numbers are consumed: a machine-dependent chunk size would make the
-# graph depend on the machine. 4 Mi edges keep each chunk's temporaries around 200 MB.
-_EDGE_CHUNK = 1 << 22
 # Rows of the feature matrix handled at a time when adding class centroids (bounds the temporary).
 _FEAT_CHUNK = 1 << 18
-# How many extra rounds of edge sampling may top up edges lost to self-loops and duplicates; a graph
-# so dense that this is not enough keeps a (recorded) shortfall instead of looping for long.
-_MAX_TOPUP_ROUNDS = 8
-# Spread of class sizes: log-normal shares with this sigma give a largest/smallest class ratio of
-# about 2-4 for 8-47 classes, "mildly imbalanced" like most real benchmarks that are not long-tailed.
-_CLASS_SIZE_SIGMA = 0.35
 
 
 @dataclass
@@ -138,161 +126,6 @@ def validate_params(params: SynthNodeParams) -> None:
         raise DatasetError(f"--seed must be an integer >= 0, got {p.seed!r}")
 
 
-def _node_weights(rng: np.random.Generator, n: int, avg_degree: float, exponent: float) -> np.ndarray:
-    """Chung-Lu weights: expected degrees following a power law with the given exponent.
-
-    A Pareto sample ``u ** (-1 / (gamma - 1))`` has density ~ w^-gamma. The weights are capped at the
-    structural cut-off sqrt(N * avg_degree) (in degree units). Chung-Lu joins i and j with expected
-    multiplicity w_i * w_j / sum(w); the cut-off keeps that at most 1, so two hubs do not draw many
-    copies of the same edge (which deduplication would silently turn into lost degree), and no node
-    takes a large share of all edges (a star rather than a hub).
-    """
-    w = (1.0 - rng.random(n)) ** (-1.0 / (exponent - 1.0))  # 1 - U lies in (0, 1]: no division by zero
-    cap = math.sqrt(n * avg_degree) / avg_degree  # the cut-off, in multiples of the mean weight
-    # Capping lowers the mean, which lowers the cap; a few rounds reach the fixed point.
-    for _ in range(5):
-        np.minimum(w, cap * w.mean(), out=w)
-    return w
-
-
-def _class_sizes(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
-    shares = np.exp(_CLASS_SIZE_SIGMA * rng.standard_normal(num_classes))
-    shares /= shares.sum()
-    # Every class gets at least 2 nodes so that within-class edges are always possible.
-    return rng.multinomial(n - 2 * num_classes, shares) + 2
-
-
-class _EdgeSampler:
-    """Draws (source, target) pairs: source ~ weight, target ~ weight inside or outside its class.
-
-    Nodes are laid out sorted by class; one cumulative-weight array then covers all classes, and each
-    class is a contiguous range of it. Drawing "proportional to weight within class c" is a uniform
-    point in c's range of cumulative weight, mapped back to the node whose interval holds it; "within
-    any other class" is a uniform point in the total weight minus c's, shifted past c's range.
-    """
-
-    # The guide table has at most this many buckets per node (memory: 4 bytes a bucket).
-    _MAX_BUCKETS_PER_NODE = 4
-
-    def __init__(self, weights: np.ndarray, true_class: np.ndarray, num_classes: int):
-        self.order = np.argsort(true_class, kind="stable")
-        self.sorted_class = true_class[self.order]
-        self.cum = np.cumsum(weights[self.order])
-        self.total = float(self.cum[-1])
-        counts = np.bincount(true_class, minlength=num_classes)
-        self.first = np.concatenate(([0], np.cumsum(counts)[:-1]))  # first sorted position per class
-        self.last = self.first + counts - 1
-        cum0 = np.concatenate(([0.0], self.cum))
-        self.lo = cum0[self.first]  # cumulative weight before each class's range
-        self.mass = cum0[self.first + counts] - self.lo
-        self._build_guide(float(weights.min()))
-
-    def _build_guide(self, min_weight: float) -> None:
-        """Guide table (indexed search): bucket k of width total/K remembers the first node whose
-        interval reaches past the bucket's start.
-
-        A binary search over millions of cumulative weights costs ~20 cache misses per draw, which made
-        it most of the generation time at ogbn-products scale; starting from the guide entry needs one
-        or two look-ups. With buckets no wider than the smallest weight, each bucket holds at most one
-        interval boundary, so the walk forward is a single step.
-        """
-        n = len(self.cum)
-        buckets = min(int(math.ceil(self.total / min_weight)), self._MAX_BUCKETS_PER_NODE * n) + 1
-        self.inv_width = buckets / self.total
-        starts = np.arange(buckets, dtype=np.float64) / self.inv_width
-        # Shrinking the bucket starts a hair makes each entry a lower bound even where t * inv_width
-        # rounds up into the next bucket; the forward walk then finishes the job.
-        guide = np.searchsorted(self.cum, starts * (1 - 1e-9), side="right")
-        np.minimum(guide, n - 1, out=guide)
-        self.guide = guide.astype(np.int32 if n < 2**31 else np.int64)
-
-    def _locate(self, t: np.ndarray) -> np.ndarray:
-        """Sorted positions of the nodes whose cumulative-weight intervals contain the points ``t``
-        (same as ``np.searchsorted(self.cum, t, side="right")`` clamped to the last node)."""
-        last = len(self.cum) - 1
-        k = (t * self.inv_width).astype(np.int64)
-        np.clip(k, 0, len(self.guide) - 1, out=k)
-        pos = self.guide[k].astype(np.int64)
-        active = np.flatnonzero((pos < last) & (self.cum[pos] <= t))
-        while active.size:
-            pos[active] += 1
-            p = pos[active]
-            active = active[(p < last) & (self.cum[p] <= t[active])]
-        return pos
-
-    def sample(self, rng: np.random.Generator, m: int, same_class: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Draw ``m`` (source, target) node pairs, all within a class or all across classes."""
-        src_pos = self._locate(rng.random(m) * self.total)
-        c = self.sorted_class[src_pos]
-        u = rng.random(m)
-        if same_class:
-            # A point in c's slice of the cumulative weights.
-            dst_pos = self._locate(self.lo[c] + u * self.mass[c])
-            # Rounding at a slice edge could step one node into a neighbouring class; clamp it back
-            # so that same-class draws are same-class by construction.
-            np.clip(dst_pos, self.first[c], self.last[c], out=dst_pos)
-        else:
-            # A point in [0, total - mass_c), moved past c's slice if it falls at or after its start.
-            t = u * (self.total - self.mass[c])
-            t += np.where(t >= self.lo[c], self.mass[c], 0.0)
-            dst_pos = self._locate(t)
-            # Rounding at a slice edge can land in c itself (probability ~1e-16 per draw); such a pair
-            # would be mislabelled as cross-class, so it is dropped like a self-loop.
-            dst_pos = np.where(self.sorted_class[dst_pos] == c, src_pos, dst_pos)
-        return self.order[src_pos], self.order[dst_pos]
-
-
-def _pair_keys(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
-    """Encode undirected pairs as int64 ``min * n + max``, dropping self-loops."""
-    keep = src != dst
-    return pair_keys(src[keep], dst[keep], n)
-
-
-def _draw_unique_pairs(rng: np.random.Generator, sampler: _EdgeSampler, n: int, m: int,
-                       same_class: bool) -> np.ndarray:
-    """Draw ``m`` candidate edges in chunks; return their sorted unique pair keys."""
-    parts = []
-    for start in range(0, m, _EDGE_CHUNK):
-        src, dst = sampler.sample(rng, min(_EDGE_CHUNK, m - start), same_class)
-        parts.append(_pair_keys(src, dst, n))
-        del src, dst
-    keys = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-    del parts
-    return np.unique(keys)
-
-
-def _sample_edges(rng: np.random.Generator, sampler: _EdgeSampler, n: int, target: int,
-                  same_class: bool) -> tuple[np.ndarray, int]:
-    """Sorted unique undirected pair keys of one kind, exactly ``target`` unless the graph is too dense.
-
-    Self-loops and repeated pairs are dropped, so a first batch slightly larger than the target is
-    drawn, then topped up in rounds sized by the observed yield, and the surplus is removed uniformly
-    at random (which keeps the degree shape unbiased).
-
-    Returns:
-        (keys, number of candidate edges drawn).
-    """
-    if target == 0:
-        return np.empty(0, dtype=np.int64), 0
-    drawn = int(target * 1.04) + 64  # a few % are lost to self-loops and duplicates at typical density
-    keys = _draw_unique_pairs(rng, sampler, n, drawn, same_class)
-    rounds = 0
-    while len(keys) < target and rounds < _MAX_TOPUP_ROUNDS:
-        rounds += 1
-        yield_rate = max(len(keys) / drawn, 0.05)
-        extra = min(int((target - len(keys)) / yield_rate * 1.2) + 1024, 2 * target + 1024)
-        new = _draw_unique_pairs(rng, sampler, n, extra, same_class)
-        drawn += extra
-        keys = np.union1d(keys, new)
-        del new
-    if len(keys) > target:
-        drop = rng.choice(len(keys), size=len(keys) - target, replace=False)
-        keep = np.ones(len(keys), dtype=bool)
-        keep[drop] = False
-        keys = keys[keep]
-    return keys, drawn
-
-
 def _check_density(n: int, sizes: np.ndarray, target_same: int, target_diff: int, p: SynthNodeParams) -> None:
     """Refuse graphs that would need most of all possible within- or cross-class pairs.
 
@@ -359,9 +192,9 @@ def generate_node_graph(params: SynthNodeParams) -> dict:
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(p.seed)).spawn(6)]
     rng_class, rng_weight, rng_edge, rng_feat, rng_label, rng_split = streams
 
-    sizes = _class_sizes(rng_class, n, num_classes)
+    sizes = class_sizes(rng_class, n, num_classes)
     true_class = rng_class.permutation(np.repeat(np.arange(num_classes, dtype=np.int64), sizes))
-    weights = _node_weights(rng_weight, n, float(p.avg_degree), float(p.degree_exponent))
+    weights = node_weights(rng_weight, n, float(p.avg_degree), float(p.degree_exponent))
 
     target = int(round(n * p.avg_degree / 2))
     # Within- and cross-class edges are drawn as two separate pools with fixed sizes. Drawing each
@@ -369,9 +202,9 @@ def generate_node_graph(params: SynthNodeParams) -> dict:
     # pool of pairs repeats more often) and bias homophily low, by several points on small graphs.
     target_same = int(round(target * p.homophily))
     _check_density(n, sizes, target_same, target - target_same, p)
-    sampler = _EdgeSampler(weights, true_class, num_classes)
-    same_keys, drawn_same = _sample_edges(rng_edge, sampler, n, target_same, same_class=True)
-    diff_keys, drawn_diff = _sample_edges(rng_edge, sampler, n, target - target_same, same_class=False)
+    sampler = EdgeSampler(weights, true_class, num_classes)
+    same_keys, drawn_same = sample_edges(rng_edge, sampler, n, target_same, same_class=True)
+    diff_keys, drawn_diff = sample_edges(rng_edge, sampler, n, target - target_same, same_class=False)
     del sampler, weights
     drawn = drawn_same + drawn_diff
     # The two pools are disjoint (a pair is either within a class or not), so no deduplication.
@@ -424,34 +257,31 @@ def generate_node_graph(params: SynthNodeParams) -> dict:
 
 
 def write_synthetic_node_dataset(root: str | os.PathLike, name: str, params: SynthNodeParams, *,
-                                 layout: str = "auto") -> Path:
+                                 raw_format: str = "auto") -> Path:
     """Generate a synthetic graph and write it in OGB's layout under ``root``.
 
     Args:
         root: directory holding dataset folders.
         name: dataset name (directory ``root/<name with - as _>``).
         params: generator settings.
-        layout: ``csv``, ``binary`` or ``auto`` (binary for large graphs).
+        raw_format: ``csv``, ``binary`` or ``auto`` (binary for large graphs).
 
     Returns:
         The dataset directory; load it with ``load_dataset(DataConfig(name=name, root=root))``.
 
     Raises:
-        DatasetError: invalid parameters or layout.
+        DatasetError: invalid parameters or raw format.
     """
     data = generate_node_graph(params)
     return write_node_dataset(
         root, name,
         edges=data["edges"], num_nodes=int(params.num_nodes), feat=data["feat"], labels=data["labels"],
-        num_classes=data["num_classes"], split=data["split"], layout=layout, info=data["info"],
+        num_classes=data["num_classes"], split=data["split"], raw_format=raw_format, info=data["info"],
     )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Link prediction: the node generator's graph with held-out edges and sampled negatives.
-
-# Rounds of rejection sampling for negatives before giving up (only a graph close to complete needs many).
-_MAX_NEG_ROUNDS = 50
 
 
 @dataclass
@@ -495,80 +325,6 @@ def _node_params_for_links(p: SynthLinkParams) -> SynthNodeParams:
         feat_dim=max(int(p.feat_dim), 1), homophily=p.homophily, feature_signal=p.feature_signal,
         label_noise=0.0, degree_exponent=p.degree_exponent, seed=p.seed,
     )
-
-
-def _sample_non_edges(rng: np.random.Generator, n: int, count: int, forbidden: np.ndarray) -> np.ndarray:
-    """``count`` distinct uniform random unordered pairs ``(min, max)`` that are neither self-loops
-    nor in the sorted key array ``forbidden``."""
-    keys = np.empty(0, dtype=np.int64)
-    for _ in range(_MAX_NEG_ROUNDS):
-        need = count - len(keys)
-        if need <= 0:
-            break
-        m = int(need * 1.2) + 64
-        new = _pair_keys(rng.integers(0, n, m), rng.integers(0, n, m), n)
-        new = new[~np.isin(new, forbidden)]
-        # Keep first occurrences in draw order (np.unique would sort and bias the truncation).
-        keys = np.concatenate([keys, new])
-        _, first = np.unique(keys, return_index=True)
-        keys = keys[np.sort(first)]
-    if len(keys) < count:
-        raise DatasetError(f"cannot find {count} non-edges among {n} nodes; the graph is too dense")
-    keys = keys[:count]
-    return np.stack([keys // n, keys % n], 1)
-
-
-def _sample_neg_targets(rng: np.random.Generator, n: int, sources: np.ndarray, k: int,
-                        forbidden: np.ndarray) -> np.ndarray:
-    """``(E, k)`` uniform random targets per source, none equal to the source or joined to it."""
-    targets = rng.integers(0, n, (len(sources), k))
-    src = np.broadcast_to(sources[:, None], targets.shape)
-    bad = (targets == src) | np.isin(pair_keys(src, targets, n), forbidden)
-    for _ in range(_MAX_NEG_ROUNDS):
-        count = int(bad.sum())
-        if count == 0:
-            return targets
-        targets[bad] = rng.integers(0, n, count)
-        bad_now = (targets == src) | np.isin(pair_keys(src, targets, n), forbidden)
-        bad = bad & bad_now
-    raise DatasetError("cannot draw negative targets: some sources are joined to almost every node")
-
-
-def build_link_split(edges: np.ndarray, parts: dict[str, np.ndarray], n: int, split_style: str, num_neg: int,
-                     num_edge_neg: int | None, rng_orient: np.random.Generator,
-                     rng_neg: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
-    """OGB's ``get_edge_split()`` dict from a graph's edges and the edge ids of each part.
-
-    Args:
-        edges: ``(E, 2)`` every edge of the graph (all parts), undirected ones as ``(min, max)``.
-        parts: ``train``/``valid``/``test`` -> row ids of ``edges``.
-        n: number of nodes.
-        split_style: ``edge`` (a shared ``edge_neg`` pool per held-out part, as many pairs as it has
-            positives unless ``num_edge_neg``) or ``source_target`` (``num_neg`` negative targets per
-            held-out positive, whose orientation is drawn from ``rng_orient``).
-        rng_orient, rng_neg: the random streams of orientations and of negatives.
-
-    Negatives are never edges of the graph (in any part) nor self-pairs.
-    """
-    all_keys = np.unique(pair_keys(edges[:, 0], edges[:, 1], n))
-    split: dict[str, dict[str, np.ndarray]] = {}
-    for part in SPLITS:
-        pos = edges[parts[part]]
-        heldout = part in HELDOUT
-        if split_style == "edge":
-            split[part] = {EDGE: pos}
-            if heldout:
-                count = len(pos) if num_edge_neg is None else int(num_edge_neg)
-                split[part][EDGE_NEG] = _sample_non_edges(rng_neg, n, count, all_keys)
-        else:
-            if heldout:
-                # Random orientation: the source is not always the smaller id.
-                flip = rng_orient.random(len(pos)) < 0.5
-                pos = np.where(flip[:, None], pos[:, ::-1], pos)
-            split[part] = {SOURCE_NODE: pos[:, 0].copy(), TARGET_NODE: pos[:, 1].copy()}
-            if heldout:
-                split[part][TARGET_NODE_NEG] = _sample_neg_targets(rng_neg, n, pos[:, 0], int(num_neg), all_keys)
-    return split
 
 
 def generate_link_graph(params: SynthLinkParams, split_style: str = "edge", num_neg: int = 100,

@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from largegraph.config import JobConfig, load_config
 from largegraph.data import GraphData, LinkData
-from largegraph.data.node_import import NodeIds, read_csv_table, id_column
-from largegraph.data.layout import MAPPING_DIR, dataset_dir, read_meta
+from largegraph.data.input_files import id_column, read_csv_table
+from largegraph.data.node_ids import NodeIds
+from largegraph.data.dataset_format import MAPPING_DIR, dataset_dir, read_meta
 from largegraph.core.errors import ConfigError, DatasetError
 from largegraph.models import evaluating
 from largegraph.training.rundir import RunDir
@@ -220,7 +221,7 @@ def _scores(loaded: LoadedRun, emb: torch.Tensor, src: torch.Tensor, dst: torch.
 
 def score_pairs(loaded: LoadedRun, pairs_path: str, out: str, src_col: str | None, dst_col: str | None) -> int:
     """Write ``src, dst, score`` for every candidate pair of original ids in ``pairs_path``."""
-    from largegraph.data.node_import import read_edges
+    from largegraph.data.input_files import read_edges
 
     src_raw, dst_raw, _ = read_edges(Path(pairs_path), src_col, dst_col)
     src = lookup(loaded.nodes, src_raw, pairs_path, loaded.data.name)
@@ -235,7 +236,7 @@ def score_pairs(loaded: LoadedRun, pairs_path: str, out: str, src_col: str | Non
 
 def _known_neighbours(data, sources: np.ndarray) -> list[set]:
     """Nodes already joined to each source by an edge of any split (either direction)."""
-    from largegraph.data.layout import SPLITS, positive_pairs
+    from largegraph.data.dataset_format import SPLITS, positive_pairs
 
     pairs = np.concatenate([positive_pairs({k: v.numpy() for k, v in data.split[p].items()}, data.split_style)
                             for p in SPLITS])

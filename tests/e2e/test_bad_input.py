@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, run_cli, write_config
 
-from largegraph.data.ogb_layout import write_node_dataset
+from largegraph.data.ogb_writer import write_node_dataset
 
 
 def bad_dataset(root: Path, name: str, **change) -> None:
@@ -18,7 +18,7 @@ def bad_dataset(root: Path, name: str, **change) -> None:
                   labels=rng.integers(0, 3, n), num_classes=3,
                   split={"train": np.arange(0, 30), "valid": np.arange(30, 45), "test": np.arange(45, 60)})
     arrays.update(change)
-    write_node_dataset(root, name, layout="csv", **arrays)
+    write_node_dataset(root, name, raw_format="csv", **arrays)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def dist_root(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("dist")
     write_synthetic_node_dataset(root, "mid", SynthNodeParams(num_nodes=8000, avg_degree=10, num_classes=4,
-                                                              feat_dim=16, seed=5), layout="csv")
+                                                              feat_dim=16, seed=5), raw_format="csv")
     return root
 
 

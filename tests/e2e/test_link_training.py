@@ -73,14 +73,15 @@ def test_bad_link_inputs_are_one_line_errors(tmp_path, link_root):
 
 @pytest.mark.slow
 def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
-    """CI's shortened ogbl-ddi recipe: the first 12 epochs of configs/ogbl_ddi_sage.yaml.
+    """CI's shortened ogbl-ddi recipe: the first 4 epochs of configs/ogbl_ddi_sage.yaml.
 
-    The recipe's learning rate is constant, so these are exactly the full run's first epochs.
-    Calibration (seed 0, this machine, 2 cores): the full run's epoch 12 scored test Hits@20 0.179
-    (valid 0.260) after about 100 s of training (runs repeat exactly: the leak-free variant of the
-    recipe gave 0.210/0.262 both in its full run and in this test); the full 200 epochs reached
-    0.604 (valid 0.681). In fp32, on a CPU without bf16 units (2 cores), epoch 12 scored 0.206 (valid
-    0.267) in 244 s. Random scores give about 20 / 95,599 = 0.0002.
+    The recipe's learning rate is constant, so these are exactly the full run's first epochs, and runs
+    repeat exactly (evaluating more often does not change them). Calibration (seed 0, bf16, 2 shared
+    cores): evaluated every 2 epochs, the first 12 scored test Hits@20 0.047, 0.073, 0.078, 0.094,
+    0.134, 0.209 at epochs 2-12 (valid 0.030, 0.040, 0.064, 0.117, 0.181, 0.263); the full 200 epochs
+    reach 0.604 (bench/README.md). The floor, 0.03, is 150x what random scores give (about
+    20 / 95,599 = 0.0002) and 2.4x below epoch 4's 0.073, leaving room for the fp32 path and other
+    CPUs. 12 epochs took 273 s of a clean CI run; 4 take about a third of that.
     """
     from helpers import SHARED_DATA
 
@@ -97,10 +98,10 @@ def test_real_ogbl_ddi_short_run_clears_calibrated_threshold(tmp_path):
     # fp32 on one seen here): there the same epochs run in fp32, and must clear the same floor.
     precision = ["train.precision=fp32"] if cpu_has_bf16_units() is False else []
     result = run_cli("train", ROOT / "configs" / "ogbl_ddi_sage.yaml", f"data.root={tmp_path}",
-                     "train.epochs=12", "train.eval_every=12", *precision,
+                     "train.epochs=4", "train.eval_every=4", *precision,
                      "--run-dir", tmp_path / "run", timeout=1800)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["metric"] == "hits@20"
-    assert summary["test_hits@20"] >= 0.1, summary
+    assert summary["test_hits@20"] >= 0.03, summary
 

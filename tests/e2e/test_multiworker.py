@@ -147,7 +147,7 @@ def test_more_workers_than_training_seeds_is_one_clear_error(tmp_path):
 
     # 40 nodes, 5% for training: two training nodes for three workers.
     params = SynthNodeParams(num_nodes=40, avg_degree=4, num_classes=2, feat_dim=4, split_ratios=(0.05, 0.5, 0.45))
-    write_synthetic_node_dataset(tmp_path, "few", params, layout="csv")
+    write_synthetic_node_dataset(tmp_path, "few", params, raw_format="csv")
     cfg = write_config(tmp_path / "job.yaml", "few", tmp_path)
     result = run_cli("train", cfg, "--run-dir", tmp_path / "r", "--nproc", "3")
     assert result.returncode == 2

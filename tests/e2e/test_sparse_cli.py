@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from helpers import assert_one_line_error, run_cli
 
-from largegraph.data.layout import NODE_FEAT_SPARSE, RAW_DIR
+from largegraph.data.dataset_format import NODE_FEAT_SPARSE, RAW_DIR
 from largegraph.data.ogb import load_ogb_node_dataset
 
 

@@ -146,3 +146,26 @@ def test_real_cora_within_two_points_of_published(tmp_path, cora_root, config, p
         scores.append(json.loads((run_dir / "summary.json").read_text())["test_acc"])
     mean = sum(scores) / len(scores)
     assert mean >= published - 0.02, scores
+
+
+def test_a_tensorboard_run_writes_scalars_tensorboard_reads(tmp_path, synth_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = write_config(tmp_path / "tb.yaml", "tiny", synth_root, train={"epochs": 2, "loggers": ["jsonl", "tensorboard"]})
+    result = run_cli("train", cfg, "--run-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"step/loss", "step/lr", "step/examples_per_s", "epoch/loss", "epoch/lr", "epoch/nodes_per_s",
+            "epoch/valid_acc"} <= tags
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    # every figure of the record, whichever the evaluation wrote (train/test too when it is exact)
+    assert {f"epoch/{k}" for k, v in epochs[-1].items() if k not in ("kind", "epoch", "step")} <= tags
+    assert [e.step for e in events.Scalars("epoch/valid_acc")] == [r["step"] for r in epochs]
+    assert [e.value for e in events.Scalars("epoch/valid_acc")] == pytest.approx([r["valid_acc"] for r in epochs])
+    steps = [e.step for e in events.Scalars("step/loss")]
+    assert steps == list(range(1, epochs[-1]["step"] + 1))
+    assert "config" in "".join(events.Tags()["tensors"])

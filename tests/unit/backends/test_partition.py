@@ -14,8 +14,6 @@ from largegraph.data import load_dataset, load_link_data
 from largegraph.core.errors import ConfigError
 from largegraph.backends.distdgl.partition import LINK_SPLIT, MASKS, NODE_IDS, STAMP, partition_dataset
 
-from tests.helpers import run_cli
-
 
 def _job(root, name, task="node_classification") -> JobConfig:
     return JobConfig(name="p", task=task, data={"name": name, "root": str(root)},
@@ -118,15 +116,3 @@ def test_link_split_keeps_ids_and_reverse_edges(link_root, tmp_path):
     train = saved["split"]["train"]["edge"]
     keys = set(zip(src.tolist(), dst.tolist()))
     assert all(pair in keys for pair in map(tuple, train[:200].tolist()))
-
-
-@pytest.mark.slow
-def test_the_command_prints_the_cut(synth_root, tmp_path):
-    from tests.helpers import write_config
-
-    cfg = write_config(tmp_path / "job.yaml", "tiny", synth_root)
-    done = run_cli("partition", cfg, "--parts", "2", "--out", tmp_path / "tiny")
-    assert done.returncode == 0, done.stderr
-    assert "edge cut:" in done.stdout and "metis" in done.stdout
-    bad = run_cli("partition", cfg, "--parts", "0", "--out", tmp_path / "x")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1

@@ -2,7 +2,6 @@
 built once under concurrent first loads, and mapped (one copy of the pages) by every process."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import torch
 
 from largegraph.config import DataConfig
 from largegraph.data import cache, footprint, load_dataset, load_link_data, validate
-from largegraph.data.layout import GRAPH_CACHE_PREFIX, dataset_dir
+from largegraph.data.dataset_format import GRAPH_CACHE_PREFIX, dataset_dir
 from largegraph.data.link import load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.prepare import prepare
@@ -23,14 +22,6 @@ from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_data
 from largegraph.core.errors import ResourceError
 
 from tests.helpers import ROOT
-
-
-@pytest.fixture()
-def own_root(tmp_path) -> Path:
-    """A dataset this test may change (the session fixtures are shared)."""
-    params = SynthNodeParams(num_nodes=3000, avg_degree=8, num_classes=4, feat_dim=16, seed=3)
-    write_synthetic_node_dataset(tmp_path, "own", params, layout="binary")
-    return tmp_path
 
 
 def _cfg(root: Path, name: str = "own", **kw) -> DataConfig:
@@ -91,7 +82,7 @@ def test_a_changed_raw_file_makes_a_new_cache_and_drops_the_stale_one(own_root):
     before = load_dataset(_cfg(own_root))
     old = _caches(own_root)
     params = SynthNodeParams(num_nodes=2500, avg_degree=8, num_classes=4, feat_dim=16, seed=4)
-    write_synthetic_node_dataset(own_root, "own", params, layout="binary")
+    write_synthetic_node_dataset(own_root, "own", params, raw_format="binary")
     after = load_dataset(_cfg(own_root))
     assert after.num_nodes == 2500 != before.num_nodes
     assert len(_caches(own_root)) == 1 and _caches(own_root) != old
@@ -234,21 +225,6 @@ def test_inspect_estimate_is_within_ten_percent_of_the_cache(own_root):
             assert abs(getattr(guess, part) - size) <= 0.1 * size, (options, part, getattr(guess, part), size)
         exact = footprint.from_manifest(cache.read_manifest(folder))
         assert exact.exact and abs(exact.features - measured["features"]) <= 0.1 * measured["features"]
-
-
-def test_inspect_reports_the_cache_and_per_worker_figures(own_root):
-    from tests.helpers import run_cli
-
-    directory = dataset_dir(own_root, "own")
-    before = run_cli("data", "inspect", directory, "--nproc", "4")
-    assert before.returncode == 0, before.stderr
-    assert "not built yet" in before.stdout and "mmap with 4 local worker(s)" in before.stdout
-    load_dataset(_cfg(own_root))
-    after = run_cli("data", "inspect", directory, "--json")
-    figures = json.loads(after.stdout)
-    assert figures["exact"] and figures["num_nodes"] == 3000 and figures["feat_dim"] == 16
-    missing = run_cli("data", "inspect", own_root / "nope")
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
 
 
 def test_the_refusal_names_what_would_fit():

@@ -1,5 +1,6 @@
 """Importing for every task: featureless and structural node datasets, link datasets split by ratio or
-time in both OGB split styles (loaded back through OGB's loaders), and the one-line refusals."""
+time in both OGB split styles (loaded back through OGB's loaders); the CLI's one-line refusals are
+tests/e2e/test_data_cli.py's."""
 from __future__ import annotations
 
 import json
@@ -7,29 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from helpers import run_cli
 from largegraph.data import validate
 from largegraph.data.node_import import import_node_dataset
 from largegraph.data.link_import import import_link_dataset
 from largegraph.data.link import load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.structural import WALKS, structural_features
-
-
-def write(path, text):
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture
-def ring(tmp_path):
-    """A 40-node ring with chords, string ids, labels, and a timestamp per edge (the row number)."""
-    n = 40
-    rows = [(i, (i + 1) % n) for i in range(n)] + [(i, (i + 7) % n) for i in range(0, n, 2)]
-    edges = "src,dst,ts\n" + "".join(f"v{a},v{b},{t}\n" for t, (a, b) in enumerate(rows))
-    labels = "id,label\n" + "".join(f"v{i},{'ab'[i % 2]}\n" for i in range(n))
-    return {"edges": write(tmp_path / "edges.csv", edges), "labels": write(tmp_path / "labels.csv", labels),
-            "num_edges": len(rows)}
 
 
 def test_node_import_without_features_loads_featureless_and_records_it(tmp_path, ring):
@@ -94,52 +78,3 @@ def test_link_import_by_timestamp_puts_the_newest_edges_in_test(tmp_path, ring):
     rows = [line.split(",") for line in ring["edges"].read_text().splitlines()[1:]]
     newest = {tuple(sorted((a, b))) for a, b, t in rows if int(t) >= 45}
     assert test == newest
-
-
-def _cli_import(tmp_path, *args):
-    return run_cli("data", "import", "--name", "bad", "--root", tmp_path / "r", *map(str, args))
-
-
-def _one_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    return lines[-1]
-
-
-def test_a_non_numeric_timestamp_is_one_line_naming_the_row(tmp_path):
-    edges = write(tmp_path / "e.csv", "a,b,when\n1,2,2019\n2,3,soon\n")
-    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", edges, "--time-col", "when"))
-    assert "line 3" in line and "'soon'" in line and "numbers" in line
-    assert not (tmp_path / "r" / "bad").exists()
-
-
-def test_a_time_split_that_comes_out_empty_is_refused(tmp_path):
-    edges = write(tmp_path / "e.csv", "a,b,t\n" + "".join(f"{i},{i + 1},7\n" for i in range(30)))
-    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", edges, "--time-col", "t"))
-    assert "split empty" in line and "timestamp 7" in line
-
-
-def test_too_few_edges_for_the_ratios_is_refused(tmp_path):
-    edges = write(tmp_path / "e.csv", "a,b\n1,2\n2,3\n")
-    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", edges))
-    assert "leave a split empty with 2 edge(s)" in line
-
-
-def test_link_import_says_what_it_did_with_duplicates_and_self_loops(tmp_path, ring):
-    text = ring["edges"].read_text() + "v1,v0,99\nv3,v3,99\n"  # a reversed duplicate and a self-loop
-    result = run_cli("data", "import", "--task", "link", "--name", "dup", "--root", tmp_path / "r",
-                     "--edges", write(tmp_path / "dup.csv", text))
-    assert result.returncode == 0, result.stderr
-    assert "62 edge rows -> 60 edges: 1 duplicate unordered pairs (either direction) collapsed into one edge, " \
-           "1 self-loops dropped" in result.stdout
-
-
-def test_an_edge_id_missing_from_the_features_file_is_named(tmp_path, ring):
-    feats = write(tmp_path / "f.csv", "id,x\n" + "".join(f"v{i},{i}\n" for i in range(39)))  # no v39
-    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", ring["edges"], "--features", feats))
-    assert "'v39'" in line and "no row in features file" in line
-
-
-def test_labels_with_a_link_import_are_refused(tmp_path, ring):
-    line = _one_line(_cli_import(tmp_path, "--task", "link", "--edges", ring["edges"], "--labels", ring["labels"]))
-    assert "--labels is for --task node" in line

@@ -15,9 +15,9 @@ from helpers import SHARED_DATA  # noqa: E402
 
 from largegraph.config import DataConfig
 from largegraph.data import load_link_data
-from largegraph.data.layout import META_FILE
+from largegraph.data.dataset_format import META_FILE
 from largegraph.data.link import LinkData, load_link_dataset
-from largegraph.data.ogb_layout import write_link_dataset
+from largegraph.data.ogb_writer import write_link_dataset
 from largegraph.data.synthetic import (
     SynthLinkParams,
     generate_link_graph,

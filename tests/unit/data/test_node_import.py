@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import write_file
 from largegraph.data import validate
 from largegraph.data.node_import import import_node_dataset
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.core.errors import DatasetError
 
 
-def write(path, text):
-    path.write_text(text)
-    return path
+def replace_in(path, old: str, new: str) -> None:
+    write_file(path, path.read_text().replace(old, new))
 
 
 def edge_set(data):
@@ -28,7 +28,7 @@ def edge_set(data):
 def string_graph(tmp_path):
     """Six nodes with string ids; 'n1'..'n10' sort as strings: n1 < n10 < n2 < n3 < n4 < x."""
     files = {
-        "edges": write(tmp_path / "edges.csv",
+        "edges": write_file(tmp_path / "edges.csv",
                        "source,target,weight\n"
                        "n2,n1,1\n"
                        "n1,n10,1\n"
@@ -37,7 +37,7 @@ def string_graph(tmp_path):
                        "n4,n2,1\n"
                        "n2,n10,1\n"
                        "n3,n4,1\n"),
-        "features": write(tmp_path / "feat.csv",
+        "features": write_file(tmp_path / "feat.csv",
                           "id,a,b,c\n"
                           "n1,0.1,1,-2.5\n"
                           "n2,0.2,2,3e-8\n"
@@ -45,7 +45,7 @@ def string_graph(tmp_path):
                           "n3,1e10,4,0\n"
                           "n4,-0.7,5,0.125\n"
                           "x,0.5,6,1\n"),   # x appears only here: an isolated node
-        "labels": write(tmp_path / "labels.csv",
+        "labels": write_file(tmp_path / "labels.csv",
                         "id,label\n"
                         "n1,cat\n"
                         "n2,dog\n"
@@ -121,9 +121,9 @@ def test_directed_keeps_both_directions(tmp_path, string_graph):
 
 def test_integer_ids_sort_numerically_and_keep_integer_labels(tmp_path):
     files = {
-        "edges": write(tmp_path / "e.csv", "u,v\n100,9\n9,10\n10,100\n"),
-        "features": write(tmp_path / "f.csv", "id,f\n9,0.9\n10,1.0\n100,10.0\n"),
-        "labels": write(tmp_path / "l.csv", "id,label\n9,2\n10,0\n100,2\n"),
+        "edges": write_file(tmp_path / "e.csv", "u,v\n100,9\n9,10\n10,100\n"),
+        "features": write_file(tmp_path / "f.csv", "id,f\n9,0.9\n10,1.0\n100,10.0\n"),
+        "labels": write_file(tmp_path / "l.csv", "id,label\n9,2\n10,0\n100,2\n"),
     }
     directory = import_toy(tmp_path, files, split_ratios=(0.34, 0.33, 0.33))
     data = load_ogb_node_dataset("toy-graph", tmp_path / "root")
@@ -139,9 +139,9 @@ def test_npy_features_row_i_is_node_id_i(tmp_path):
     feat = np.arange(5 * 3, dtype=np.float32).reshape(5, 3) / 7
     np.save(tmp_path / "feat.npy", feat)
     files = {
-        "edges": write(tmp_path / "e.csv", "src,dst\n0,1\n1,2\n3,1\n"),  # node 4 only has a feature row
+        "edges": write_file(tmp_path / "e.csv", "src,dst\n0,1\n1,2\n3,1\n"),  # node 4 only has a feature row
         "features": tmp_path / "feat.npy",
-        "labels": write(tmp_path / "l.csv", "id,label\n0,0\n1,1\n2,0\n3,1\n4,1\n"),
+        "labels": write_file(tmp_path / "l.csv", "id,label\n0,0\n1,1\n2,0\n3,1\n4,1\n"),
     }
     import_toy(tmp_path, files)
     data = load_ogb_node_dataset("toy-graph", tmp_path / "root")
@@ -152,9 +152,9 @@ def test_npy_features_row_i_is_node_id_i(tmp_path):
 
 def test_json_multi_hot_features(tmp_path):
     files = {
-        "edges": write(tmp_path / "e.csv", "id_1,id_2\n0,1\n1,2\n"),
-        "features": write(tmp_path / "feat.json", json.dumps({"0": [0, 4], "1": [], "2": [2, 2, 1]})),
-        "labels": write(tmp_path / "l.csv", "id,label\n0,1\n1,0\n2,1\n"),
+        "edges": write_file(tmp_path / "e.csv", "id_1,id_2\n0,1\n1,2\n"),
+        "features": write_file(tmp_path / "feat.json", json.dumps({"0": [0, 4], "1": [], "2": [2, 2, 1]})),
+        "labels": write_file(tmp_path / "l.csv", "id,label\n0,1\n1,0\n2,1\n"),
     }
     import_toy(tmp_path, files, split_ratios=(0.34, 0.33, 0.33))
     data = load_ogb_node_dataset("toy-graph", tmp_path / "root")
@@ -165,9 +165,9 @@ def test_json_multi_hot_features(tmp_path):
 def test_split_dir_with_and_without_header(tmp_path, string_graph):
     split_dir = tmp_path / "split"
     split_dir.mkdir()
-    write(split_dir / "train.csv", "id\nn1\nn2\n")
-    write(split_dir / "valid.csv", "n10\n")
-    write(split_dir / "test.csv", "id\nx\n\nn3\n")
+    write_file(split_dir / "train.csv", "id\nn1\nn2\n")
+    write_file(split_dir / "valid.csv", "n10\n")
+    write_file(split_dir / "test.csv", "id\nx\n\nn3\n")
     import_toy(tmp_path, string_graph, split_dir=split_dir)
     data = load_ogb_node_dataset("toy-graph", tmp_path / "root")
     assert {k: v.tolist() for k, v in data.split.items()} == {"train": [0, 2], "valid": [1], "test": [5, 3]}
@@ -180,7 +180,7 @@ def split_files(tmp_path, train, valid, test):
     split_dir = tmp_path / "split"
     split_dir.mkdir(exist_ok=True)
     for part, ids in (("train", train), ("valid", valid), ("test", test)):
-        write(split_dir / f"{part}.csv", "".join(f"{i}\n" for i in ids))
+        write_file(split_dir / f"{part}.csv", "".join(f"{i}\n" for i in ids))
     return split_dir
 
 
@@ -211,7 +211,7 @@ def test_missing_file_names_the_path(tmp_path, string_graph):
     ("src,dst\nn1,n2\nn2,n3,n4\n", r"cannot read edges file .*line 3, saw 3"),
 ])
 def test_malformed_edges_file(tmp_path, string_graph, text, message):
-    write(string_graph["edges"], text)
+    write_file(string_graph["edges"], text)
     with pytest.raises(DatasetError, match=message):
         import_toy(tmp_path, string_graph)
 
@@ -243,22 +243,20 @@ def test_missing_split_file(tmp_path, string_graph):
 
 @pytest.mark.parametrize("cell", ["nan", "", "inf"])
 def test_nan_or_inf_feature_is_rejected(tmp_path, string_graph, cell):
-    text = string_graph["features"].read_text().replace("n3,1e10,4,0", f"n3,1e10,{cell},0")
-    write(string_graph["features"], text)
+    replace_in(string_graph["features"], "n3,1e10,4,0", f"n3,1e10,{cell},0")
     with pytest.raises(DatasetError, match=r"1 node\(s\) have NaN, inf or empty feature values \(e\.g\. id 'n3'\)"):
         import_toy(tmp_path, string_graph)
 
 
 def test_non_numeric_feature_is_rejected(tmp_path, string_graph):
-    text = string_graph["features"].read_text().replace("n4,-0.7", "n4,abc")
-    write(string_graph["features"], text)
+    replace_in(string_graph["features"], "n4,-0.7", "n4,abc")
     with pytest.raises(DatasetError, match=r"line 6: column 'a' has non-numeric value 'abc'"):
         import_toy(tmp_path, string_graph)
 
 
 def test_nodes_without_feature_rows_are_counted(tmp_path, string_graph):
     lines = string_graph["features"].read_text().splitlines()
-    write(string_graph["features"], "\n".join(line for line in lines if not line.startswith(("n2,", "n3,"))))
+    write_file(string_graph["features"], "\n".join(line for line in lines if not line.startswith(("n2,", "n3,"))))
     with pytest.raises(DatasetError, match=r"2 node\(s\) have no row in features file .* \(e\.g\. id 'n2'\)"):
         import_toy(tmp_path, string_graph)
 
@@ -267,25 +265,25 @@ def test_npy_features_need_integer_ids_in_range(tmp_path, string_graph):
     np.save(tmp_path / "feat.npy", np.zeros((6, 2), dtype=np.float32))
     with pytest.raises(DatasetError, match="not all integers"):
         import_toy(tmp_path, string_graph, features=tmp_path / "feat.npy")
-    files = {"edges": write(tmp_path / "e.csv", "s,d\n0,6\n"), "features": tmp_path / "feat.npy",
-             "labels": write(tmp_path / "l.csv", "id,label\n0,1\n")}
+    files = {"edges": write_file(tmp_path / "e.csv", "s,d\n0,6\n"), "features": tmp_path / "feat.npy",
+             "labels": write_file(tmp_path / "l.csv", "id,label\n0,1\n")}
     with pytest.raises(DatasetError, match=r"node id 6 has no row .* ids must lie in 0\.\.5"):
         import_toy(tmp_path, files)
 
 
 def test_json_features_must_be_index_lists(tmp_path, string_graph):
-    bad = write(tmp_path / "feat.json", json.dumps({"n1": [0, -1]}))
+    bad = write_file(tmp_path / "feat.json", json.dumps({"n1": [0, -1]}))
     with pytest.raises(DatasetError, match="list of non-negative integer feature indices"):
         import_toy(tmp_path, string_graph, features=bad)
 
 
 def test_duplicate_label_rows_are_rejected(tmp_path, string_graph):
-    write(string_graph["labels"], string_graph["labels"].read_text() + "n2,cat\n")
+    write_file(string_graph["labels"], string_graph["labels"].read_text() + "n2,cat\n")
     with pytest.raises(DatasetError, match="lists node 'n2' more than once"):
         import_toy(tmp_path, string_graph)
 
 
 def test_labels_file_without_any_label(tmp_path, string_graph):
-    write(string_graph["labels"], "id,label\nn1,\n")
+    write_file(string_graph["labels"], "id,label\nn1,\n")
     with pytest.raises(DatasetError, match="labels no node"):
         import_toy(tmp_path, string_graph)

@@ -14,7 +14,7 @@ from largegraph.data import load_dataset
 from largegraph.data.cache import read_manifest
 from largegraph.data.node_import import import_node_dataset
 from largegraph.data.footprint import from_manifest
-from largegraph.data.layout import NODE_FEAT_CSV, NODE_FEAT_SPARSE, RAW_DIR
+from largegraph.data.dataset_format import NODE_FEAT_CSV, NODE_FEAT_SPARSE, RAW_DIR
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.sparse import SparseFeatures
 from largegraph.core.errors import ConfigError, DatasetError

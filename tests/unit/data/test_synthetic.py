@@ -10,7 +10,7 @@ import torch
 
 from largegraph.config import DataConfig
 from largegraph.data import load_dataset
-from largegraph.data.layout import META_FILE
+from largegraph.data.dataset_format import META_FILE
 from largegraph.data.ogb import load_ogb_node_dataset
 from largegraph.data.synthetic import (
     SynthNodeParams,
@@ -32,7 +32,7 @@ def medium_graph() -> dict:
 @pytest.mark.parametrize("layout", ["csv", "binary"])
 def test_round_trip_through_ogb_loader(tmp_path, layout):
     expected = generate_node_graph(SMALL)
-    directory = write_synthetic_node_dataset(tmp_path, "synth-small", SMALL, layout=layout)
+    directory = write_synthetic_node_dataset(tmp_path, "synth-small", SMALL, raw_format=layout)
     meta = json.loads((directory / META_FILE).read_text())
     assert meta["ogb_meta"]["binary"] == str(layout == "binary")
     assert meta["info"]["generator"] == "largegraph.synthetic"
@@ -180,7 +180,7 @@ def test_bad_params_name_the_flag(change, flag):
 
 def test_bad_layout_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="layout"):
-        write_synthetic_node_dataset(tmp_path, "synth-x", SMALL, layout="parquet")
+        write_synthetic_node_dataset(tmp_path, "synth-x", SMALL, raw_format="parquet")
 
 
 def _edge_keys(src: torch.Tensor, dst: torch.Tensor, n: int) -> set[int]:
@@ -215,9 +215,9 @@ def test_prepare_node_graph_self_loops_and_feature_norm(synth_root):
 
 
 def test_interrupted_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
-    import largegraph.data.ogb_layout as ogb_layout
+    import largegraph.data.ogb_writer as ogb_writer
 
-    write_synthetic_node_dataset(tmp_path, "keep", SMALL, layout="csv")
+    write_synthetic_node_dataset(tmp_path, "keep", SMALL, raw_format="csv")
     before = load_ogb_node_dataset("keep", tmp_path)
     written = []
 
@@ -227,10 +227,10 @@ def test_interrupted_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
         written.append(path)
         return real(path, write, durable)
 
-    real = ogb_layout.write_synced
-    monkeypatch.setattr(ogb_layout, "write_synced", fail_on_third)
+    real = ogb_writer.write_synced
+    monkeypatch.setattr(ogb_writer, "write_synced", fail_on_third)
     with pytest.raises(OSError, match="disk full"):
-        write_synthetic_node_dataset(tmp_path, "keep", dataclasses.replace(SMALL, seed=9), layout="csv")
+        write_synthetic_node_dataset(tmp_path, "keep", dataclasses.replace(SMALL, seed=9), raw_format="csv")
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no staging directory left behind
     after = load_ogb_node_dataset("keep", tmp_path)
     assert torch.equal(after.graph.edges()[0], before.graph.edges()[0])
@@ -238,6 +238,6 @@ def test_interrupted_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
 
 
 def test_rewriting_a_dataset_leaves_only_the_new_one(tmp_path):
-    write_synthetic_node_dataset(tmp_path, "again", SMALL, layout="csv")
-    write_synthetic_node_dataset(tmp_path, "again", dataclasses.replace(SMALL, seed=9), layout="csv")
+    write_synthetic_node_dataset(tmp_path, "again", SMALL, raw_format="csv")
+    write_synthetic_node_dataset(tmp_path, "again", dataclasses.replace(SMALL, seed=9), raw_format="csv")
     assert [p.name for p in tmp_path.iterdir()] == ["again"]  # the replaced copy is removed

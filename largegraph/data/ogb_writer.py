@@ -1,4 +1,4 @@
-"""Writes node- and link-property datasets in OGB's raw on-disk layout (:mod:`largegraph.data.layout`),
+"""Writes node- and link-property datasets in OGB's raw on-disk format (:mod:`largegraph.data.dataset_format`),
 so that they load through OGB's own loaders.
 
 One writer serves both tasks: each task turns its arrays into the dataset's files and OGB meta
@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from largegraph.data.layout import (
+from largegraph.data.dataset_format import (
     EDGE_CSV, GRAPH_NPZ, MAPPING_DIR, META_FILE, NODE_FEAT_CSV, NODE_FEAT_SPARSE, NODE_LABEL_CSV, NODE_LABEL_NPZ,
     NUM_EDGES_CSV, NUM_NODES_CSV, RAW_DIR, RELEASE_VERSION, SPLIT_NAME, SPLITS, TRAIN, as_node_pairs,
     check_link_split, check_node_ids, dataset_dir, dataset_dir_name, format_meta, heldout_in_train,
@@ -31,7 +31,7 @@ from largegraph.core.fsutil import TMP_MARK, atomic_write_text, fsync_dir, write
 # dataset_dir is re-exported: code outside the data layer imports it from here.
 __all__ = ["dataset_dir", "write_link_dataset", "write_node_dataset"]
 
-# Above these sizes csv.gz is slow to write and to parse; OGB's binary layout is what it uses for
+# Above these sizes csv.gz is slow to write and to parse; OGB's binary raw format is what it uses for
 # ogbn-papers100M and what pandas never has to touch.
 BINARY_MIN_EDGES = 2_000_000
 BINARY_MIN_FEATURE_VALUES = 20_000_000
@@ -56,7 +56,7 @@ def write_node_dataset(
     labels: np.ndarray,
     num_classes: int,
     split: dict[str, np.ndarray],
-    layout: str = "auto",
+    raw_format: str = "auto",
     mappings: dict[str, pd.DataFrame] | None = None,
     info: dict | None = None,
 ) -> Path:
@@ -73,7 +73,7 @@ def write_node_dataset(
         labels: ``(N,)`` int class ids, ``-1`` for unlabelled nodes.
         num_classes: number of classes.
         split: ``train``/``valid``/``test`` -> node ids.
-        layout: ``csv``, ``binary`` or ``auto`` (binary for large graphs).
+        raw_format: ``csv``, ``binary`` or ``auto`` (binary for large graphs): the files under ``raw/``.
         mappings: optional tables written to ``mapping/<key>.csv.gz`` with a header.
         info: provenance stored in ``largegraph.json`` (generator settings, source files...).
 
@@ -89,7 +89,7 @@ def write_node_dataset(
     feat_dim = 0 if feat is None else feat.shape[1]
     # OGB's loader never sees sparse features (it would look for node-feat.csv.gz): they sit beside.
     dense = None if sparse else feat
-    binary = _choose_binary(layout, len(edges), num_nodes, 0 if sparse else feat_dim)
+    binary = _choose_binary(raw_format, len(edges), num_nodes, 0 if sparse else feat_dim)
     ogb_meta = _ogb_meta(name, binary=binary, has_features=dense is not None, add_inverse_edge=False,
                          task_fields={"num tasks": "1", "num classes": str(int(num_classes)),
                                       "task type": "multiclass classification", "eval metric": "acc"})
@@ -131,11 +131,11 @@ def _check_node_arrays(edges: np.ndarray, num_nodes: int, feat: np.ndarray | Non
             raise DatasetError(f"split is missing its {key!r} part")
 
 
-def _choose_binary(layout: str, num_edges: int, num_nodes: int, feat_dim: int) -> bool:
-    if layout not in ("auto", "csv", "binary"):
-        raise DatasetError(f"layout must be auto, csv or binary, got {layout!r}")
-    if layout != "auto":
-        return layout == "binary"
+def _choose_binary(raw_format: str, num_edges: int, num_nodes: int, feat_dim: int) -> bool:
+    if raw_format not in ("auto", "csv", "binary"):
+        raise DatasetError(f"raw format (--layout) must be auto, csv or binary, got {raw_format!r}")
+    if raw_format != "auto":
+        return raw_format == "binary"
     return num_edges >= BINARY_MIN_EDGES or num_nodes * feat_dim >= BINARY_MIN_FEATURE_VALUES
 
 

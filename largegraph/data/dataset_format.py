@@ -1,16 +1,16 @@
-"""The one owner of a dataset's on-disk layout and of its split schema.
+"""The dataset format: the names of a dataset directory's files, its metadata and its split keys.
 
 Every file and folder name, the metadata file, the split names and the link split keys are spelled
-here and nowhere else: the readers (``ogb``, ``link``) and the writers (``ogb_layout``, ``synthetic``,
-``files``, ``planetoid``) use these names, so a reader can never look for a file a writer named
-differently.
+here and nowhere else: the readers (``ogb``, ``link``) and the writers (``ogb_writer``, ``synthetic``,
+``node_import``, ``link_import``, ``planetoid``) use these names, so a reader can never look for a file
+a writer named differently.
 
 A dataset directory ``<root>/<name with - replaced by _>/`` holds::
 
     RELEASE_v1.txt                 the release marker OGB checks (without it OGB prompts on stdin)
     largegraph.json                OGB's meta_dict for this dataset plus our provenance
-    raw/edge.csv.gz ...            csv layout: OGB's csv.gz files (edges, counts, features, labels)
-    raw/data.npz, node-label.npz   binary layout for large graphs (as ogbn-papers100M)
+    raw/edge.csv.gz ...            csv raw format: OGB's csv.gz files (edges, counts, features, labels)
+    raw/data.npz, node-label.npz   binary raw format for large graphs (as ogbn-papers100M)
     raw/node-feat-csr.npz          sparse node features (CSR, scipy.sparse.save_npz), read beside OGB's
     split/largegraph/{train,valid,test}.csv.gz   node datasets: node ids per part
     split/largegraph/{train,valid,test}.pt       link datasets: torch.save'd dicts of int64 tensors,
@@ -23,7 +23,7 @@ A link dataset's ``raw/edge.csv.gz`` holds the TRAINING edges only (the message-
 undirected edge once; OGB adds the reverse edges itself (meta ``add_inverse_edge``), as for
 ogbl-ddi/collab/ppa.
 
-Official OGB datasets use the same layout with their own split folder (``split/time``...), and may
+Official OGB datasets use the same format with their own split folder (``split/time``...), and may
 carry OGB's cached ``split_dict.pt`` instead of the per-part files.
 """
 from __future__ import annotations
