@@ -17,7 +17,7 @@ from helpers import ROOT
 
 CLI_START = """
 from largegraph.core import allocator
-from largegraph import cli
+from largegraph.cli import entry as cli
 code = cli._main(["report", "/nonexistent-run-dir"])  # the command's start-up, then a bad-input exit
 print(code, allocator.applied(), allocator.keeps_freed_blocks())
 """

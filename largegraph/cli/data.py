@@ -1,0 +1,192 @@
+"""``data synth|import|inspect|planetoid``: datasets in OGB's on-disk layout."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from largegraph.cli.parsing import OneLineParser
+from largegraph.core.argtypes import non_negative_int, positive, ratios
+from largegraph.core.errors import ConfigError
+
+
+def _given(**values) -> dict:
+    """The options the user set (argparse leaves the others None, so the dataclass defaults apply)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+def _wrote(args: argparse.Namespace, path, started: float | None = None) -> int:
+    took = f" in {time.perf_counter() - started:.1f}s" if started is not None else ""
+    print(f"wrote {args.name} to {path}{took} (train with data.name={args.name} data.root={args.root})")
+    return 0
+
+def cmd_synth_node(args: argparse.Namespace) -> int:
+    from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
+
+    params = SynthNodeParams(**_given(
+        num_nodes=args.nodes, avg_degree=args.avg_degree, num_classes=args.classes, feat_dim=args.feat_dim,
+        homophily=args.homophily, feature_signal=args.feature_signal, label_noise=args.label_noise,
+        degree_exponent=args.degree_exponent, splitratios=args.splitratios, seed=args.seed))
+    started = time.perf_counter()
+    return _wrote(args, write_synthetic_node_dataset(args.root, args.name, params, raw_format=args.layout), started)
+
+def cmd_synth_link(args: argparse.Namespace) -> int:
+    from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
+
+    params = SynthLinkParams(**_given(num_nodes=args.nodes, avg_degree=args.avg_degree,
+                                      num_communities=args.communities, feat_dim=args.feat_dim,
+                                      homophily=args.homophily, seed=args.seed))
+    started = time.perf_counter()
+    path = write_synthetic_link_dataset(args.root, args.name, params, split_style=args.split_style,
+                                        num_neg=args.num_neg)
+    return _wrote(args, path, started)
+
+# What `data import` suggests training an imported graph with.
+IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_link_sage.yaml"}
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from largegraph.data.node_import import describe_edges, import_node_dataset
+    from largegraph.data.link_import import import_link_dataset
+    from largegraph.data.dataset_format import read_meta
+
+    started = time.perf_counter()
+    common = dict(name=args.name, root=args.root, edges=args.edges, features=args.features, src_col=args.src_col,
+                  dst_col=args.dst_col, id_col=args.id_col, directed=args.directed, seed=args.seed,
+                  structural=args.structural, pe_dim=args.pe_dim)
+    if args.task == "link":
+        if args.feature_storage == "sparse":
+            raise ConfigError("--feature-storage sparse is for --task node: link prediction trains on dense "
+                              "features (a sparse file is densified); drop the flag or use --task node")
+        if args.labels or args.split_dir:
+            raise ConfigError(f"--{'labels' if args.labels else 'split-dir'} is for --task node; a link dataset is "
+                              f"split by --split-ratios (and --time-col)")
+        path = import_link_dataset(**common, time_col=args.time_col, splitratios=args.splitratios,
+                                   split_style=args.split_style, metric=args.metric, num_neg=args.num_neg)
+    else:
+        if args.time_col or args.metric or args.split_style != "edge":
+            raise ConfigError("--time-col, --metric and --split-style are for --task link")
+        path = import_node_dataset(**common, labels=args.labels, label_col=args.label_col,
+                                   splitratios=None if args.split_dir else args.splitratios,
+                                   split_dir=args.split_dir, feature_storage=args.feature_storage)
+    info = read_meta(path).get("info", {})
+    print(f"edges: {describe_edges(info, args.directed)}")
+    print(f"node input: {_node_input_line(info.get('node_input', {}))}")
+    meta = read_meta(path)
+    if meta.get("feature_storage") == "sparse":
+        nodes, width, nnz = meta["num_nodes"], meta["feat_dim"], meta["feat_nnz"]
+        print(f"features stored sparse (CSR): {width} columns, {nnz / max(nodes, 1):.1f} stored values per node "
+              f"({100 * nnz / max(nodes * width, 1):.2f}% dense)")
+    if args.task == "link":
+        sizes = info.get("num_edges", {})
+        by = f"by {args.time_col}" if args.time_col else "at random"
+        print(f"split {by}: " + " ".join(f"{part}={n}" for part, n in sizes.items())
+              + f" edges, {args.split_style} style ({read_meta(path)['ogb_meta']['eval metric']})")
+    _wrote(args, path, started)
+    print(f"next: largegraph train {IMPORT_CONFIGS[args.task]} data.name={args.name} data.root={args.root}")
+    return 0
+
+def _node_input_line(record: dict) -> str:
+    kind = record.get("kind")
+    if kind == "embedding":
+        return "no features: the model learns an embedding table (one row per node)"
+    structural = record.get("structural")
+    pe = f" + {record['pe_dim']} {structural} positional encodings" if record.get("pe_dim") else ""
+    made = f"log-degree{pe}, computed at import"
+    return made if kind == "structural" else f"the features file{' + ' + made if structural else ''}"
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from largegraph.data.footprint import inspect
+
+    overrides = {"features": args.features, "feature_dtype": args.feature_dtype,
+                 "feature_cache_mb": args.feature_cache_mb, "sparse_features": args.sparse_features}
+    print(inspect(args.dir, overrides, args.nproc, as_json_output=args.json))
+    return 0
+
+def cmd_planetoid(args: argparse.Namespace) -> int:
+    from largegraph.data.planetoid import convert_planetoid
+
+    return _wrote(args, convert_planetoid(args.src, args.root, name=args.name, prefix=args.prefix))
+
+def add_data_commands(sub) -> None:
+    data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(
+        dest="data_cmd", required=True, metavar="{synth,import,planetoid,inspect}", parser_class=OneLineParser)
+    synth = data.add_parser("synth", help="generate a synthetic graph").add_subparsers(
+        dest="synth_kind", required=True, metavar="{node,link}", parser_class=OneLineParser)
+    # what every dataset-writing command takes: the dataset's name and the root it goes under
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--name", required=True)
+    out.add_argument("--root", default="data", help="dataset root (data.root when training; default data)")
+    out.add_argument("--seed", type=int, default=0)
+    p = synth.add_parser("link", parents=[out],
+                         help="link prediction graph: communities, held-out valid/test edges, negatives")
+    p.add_argument("--nodes", type=int, default=50_000)
+    p.add_argument("--avg-degree", type=float, default=16.0)
+    p.add_argument("--communities", type=int, default=None)
+    p.add_argument("--feat-dim", type=int, default=None, help="0 = no node features (learnable embeddings)")
+    p.add_argument("--homophily", type=float, default=None)
+    p.add_argument("--split-style", choices=["edge", "source_target"], default="edge",
+                   help="edge: collab/ddi style (hits@K); source_target: citation2 style (MRR)")
+    p.add_argument("--num-neg", type=int, default=100, help="negatives per positive (source_target style)")
+    p.set_defaults(func=cmd_synth_link)
+    p = synth.add_parser("node", parents=[out], help="node classification graph: power-law degrees, class communities")
+    p.add_argument("--nodes", type=int, default=50_000)
+    p.add_argument("--avg-degree", type=float, default=20.0)
+    p.add_argument("--classes", type=int, default=8)
+    p.add_argument("--feat-dim", type=int, default=64)
+    p.add_argument("--homophily", type=float, default=0.8)
+    p.add_argument("--feature-signal", type=float, default=None, help="class signal in features (default: calibrated)")
+    p.add_argument("--label-noise", type=float, default=None, help="fraction of random labels (default: calibrated)")
+    p.add_argument("--degree-exponent", type=float, default=2.5)
+    p.add_argument("--split-ratios", type=ratios, default=(0.6, 0.2, 0.2))
+    p.add_argument("--layout", choices=["auto", "csv", "binary"], default="auto")
+    p.set_defaults(func=cmd_synth_node)
+
+    p = data.add_parser("import", parents=[out], help="convert your own edge list and node files")
+    p.add_argument("--task", choices=["node", "link"], default="node",
+                   help="node (default): node classification, needs --labels; link: link prediction from the edges")
+    p.add_argument("--edges", required=True, help="CSV with a header; first two columns are src,dst")
+    p.add_argument("--features", help="optional: CSV (id + feature columns), .npy (row = integer id), .npz "
+                                      "(scipy.sparse.save_npz, row = integer id) or .json (id -> active feature "
+                                      "ids); without it the model learns node embeddings")
+    p.add_argument("--feature-storage", choices=["auto", "dense", "sparse"], default="auto",
+                   help="node task: store features as CSR (sparse) or dense; auto (default): sparse for .json and "
+                        ".npz files, dense otherwise")
+    p.add_argument("--structural", choices=["degree", "rw", "lap"],
+                   help="structural features computed here (appended to --features, if any): log-degree, plus "
+                        "--pe-dim random-walk return probabilities (rw) or Laplacian eigenvectors (lap)")
+    p.add_argument("--pe-dim", type=positive(int), default=8, help="positional encodings of rw/lap (default 8)")
+    p.add_argument("--labels", help="node task: CSV with an id column and a label column")
+    p.add_argument("--src-col")
+    p.add_argument("--dst-col")
+    p.add_argument("--id-col", default="id")
+    p.add_argument("--label-col", default="label")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--split-ratios", type=ratios, default=(0.8, 0.1, 0.1),
+                       help="train,valid,test fractions of the labelled nodes (node) or of the edges (link)")
+    group.add_argument("--split-dir", help="node task: directory with train.csv, valid.csv, test.csv of node ids")
+    p.add_argument("--time-col", help="link task: numeric timestamp column of the edges; the split follows time")
+    p.add_argument("--split-style", choices=["edge", "source_target"], default="edge",
+                   help="link task: edge (collab style, Hits@K) or source_target (citation2 style, MRR)")
+    p.add_argument("--metric", choices=["hits@20", "hits@50", "hits@100", "mrr"],
+                   help="link task: default hits@50 (edge) or mrr (source_target)")
+    p.add_argument("--num-neg", type=positive(int), default=100,
+                   help="link task, source_target style: negatives per held-out edge (default 100)")
+    p.add_argument("--directed", action="store_true", help="keep edge direction (duplicates are still collapsed)")
+    p.set_defaults(func=cmd_import)
+
+    p = data.add_parser("inspect", help="what loading a dataset will cost: topology, features, labels, per worker")
+    p.add_argument("dir", help="dataset folder, e.g. data/big or data/ogbn_products")
+    p.add_argument("--nproc", type=positive(int), default=1, help="local workers the job will run (default 1)")
+    p.add_argument("--features", choices=["auto", "memory", "mmap"], default="auto", help="data.features of the job")
+    p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                   help="data.feature_dtype of the job")
+    p.add_argument("--feature-cache-mb", type=non_negative_int, default=0, help="data.feature_cache_mb of the job")
+    p.add_argument("--sparse-features", choices=["keep", "densify"], default="keep",
+                   help="data.sparse_features of the job (datasets storing sparse features)")
+    p.add_argument("--json", action="store_true", help="print the byte counts as one JSON object")
+    p.set_defaults(func=cmd_inspect)
+
+    p = data.add_parser("planetoid", help="convert a Planetoid dataset (e.g. ../shared/data/planetoid_cora)")
+    p.add_argument("--src", required=True)
+    p.add_argument("--name", default="cora")
+    p.add_argument("--prefix", default="ind.cora")
+    p.add_argument("--root", default="data")
+    p.set_defaults(func=cmd_planetoid)
