@@ -6,6 +6,7 @@ validation as ``submit`` and reads the same rows and run directories as ``status
 the daemon's claim/run/retry loop runs beside it, unchanged, in the same process.
 
 Modules (above ``largegraph.jobs``, below its CLI front end):
+    settings  what one server serves and how strictly (workspace, data roots, body cap); a store per request
     auth      tokens (created by the CLI, stored as digests), the bearer header, the page's cookie, CSRF
     replies   the API's request and reply models (each route's ``response_model``)
     api       the versioned JSON API under /v1

@@ -24,7 +24,7 @@ from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
 from largegraph.jobs.views import AttemptView, JobView, check_shared_file, missing_file
 from largegraph.jobs.workspace import check_job_name
 from largegraph.training.rundir import RunDir
-from largegraph.server.app import ServerSettings
+from largegraph.server.settings import ServerSettings
 from largegraph.server.auth import Caller
 from largegraph.server.replies import ErrorReply, JobDetail, JobList, JobReply, MetricsReply, SubmitRequest
 

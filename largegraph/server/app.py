@@ -3,11 +3,6 @@ security headers on every response."""
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,9 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from largegraph.core.errors import LargeGraphError
-from largegraph.jobs.store import JobConflict, JobStore, NoSuchJob, StoreBusy
-from largegraph.jobs.workspace import Workspace
+from largegraph.jobs.store import JobConflict, NoSuchJob, StoreBusy
 from largegraph.server.auth import Authenticator
+from largegraph.server.settings import ServerSettings
 
 log = logging.getLogger("largegraph.server")
 
@@ -30,24 +25,6 @@ _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'
 _HEADERS = [(b"content-security-policy", _CSP.encode()), (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
             (b"cache-control", b"no-store")]
-
-
-@dataclass
-class ServerSettings:
-    """What the app serves and how strictly."""
-
-    workspace: Workspace
-    data_roots: list[Path]
-    max_body: int
-    secure_cookies: bool = False  # the session cookie is only sent over https
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-    @contextmanager
-    def store(self) -> Iterator[JobStore]:
-        """A store connection for one request, on the thread that serves it (SQLite connections stay
-        on the thread that opened them)."""
-        with closing(JobStore(self.workspace.db_path)) as store:
-            yield store
 
 
 class BodyLimit:

@@ -84,7 +84,8 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
     """Run ``daemon`` with the API and status page served on ``args.http``; returns the daemon's exit code."""
     import uvicorn
 
-    from largegraph.server.app import ServerSettings, create_app
+    from largegraph.server.app import create_app
+    from largegraph.server.settings import ServerSettings
 
     host, port = parse_bind(args.http)
     tls = bool(args.tls_cert)

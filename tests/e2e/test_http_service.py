@@ -19,8 +19,8 @@ import pytest
 from helpers import ROOT
 from httpserver import Server, create_token, remote_env, submit_body
 from test_job_service import job_yaml, slow_yaml, ws  # noqa: F401  (fixtures shared with the local service's tests)
-from test_job_service import (attempts, epochs_done, frozen, job, lg, metric_kinds, one_line_error,
-                              thaw_once_told_to_stop, wait_for)
+from test_job_service import (attempts, checkpointed_epochs, epochs_done, frozen, job, lg, metric_kinds,
+                              one_line_error, thaw_once_told_to_stop, wait_for)
 
 from largegraph.jobs.store import FINAL_STATES as FINAL
 from largegraph.jobs.workspace import Workspace
@@ -292,7 +292,8 @@ def test_submit_follow_kill_retry_metrics_artifacts_and_cancel_over_http(tmp_pat
         stream = LogStream(server, token, "social")
         stream.start()
         run_dir = job(ws, "social").run_dir
-        wait_for(lambda: epochs_done(run_dir) >= 1)
+        # the epoch's checkpoint, not only its metrics (written first): the retry must have one to resume
+        wait_for(lambda: epochs_done(run_dir) >= 1 and checkpointed_epochs(run_dir) >= 1)
         with frozen(ws, "social") as (first,):
             # Streaming: the first attempt's output arrives while the job is still running (frozen).
             wait_for(lambda: "attempt 1" in stream.text() and "epoch   1" in stream.text(), explain=stream.text)

@@ -28,7 +28,8 @@ def test_a_stored_job_viewed_keeps_the_status_json_keys_and_survives_a_round_tri
 
 
 def test_the_api_describes_the_job_schema(ws: Workspace):
-    from largegraph.server.app import ServerSettings, create_app
+    from largegraph.server.app import create_app
+    from largegraph.server.settings import ServerSettings
 
     app = create_app(ServerSettings(workspace=ws, data_roots=[ws.root], max_body=1 << 20))
     while not hasattr(app, "openapi"):  # under the body-size and header middleware
