@@ -27,7 +27,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("largegraph.tasks",)),
     ("training", ("largegraph.training",)),
     ("backends", ("largegraph.backends",)),
-    ("assembly", ("largegraph.assembly",)),
     ("inference", ("largegraph.inference", "largegraph.benchmark")),
     ("jobs", ("largegraph.jobs",)),
     ("server", ("largegraph.server",)),

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(sub)
     add_data_commands(sub)
     add_predict_commands(sub)
-    from largegraph.jobs.cli import add_job_commands
+    from largegraph.cli.jobs import add_job_commands
 
     add_job_commands(sub, OneLineParser)
     add_partition_command(sub)
