@@ -134,6 +134,10 @@ def _count(n: int, text: bool) -> str:
     return f"{n} " + ("entry" if n == 1 else "entries")
 
 
+# annotated_types bounds: which side of x each one is on, and how the reference writes it
+_BOUNDS = ((at.Ge, "lower", "{} <="), (at.Gt, "lower", "{} <"), (at.Le, "upper", "<= {}"), (at.Lt, "upper", "< {}"))
+
+
 def _allowed(field: FieldInfo) -> str:
     parts: list[str] = []
     choices = _literal_choices(field.annotation)
@@ -141,23 +145,20 @@ def _allowed(field: FieldInfo) -> str:
         choices = [True, False]
     if choices:
         parts.append(", ".join(f"`{_value(c)}`" for c in choices))
-    lower = upper = None
+    bounds: dict[str, str] = {}
     is_text = field.annotation is str
     for item in field.metadata:
-        if isinstance(item, at.Ge):
-            lower = f"{_value(item.ge)} <="
-        elif isinstance(item, at.Gt):
-            lower = f"{_value(item.gt)} <"
-        elif isinstance(item, at.Le):
-            upper = f"<= {_value(item.le)}"
-        elif isinstance(item, at.Lt):
-            upper = f"< {_value(item.lt)}"
-        elif isinstance(item, at.MinLen):
-            parts.append(f"at least {_count(item.min_length, is_text)}")
-        elif isinstance(item, at.MaxLen):
-            parts.append(f"at most {_count(item.max_length, is_text)}")
+        bound = next(((side, form) for kind, side, form in _BOUNDS if isinstance(item, kind)), None)
+        if bound is not None:
+            side, form = bound
+            bounds[side] = form.format(_value(getattr(item, type(item).__name__.lower())))
+        elif isinstance(item, (at.MinLen, at.MaxLen)):
+            most = isinstance(item, at.MaxLen)
+            n = item.max_length if most else item.min_length
+            parts.append(f"at {'most' if most else 'least'} {_count(n, is_text)}")
         elif getattr(item, "pattern", None):
             parts.append(f"matches `{item.pattern}`")
+    lower, upper = bounds.get("lower"), bounds.get("upper")
     if lower or upper:
         parts.insert(1 if choices else 0, " ".join(p for p in (lower, "x", upper) if p))
     if parts and _non_null_args(field.annotation):

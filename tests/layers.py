@@ -18,20 +18,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "largegraph"
 
 # Low to high: a module may import its own layer and the layers below it, never one above.
+# Each line: the layer's name, then the packages or modules (under largegraph.) it holds.
+_TABLE = """
+core: core
+config: config config_doc
+data: data
+sampling: sampling
+models: models
+tasks: tasks
+training: training
+backends: backends
+inference: inference benchmark
+jobs: jobs
+server: server
+entry points: cli launcher __main__ .
+"""
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("largegraph.core",)),
-    ("config", ("largegraph.config", "largegraph.config_doc")),
-    ("data", ("largegraph.data",)),
-    ("sampling", ("largegraph.sampling",)),
-    ("models", ("largegraph.models",)),
-    ("tasks", ("largegraph.tasks",)),
-    ("training", ("largegraph.training",)),
-    ("backends", ("largegraph.backends",)),
-    ("inference", ("largegraph.inference", "largegraph.benchmark")),
-    ("jobs", ("largegraph.jobs",)),
-    ("server", ("largegraph.server",)),
-    ("entry points", ("largegraph.cli", "largegraph.launcher", "largegraph.__main__", "largegraph")),
-]
+    (name, tuple("largegraph" if m == "." else f"largegraph.{m}" for m in modules.split()))
+    for name, modules in (line.split(":") for line in _TABLE.strip().splitlines())]
 
 
 def module_name(path: Path) -> str:

@@ -13,10 +13,12 @@ def _given(**values) -> dict:
     """The options the user set (argparse leaves the others None, so the dataclass defaults apply)."""
     return {k: v for k, v in values.items() if v is not None}
 
+
 def _wrote(args: argparse.Namespace, path, started: float | None = None) -> int:
     took = f" in {time.perf_counter() - started:.1f}s" if started is not None else ""
     print(f"wrote {args.name} to {path}{took} (train with data.name={args.name} data.root={args.root})")
     return 0
+
 
 def cmd_synth_node(args: argparse.Namespace) -> int:
     from largegraph.data.synthetic import SynthNodeParams, write_synthetic_node_dataset
@@ -27,6 +29,7 @@ def cmd_synth_node(args: argparse.Namespace) -> int:
         degree_exponent=args.degree_exponent, splitratios=args.splitratios, seed=args.seed))
     started = time.perf_counter()
     return _wrote(args, write_synthetic_node_dataset(args.root, args.name, params, raw_format=args.layout), started)
+
 
 def cmd_synth_link(args: argparse.Namespace) -> int:
     from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
@@ -41,6 +44,7 @@ def cmd_synth_link(args: argparse.Namespace) -> int:
 
 # What `data import` suggests training an imported graph with.
 IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_link_sage.yaml"}
+
 
 def cmd_import(args: argparse.Namespace) -> int:
     from largegraph.data.node_import import describe_edges, import_node_dataset
@@ -83,6 +87,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"next: largegraph train {IMPORT_CONFIGS[args.task]} data.name={args.name} data.root={args.root}")
     return 0
 
+
 def _node_input_line(record: dict) -> str:
     kind = record.get("kind")
     if kind == "embedding":
@@ -92,6 +97,7 @@ def _node_input_line(record: dict) -> str:
     made = f"log-degree{pe}, computed at import"
     return made if kind == "structural" else f"the features file{' + ' + made if structural else ''}"
 
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from largegraph.data.footprint import inspect
 
@@ -100,10 +106,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(inspect(args.dir, overrides, args.nproc, as_json_output=args.json))
     return 0
 
+
 def cmd_planetoid(args: argparse.Namespace) -> int:
     from largegraph.data.planetoid import convert_planetoid
 
     return _wrote(args, convert_planetoid(args.src, args.root, name=args.name, prefix=args.prefix))
+
 
 def add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(

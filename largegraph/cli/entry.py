@@ -43,6 +43,7 @@ def _rank() -> int:
     except ValueError:
         return 0
 
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
     from largegraph.core.processes import exit_now
@@ -75,15 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     exit_now(code)
     return code  # not reached
 
+
 def _lost_peer(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("gloo" in text or "NCCL" in text) and (
         "Connection reset" in text or "Connection closed" in text or "Broken pipe" in text or "Timed out" in text)
 
+
 def _trains(argv: list[str] | None) -> bool:
     """Whether the command line ran a training command (train, resume)."""
     words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
     return bool(words) and words[0] in ("train", "resume")
+
 
 def _is_torchrun_worker() -> bool:
     if os.environ.get("LARGEGRAPH_DISTDGL_ROLE"):
@@ -92,6 +96,7 @@ def _is_torchrun_worker() -> bool:
         return "TORCHELASTIC_RUN_ID" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     except ValueError:
         return False
+
 
 def _main(argv: list[str] | None) -> int:
     # A crash inside DGL or torch native code should at least say where Python was.

@@ -35,6 +35,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"wrote {rows} rows to {args.out}")
     return 0
 
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from largegraph.inference import predict
     from largegraph.core.tables import table_format
@@ -46,11 +47,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     print(f"wrote {rows} embeddings to {args.out}")
     return 0
 
+
 def cmd_report(args: argparse.Namespace) -> int:
     from largegraph.training.report import report
 
     print(report(args.run_dir))
     return 0
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -64,6 +67,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_bench(args.mode, scales, args.epochs, args.repeats, args.workers, args.nproc, out,
               Path(args.root) if args.root else None, args.keep_data)
     return 0
+
 
 def add_predict_commands(sub) -> None:
     # what predict and embed share: the run, the dataset, the device, the output and a node subset
@@ -89,6 +93,7 @@ def add_predict_commands(sub) -> None:
                        description="--out .npy (rows in node order; ids in <name>.ids.csv beside it), "
                                    ".csv or .parquet (id, e0, e1, ...).")
     p.set_defaults(func=cmd_embed)
+
 
 def add_bench_command(sub) -> None:
     p = sub.add_parser("bench", help="time largegraph against DGL's documented loop on a synthetic graph",

@@ -17,14 +17,17 @@ from largegraph.core.errors import ConfigError
 def _dist_options(args: argparse.Namespace) -> dict:
     return {"backend": args.backend, "dist_timeout": args.dist_timeout}
 
+
 def _worker_options(args: argparse.Namespace) -> list[str]:
     """The options every worker of a launch is given (the config travels as a frozen file)."""
     return ["--device", args.device, "--backend", args.backend, "--dist-timeout", str(args.dist_timeout)]
+
 
 def _print_summary(summary_line: str) -> int:
     if summary_line:  # ranks > 0 have none
         print(summary_line)
     return 0
+
 
 def _distdgl_overrides(args: argparse.Namespace) -> list[str]:
     """``--ip-config`` and ``--distdgl-local`` as the config keys they set (so that every process of
@@ -36,11 +39,13 @@ def _distdgl_overrides(args: argparse.Namespace) -> list[str]:
         extra += ["distributed.mode=distdgl", f"distributed.local={args.distdgl_local}"]
     return extra
 
+
 def _started_by_a_launcher(args: argparse.Namespace) -> bool:
     """A distdgl server or trainer, or a torchrun worker: it trains with the frozen config it was given."""
     from largegraph.backends.distdgl import roles
 
     return roles.role() is not None or ("TORCHELASTIC_RUN_ID" in os.environ and args.nproc == 1)
+
 
 def _launch_or_train(args: argparse.Namespace, config: str, overrides: list[str], run_dir: str | None) -> int:
     """``train`` and ``resume``: start a launcher when the job needs workers, else train here.
@@ -64,6 +69,7 @@ def _launch_or_train(args: argparse.Namespace, config: str, overrides: list[str]
         config, overrides, backend_for=backend_for, run_dir=run_dir, device=args.device, resume=args.resume,
         stop=stop, **_dist_options(args))))
 
+
 def _start_workers(args: argparse.Namespace, cfg, run_dir: str | None) -> int:
     """``--nproc N``: the same command as N torch.distributed workers (:mod:`largegraph.launcher`)."""
     from largegraph.launcher import check_device, freeze_config, run_workers
@@ -79,6 +85,7 @@ def _start_workers(args: argparse.Namespace, cfg, run_dir: str | None) -> int:
     run_dir, frozen = freeze_config(cfg, run_dir, args.resume)
     worker_argv = ["train", str(frozen), "--run-dir", str(run_dir), "--resume", args.resume]
     return run_workers(args.nproc, args.max_restarts, worker_argv + _worker_options(args))
+
 
 def _start_distdgl_job(args: argparse.Namespace, cfg, run_dir: str | None) -> int:
     """Start a distdgl job's graph servers and trainers (:mod:`largegraph.backends.distdgl.launcher`)."""
@@ -97,8 +104,10 @@ def _start_distdgl_job(args: argparse.Namespace, cfg, run_dir: str | None) -> in
             "--resume", args.resume, "--device", args.device, "--dist-timeout", str(args.dist_timeout)]
     return run_job(cfg, argv, run_dir)
 
+
 def cmd_train(args: argparse.Namespace) -> int:
     return _launch_or_train(args, args.config, [*args.overrides, *_distdgl_overrides(args)], args.run_dir)
+
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from largegraph.core.errors import CheckpointError
@@ -107,6 +116,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = RunDir.existing(args.run_dir, RunDir.CONFIG, CheckpointError)  # the run continues with its own config
     args.resume = "auto"
     return _launch_or_train(args, str(run.config_path), _distdgl_overrides(args), str(run.path))
+
 
 def cmd_partition(args: argparse.Namespace) -> int:
     from largegraph.config import load_config
@@ -118,12 +128,12 @@ def cmd_partition(args: argparse.Namespace) -> int:
     partition_dataset(cfg, args.parts, args.out, method=args.method, force=args.force)
     return 0
 
+
 def add_train_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model from a YAML job file",
                        description="Train from a YAML job file; trailing key=value pairs override it "
                                    "(e.g. model.hidden=256 train.epochs=5).")
-    p.add_argument("config", help="YAML job file, e.g. configs/node_sage_synth.yaml")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    _job_file(p, "YAML job file, e.g. configs/node_sage_synth.yaml")
     p.add_argument("--run-dir", help="where outputs go (default runs/<name>-<UTC time>)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--resume", default="auto", metavar="auto|never|PATH",
@@ -136,6 +146,13 @@ def add_train_commands(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     _add_workers(p)
     p.set_defaults(func=cmd_resume)
+
+
+def _job_file(p: argparse.ArgumentParser, help_text: str) -> None:
+    """The job file and the dotted overrides after it (``train``, ``partition``)."""
+    p.add_argument("config", help=help_text)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+
 
 def _add_workers(p) -> None:
     g = p.add_argument_group("data-parallel workers (torch.distributed)")
@@ -161,8 +178,7 @@ def add_partition_command(sub) -> None:
     p = sub.add_parser("partition", help="cut a job's dataset into parts for DGL's distributed engine (METIS)",
                        description="Partition the job's prepared dataset with dgl.distributed.partition_graph, "
                                    "carrying features, labels and the split; reuses existing partitions unless --force.")
-    p.add_argument("config", help="YAML job file whose data section names the dataset")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    _job_file(p, "YAML job file whose data section names the dataset")
     p.add_argument("--parts", type=positive(int), required=True, help="number of partitions (machines)")
     p.add_argument("--out", required=True, help="output folder; its name is the graph's name (DGL's graph_name)")
     p.add_argument("--method", choices=["metis", "random"], default="metis",
