@@ -4,8 +4,9 @@
 machine, each given the environment torchrun gives its workers (``RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR``, ``TORCHELASTIC_RESTART_COUNT`` ...), so a worker cannot tell it from
 ``torchrun --standalone --nproc-per-node N`` (:func:`torchrun_args`). This launcher imports neither
-torch nor DGL: torchrun's own agent held ~190 MiB of private memory beside the workers for what
-is, on one machine, starting N processes and watching them. It keeps torchrun's contract: the
+torch nor DGL, whose import is most of what torchrun's own agent holds in memory beside the
+workers (docs/multi-worker.md), for what is, on one machine, starting N processes and watching
+them. It keeps torchrun's contract: the
 first worker to fail ends the group; ``--max-restarts`` restarts the whole group, which resumes
 from the newest checkpoint; SIGTERM reaches the workers, which checkpoint and stop (exit 143).
 
@@ -196,11 +197,19 @@ def _watch(workers: Workers, stop: _StopOnSignal) -> int | None:
     return EXIT_OK
 
 
-def _restartable(failures: dict) -> bool:
-    """Whether a restart may mend these failures: not input the workers refused (a restart reads the
-    same), nor a stop someone else asked for with SIGTERM."""
+def _expected_end(failures: dict) -> int | None:
+    """The exit code of failures that are no crash, which a restart would not mend: input the
+    workers refused (2: a restart reads the same), or a stop someone asked for with SIGTERM (143)."""
     codes = {f.exitcode for f in failures.values()}
-    return not (codes <= {EXIT_BAD_INPUT} or codes <= {EXIT_STOPPED, -signal.SIGTERM})
+    if codes <= {EXIT_BAD_INPUT}:
+        return EXIT_BAD_INPUT
+    if codes <= {EXIT_STOPPED, -signal.SIGTERM}:
+        return EXIT_STOPPED
+    return None
+
+
+def _restartable(failures: dict) -> bool:
+    return _expected_end(failures) is None
 
 
 def root_cause(failures: dict) -> tuple[int, Failure]:
@@ -211,11 +220,9 @@ def root_cause(failures: dict) -> tuple[int, Failure]:
 
 def report(failures: dict, max_restarts: int) -> int:
     """The job's exit code for these worker failures, said in one line on stderr when it crashed."""
-    codes = {f.exitcode for f in failures.values()}
-    if codes <= {EXIT_BAD_INPUT}:
-        return EXIT_BAD_INPUT
-    if codes <= {EXIT_STOPPED, -signal.SIGTERM}:
-        return EXIT_STOPPED
+    expected = _expected_end(failures)
+    if expected is not None:
+        return expected
     rank, first = root_cause(failures)
     after = f" after {max_restarts} restart(s)" if max_restarts else " (--max-restarts N restarts the job from its newest checkpoint)"
     print(f"largegraph: error: worker rank {rank} (pid {first.pid}) ended ({describe_exit(first.exitcode)}); the job "

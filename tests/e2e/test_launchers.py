@@ -270,17 +270,23 @@ def test_shell_files_pass_shellcheck():
 
 
 # --- what the files name -----------------------------------------------------------------------------
+def named_files(path: Path, pattern: re.Pattern) -> list[str]:
+    """The repository files ``pattern`` finds named in ``path``, each asserted to exist."""
+    names = sorted(set(pattern.findall(path.read_text())))
+    for name in names:
+        assert (ROOT / name).is_file(), f"{rel(path)} names {name}, which does not exist"
+    return names
+
+
 @pytest.mark.parametrize("path", ALL_FILES, ids=rel)
 def test_configs_named_exist_and_load(path):
-    for name in sorted(set(CONFIG_RE.findall(path.read_text()))):
-        assert (ROOT / name).is_file(), f"{rel(path)} names {name}, which does not exist"
+    for name in named_files(path, CONFIG_RE):
         load_config(ROOT / name)
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=rel)
 def test_launch_paths_named_exist(path):
-    for name in sorted(set(LAUNCH_PATH_RE.findall(path.read_text()))):
-        assert (ROOT / name).is_file(), f"{rel(path)} names {name}, which does not exist"
+    named_files(path, LAUNCH_PATH_RE)
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=rel)
