@@ -1,35 +1,37 @@
 """``largegraph serve``: the loop that claims queued jobs, runs them, retries them and recovers them.
 
-Each attempt is ``python -m largegraph train <frozen config> --run-dir <run dir> --resume auto`` in a
-new session (its own process group, so a cancel or a kill reaches torchrun's workers too), with
-output appended to the run directory's log (``RunDir.log_path``). Because every start uses
+Each attempt is ``python -m largegraph train <frozen config> --run-dir <run dir> --resume auto``,
+started, watched and stopped by an :class:`~largegraph.jobs.executor.Executor` (today
+:class:`~largegraph.jobs.executor.LocalExecutor`: a process tree on this machine), with output
+appended to the run directory's log (``RunDir.log_path``). Because every start uses
 ``--resume auto``, a retry, a requeue after a daemon crash and a resume after a drain are all the
 same thing: the next attempt continues from the run directory's newest valid checkpoint.
 
-Only the daemon that started a process supervises it: only a parent learns the exit status. A
-daemon that finds running jobs of a dead daemon (SIGKILLed, machine rebooted) therefore stops what
-is left of them and requeues them, rather than adopting processes it cannot wait for.
+Only the daemon that started an attempt supervises it. A daemon that finds running jobs of a dead
+daemon (SIGKILLed, machine rebooted) has its executor stop what is left of them and requeues them.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
 
 from largegraph.core.errors import EXIT_BAD_INPUT, EXIT_OK, describe_exit
 from largegraph.jobs import procs
+from largegraph.jobs.executor import Attempt, Executor, LocalExecutor, stamped
 from largegraph.jobs.progress import (error_line, finished_since, heartbeat_time, last_sign_of_life,
                                       metrics_stamp, read_progress)
 from largegraph.jobs.store import Daemon as DaemonRow
 from largegraph.jobs.store import Job, JobStore, Outcome, StoreBusy
 from largegraph.jobs.workspace import Workspace, write_job_config
 from largegraph.training.rundir import RunDir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Child:
     """An attempt this daemon started and still supervises."""
 
     job: Job
-    proc: subprocess.Popen
+    attempt: Attempt
     log_offset: int                      # where this attempt's output starts in the run's log
     started: float
     gpus: list[str] = field(default_factory=list)
@@ -79,7 +81,7 @@ def default_gpu_slots() -> int:
 class JobDaemon:
     """One ``largegraph serve`` process on a workspace."""
 
-    def __init__(self, workspace: Workspace, options: ServeOptions, log: Callable[[str], None] | None = None):
+    def __init__(self, workspace: Workspace, options: ServeOptions, executor: Executor | None = None):
         self.ws = workspace
         self.opts = options
         self.cpu_slots = options.cpu_slots if options.cpu_slots is not None else (os.cpu_count() or 1)
@@ -94,7 +96,7 @@ class JobDaemon:
         self.force = False
         self.claiming = True
         self._last_recovery = 0.0  # monotonic time of the last look for orphaned jobs
-        self._log = log or (lambda line: print(line, flush=True))
+        self.executor: Executor = executor or LocalExecutor(workspace, options.kill_grace)
 
     # --- the loop ----------------------------------------------------------------------------------
     def serve(self) -> int:
@@ -137,7 +139,8 @@ class JobDaemon:
             return False
 
     def log(self, line: str) -> None:
-        self._log(f"{time.strftime('%H:%M:%S')} {line}")
+        """Log a line of ``serve``'s output, after the time."""
+        log.info(stamped(line))
 
     def _install_signals(self) -> None:
         def handler(signum, _frame):
@@ -189,10 +192,9 @@ class JobDaemon:
 
     def _start(self, job: Job) -> None:
         run = RunDir(job.run_dir)
-        self._stop_strays(job)
+        self.executor.clear_strays(job)
         gpus = [self.free_gpus.pop(0) for _ in range(job.nproc)] if job.slots_kind == "gpu" else []
         env = dict(os.environ, PYTHONUNBUFFERED="1", LARGEGRAPH_JOB_ID=str(job.id), LARGEGRAPH_JOB_NAME=job.name)
-        env[procs.MARK_ENV] = self.ws.job_mark(job.id)  # inherited by every process the job starts
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         if "OMP_NUM_THREADS" not in os.environ:
@@ -206,39 +208,16 @@ class JobDaemon:
                 offset = out.tell()
                 out.write(f"=== largegraph serve: {job.name} (id {job.id}) attempt {job.attempt} at "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S')} by daemon {self.id} ===\n".encode())
-                out.flush()
-                # A list of arguments, never a shell: names and paths cannot inject anything.
-                proc = subprocess.Popen(self._command(job), stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=self.ws.root, env=env)
+            attempt = self.executor.start(job, self._command(job), env, run.log_path, self.ws.root)
         except OSError as exc:
             self.free_gpus.extend(gpus)
             self.store.end_attempt(job, self.id, Outcome("failed", "not-started", last_error=f"cannot start: {exc}"))
             self.log(f"job {job.name} failed to start: {exc}")
             return
-        # Supervised from here on, even if recording the pid has to wait for a busy store.
-        self.children[job.id] = Child(job, proc, offset, time.time(), gpus)
-        self.store.set_pid(job, proc.pid, procs.start_time(proc.pid))
-        self.log(f"job {job.name} (id {job.id}) attempt {job.attempt} started: pid {proc.pid}")
-
-    def _stop_strays(self, job: Job) -> None:
-        """Kill any leftover process of this job, or training in its run directory, before starting it.
-
-        The store should already prevent this; this check is what makes "never twice at once" hold
-        even if the store lost a pid (a daemon killed between starting a process and recording it) or
-        a torchrun worker outlived its launcher. Checkpoints are written atomically, so SIGKILL is safe.
-        """
-        mark = self.ws.job_mark(job.id)
-
-        def strays() -> list[int]:
-            return sorted(set(procs.marked(mark)) | set(procs.processes_with_args("train", "--run-dir", job.run_dir)))
-
-        found = strays()
-        if not found:
-            return
-        self.log(f"job {job.name}: killing leftover process(es) {found} before starting it again")
-        for pid in found:
-            procs.signal_process(pid, signal.SIGKILL)
-        procs.wait_gone(strays, 30.0)
+        # Supervised from here on, even if recording the attempt has to wait for a busy store.
+        self.children[job.id] = Child(job, attempt, offset, time.time(), gpus)
+        self.store.set_pid(job, attempt.id, attempt.since)
+        self.log(f"job {job.name} (id {job.id}) attempt {job.attempt} started: pid {attempt.id}")
 
     # --- watching ----------------------------------------------------------------------------------
     def _watch(self) -> None:
@@ -263,10 +242,7 @@ class JobDaemon:
         if silent > limit:
             child.kill_reason = f"no heartbeat for {silent:.0f}s ({option} {limit:g})"
             self.log(f"job {child.job.name}: {child.kill_reason}; killing it")
-            procs.kill_job(child.proc.pid, self._mark(child))  # a frozen process ignores SIGTERM
-
-    def _mark(self, child: Child) -> str:
-        return self.ws.job_mark(child.job.id)
+            self.executor.kill(child.attempt)  # a frozen process ignores SIGTERM
 
     def _alive_at(self, child: Child) -> float:
         return max(child.started, last_sign_of_life(child.job.run_dir) or 0.0)
@@ -284,26 +260,27 @@ class JobDaemon:
             self.store.record_progress(child.job.id, self.id, update)
 
     def _stop_child(self, child: Child, why: str, now: float) -> None:
-        """SIGTERM the trainer (it checkpoints and exits 143; torchrun forwards it to its workers), then
-        SIGKILL all of the job's processes if it is still there after ``kill_grace`` seconds."""
+        """Ask the attempt to stop (SIGTERM: the trainer checkpoints and exits 143), then kill all of it
+        if it is still there after ``kill_grace`` seconds."""
         if child.term_sent is None:
             self.log(f"job {child.job.name}: {why}; sending SIGTERM")
-            child.proc.send_signal(signal.SIGTERM)
+            self.executor.terminate(child.attempt)
             child.term_sent = now
         elif now - child.term_sent > self.opts.kill_grace or self.force:
-            procs.kill_job(child.proc.pid, self._mark(child))
+            self.executor.kill(child.attempt)
 
     # --- ending ------------------------------------------------------------------------------------
     def _reap(self) -> None:
         for job_id, child in list(self.children.items()):
-            code = child.proc.poll()
+            code = self.executor.poll(child.attempt)
             if code is None:
                 continue
-            procs.kill_job(child.proc.pid, self._mark(child))  # stragglers, e.g. workers of a killed launcher
+            self.executor.kill(child.attempt)  # stragglers, e.g. workers of a killed launcher
             result = self._judge(child, code)
             owned = self.store.end_attempt(child.job, self.id, result)
             # Forgotten only once recorded: if the store was busy, the next pass judges it again.
             del self.children[job_id]
+            self.executor.release(child.attempt)
             self.free_gpus.extend(child.gpus)
             if owned:
                 self.log(f"job {child.job.name} attempt {child.job.attempt} ended ({describe_exit(code)}): "
@@ -343,7 +320,7 @@ class JobDaemon:
             for child in self.children.values():
                 self._stop_child(child, "daemon shutting down", now)
                 if time.monotonic() > deadline or self.force:
-                    procs.kill_job(child.proc.pid, self._mark(child))
+                    self.executor.kill(child.attempt)
             time.sleep(0.1)
             self._reap()
 
@@ -365,10 +342,7 @@ class JobDaemon:
             self._recover(job)
 
     def _recover(self, job: Job) -> None:
-        # SIGTERM first, so the trainer checkpoints; then nothing of the job may survive.
-        leader = job.pid if procs.is_alive(job.pid, job.pid_start) else None
-        procs.stop_job(leader, job.pid_start, self.ws.job_mark(job.id), self.opts.kill_grace)
-        self._stop_strays(job)
+        self.executor.stop_orphan(job)
         if job.cancel_requested:
             result = Outcome("cancelled", "cancelled", last_error="cancelled by user")
         elif finished_since(job.run_dir, job.started_at or 0.0):
