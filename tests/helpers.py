@@ -24,6 +24,24 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
 
 
+def run_cli_together(commands: list[list], timeout: float = 600) -> list[subprocess.CompletedProcess]:
+    """Run independent CLI commands (e.g. one training run per seed) as simultaneous subprocesses and
+    wait for them all: small runs use little more than one core each, so on CI's two cores the
+    slowest run, not the sum, sets the time. Returns their results in order."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "largegraph", *map(str, args)], cwd=ROOT, env=env, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in commands]
+    try:
+        outputs = [proc.communicate(timeout=timeout) for proc in procs]
+        return [subprocess.CompletedProcess(proc.args, proc.returncode, *out) for proc, out in zip(procs, outputs)]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def write_file(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` and return the path (small input files of the import tests)."""
     path.write_text(text)
