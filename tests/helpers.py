@@ -4,6 +4,7 @@ Imported as ``from helpers import ...`` (tests/ is on sys.path through its conft
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +41,16 @@ def run_cli_together(commands: list[list], timeout: float = 600) -> list[subproc
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def train_seeds(config: Path, seeds: tuple[int, ...], out: Path, *overrides: str) -> list[dict]:
+    """Train ``config`` once per seed, all at once (:func:`run_cli_together`), into ``out/seed<N>``;
+    returns each run's summary.json (a failed run fails the calling test with its stderr)."""
+    results = run_cli_together([["train", config, *overrides, f"seed={seed}", "--run-dir", out / f"seed{seed}"]
+                                for seed in seeds])
+    for result in results:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return [json.loads((out / f"seed{seed}" / "summary.json").read_text()) for seed in seeds]
 
 
 def write_file(path: Path, text: str) -> Path:
