@@ -4,6 +4,7 @@ Imported as ``from helpers import ...`` (tests/ is on sys.path through its conft
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,34 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600,
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "largegraph", *map(str, args)], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def run_cli_together(commands: list[list], timeout: float = 600) -> list[subprocess.CompletedProcess]:
+    """Run independent CLI commands (e.g. one training run per seed) as simultaneous subprocesses and
+    wait for them all: small runs use little more than one core each, so on CI's two cores the
+    slowest run, not the sum, sets the time. Returns their results in order."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "largegraph", *map(str, args)], cwd=ROOT, env=env, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in commands]
+    try:
+        outputs = [proc.communicate(timeout=timeout) for proc in procs]
+        return [subprocess.CompletedProcess(proc.args, proc.returncode, *out) for proc, out in zip(procs, outputs)]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def train_seeds(config: Path, seeds: tuple[int, ...], out: Path, *overrides: str) -> list[dict]:
+    """Train ``config`` once per seed, all at once (:func:`run_cli_together`), into ``out/seed<N>``;
+    returns each run's summary.json (a failed run fails the calling test with its stderr)."""
+    results = run_cli_together([["train", config, *overrides, f"seed={seed}", "--run-dir", out / f"seed{seed}"]
+                                for seed in seeds])
+    for result in results:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return [json.loads((out / f"seed{seed}" / "summary.json").read_text()) for seed in seeds]
 
 
 def write_file(path: Path, text: str) -> Path:

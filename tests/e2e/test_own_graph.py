@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import ROOT, SHARED_DATA, run_cli
+from helpers import ROOT, SHARED_DATA, run_cli, train_seeds
 
 CLASSES = np.array(["arts", "books", "chess", "dance", "film", "games"], dtype=object)
 # Short runs: the imported-graph config with few epochs and no checkpoints between them.
@@ -197,5 +197,6 @@ def test_social_config_reaches_the_published_graphsage_figure_on_cora(tmp_path):
     root = tmp_path / "data"
     result = run_cli("data", "planetoid", "--src", SHARED_DATA / "planetoid_cora", "--root", root)
     assert result.returncode == 0, result.stderr
-    scores = [_train(tmp_path, "social_sage.yaml", "cora", root, f"seed={seed}")[1]["test_acc"] for seed in (0, 1, 2)]
+    scores = [summary["test_acc"] for summary in train_seeds(ROOT / "configs" / "social_sage.yaml", (0, 1, 2), tmp_path,
+                                                             "data.name=cora", f"data.root={root}")]
     assert sum(scores) / 3 >= 0.79, scores

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import ROOT, SHARED_DATA, run_cli, write_config
+from helpers import ROOT, SHARED_DATA, run_cli, train_seeds, write_config
 
 FAST_JOB = dict(sampler={"fanouts": [10, 10], "batch_size": 1024}, model={"hidden": 64},
                 train={"epochs": 4, "lr": 0.005})
@@ -137,13 +137,8 @@ def cora_root(tmp_path_factory) -> Path:
 def test_real_cora_within_two_points_of_published(tmp_path, cora_root, config, published):
     """Published (shared/data/README): GCN 81.5, GraphSAGE-mean about 79-81 (we hold it to 79)."""
     root = ROOT
-    scores = []
-    for seed in (0, 1, 2):
-        run_dir = tmp_path / f"seed{seed}"
-        result = run_cli("train", root / "configs" / config, f"data.root={cora_root}", f"seed={seed}",
-                         "--run-dir", run_dir)
-        assert result.returncode == 0, result.stderr[-2000:]
-        scores.append(json.loads((run_dir / "summary.json").read_text())["test_acc"])
+    scores = [summary["test_acc"]
+              for summary in train_seeds(root / "configs" / config, (0, 1, 2), tmp_path, f"data.root={cora_root}")]
     mean = sum(scores) / len(scores)
     assert mean >= published - 0.02, scores
 
