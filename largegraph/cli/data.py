@@ -26,7 +26,7 @@ def cmd_synth_node(args: argparse.Namespace) -> int:
     params = SynthNodeParams(**_given(
         num_nodes=args.nodes, avg_degree=args.avg_degree, num_classes=args.classes, feat_dim=args.feat_dim,
         homophily=args.homophily, feature_signal=args.feature_signal, label_noise=args.label_noise,
-        degree_exponent=args.degree_exponent, splitratios=args.splitratios, seed=args.seed))
+        degree_exponent=args.degree_exponent, split_ratios=args.split_ratios, seed=args.seed))
     started = time.perf_counter()
     return _wrote(args, write_synthetic_node_dataset(args.root, args.name, params, raw_format=args.layout), started)
 
@@ -62,13 +62,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.labels or args.split_dir:
             raise ConfigError(f"--{'labels' if args.labels else 'split-dir'} is for --task node; a link dataset is "
                               f"split by --split-ratios (and --time-col)")
-        path = import_link_dataset(**common, time_col=args.time_col, splitratios=args.splitratios,
+        path = import_link_dataset(**common, time_col=args.time_col, split_ratios=args.split_ratios,
                                    split_style=args.split_style, metric=args.metric, num_neg=args.num_neg)
     else:
         if args.time_col or args.metric or args.split_style != "edge":
             raise ConfigError("--time-col, --metric and --split-style are for --task link")
         path = import_node_dataset(**common, labels=args.labels, label_col=args.label_col,
-                                   splitratios=None if args.split_dir else args.splitratios,
+                                   split_ratios=None if args.split_dir else args.split_ratios,
                                    split_dir=args.split_dir, feature_storage=args.feature_storage)
     info = read_meta(path).get("info", {})
     print(f"edges: {describe_edges(info, args.directed)}")
