@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from largegraph.config import build_config
+from largegraph.core.argtypes import add_valued_options
 from largegraph.data.link import load_link_dataset
 from largegraph.data.synthetic import SynthLinkParams, write_synthetic_link_dataset
 from largegraph.core.fsutil import mirror_with_symlinks
@@ -51,10 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--src", type=Path, default=DEFAULT_SRC, help="an ogbl-ddi directory (OGB's layout)")
     parser.add_argument("--synth-nodes", type=int, default=0,
                         help="use a synthetic featureless graph of this many nodes instead of --src")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=65536)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--negatives", type=int, default=1)
+    add_valued_options(parser, (("--epochs", int, 2), ("--batch-size", int, 65536), ("--hidden", int, 256),
+                                ("--negatives", int, 1)))
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)

@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 from common import dataset_root
@@ -48,43 +49,25 @@ def largegraph(*args: str) -> list[str]:
 
 
 def _children(pid: int) -> set[int]:
-    """``pid`` and all its descendants."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    family, grew = {pid}, True
-    while grew:
-        new = {p for p, parent in parents.items() if parent in family and p not in family}
-        family |= new
-        grew = bool(new)
-    return family
+    """``pid`` and all its descendants (empty once it is gone)."""
+    try:
+        leader = psutil.Process(pid)
+        return {pid} | {child.pid for child in leader.children(recursive=True)}
+    except psutil.Error:
+        return set()
 
 
 def _smaps(pid: int, cache: str) -> tuple[dict[str, float], float] | None:
-    """(PSS of each cache part, RSS) of one process, in bytes."""
+    """(PSS of each cache part, RSS) of one process, in bytes (None once it is gone)."""
     parts = {"topology": 0.0, "features": 0.0, "labels": 0.0, "other": 0.0}
-    rss = 0.0
-    current = "other"
     try:
-        text = Path(f"/proc/{pid}/smaps").read_text()
-    except OSError:
+        maps = psutil.Process(pid).memory_maps(grouped=False)
+    except psutil.Error:
         return None
-    for line in text.splitlines():
-        fields = line.split()
-        if not fields:
-            continue
-        if not line.endswith("kB"):  # a mapping's header: address range, perms, offset, dev, inode, path
-            path = fields[-1] if len(fields) >= 6 else ""
-            current = PARTS.get(Path(path).name, "other") if cache in path else "other"
-        elif fields[0] == "Pss:":
-            parts[current] += int(fields[1]) * 1024
-        elif fields[0] == "Rss:":
-            rss += int(fields[1]) * 1024
-    return parts, rss
+    for mapping in maps:
+        part = PARTS.get(Path(mapping.path).name, "other") if cache in mapping.path else "other"
+        parts[part] += mapping.pss
+    return parts, float(sum(mapping.rss for mapping in maps))
 
 
 class Sampler(threading.Thread):

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from common import add_work_args, cli, import_files, work_dir
 
+from largegraph.core.argtypes import add_valued_options
+
 NAME = "likes-graph"
 
 
@@ -74,12 +76,8 @@ def train(config: Path, root: Path, run_dir: Path, seed: int, epochs: int, mode:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=10_000)
-    parser.add_argument("--cols", type=int, default=5_000)
-    parser.add_argument("--active", type=float, default=15)
-    parser.add_argument("--classes", type=int, default=8)
-    parser.add_argument("--avg-degree", type=float, default=12)
-    parser.add_argument("--epochs", type=int, default=5)
+    add_valued_options(parser, (("--nodes", int, 10_000), ("--cols", int, 5_000), ("--active", float, 15),
+                                ("--classes", int, 8), ("--avg-degree", float, 12), ("--epochs", int, 5)))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     add_work_args(parser, "overrides of the config, for both paths")
     args = parser.parse_args()

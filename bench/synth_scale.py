@@ -29,6 +29,18 @@ def dir_size_gb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**30
 
 
+def timed(work, *args, **kwargs):
+    """(what ``work(*args, **kwargs)`` returns, the seconds it took)."""
+    start = time.perf_counter()
+    result = work(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def report(label: str, details: str, seconds: float) -> None:
+    """One measured line: what was done, its figures, its time and the peak memory so far."""
+    print(f"{label} {details} time={seconds:.1f}s rss_so_far={peak_rss_gb():.2f}GB", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_graph_args(parser, nodes=2_450_000, avg_degree=50.5, classes=47, feat_dim=100)
@@ -40,34 +52,25 @@ def main(argv: list[str] | None = None) -> int:
     params = SynthNodeParams(num_nodes=args.nodes, avg_degree=args.avg_degree, num_classes=args.classes,
                              feat_dim=args.feat_dim, seed=args.seed)
     with dataset_root(args, args.name) as root:
-        start = time.perf_counter()
-        data = generate_node_graph(params)
-        elapsed = time.perf_counter() - start
+        data, elapsed = timed(generate_node_graph, params)
         info = data["info"]
-        print(f"synth_generate nodes={args.nodes} edges={info['num_edges']} feat_dim={args.feat_dim} "
-              f"classes={args.classes} homophily={info['edge_homophily']:.4f} max_degree={info['max_degree']} "
-              f"time={elapsed:.1f}s rss_so_far={peak_rss_gb():.2f}GB", flush=True)
+        report("synth_generate", f"nodes={args.nodes} edges={info['num_edges']} feat_dim={args.feat_dim} "
+               f"classes={args.classes} homophily={info['edge_homophily']:.4f} max_degree={info['max_degree']}",
+               elapsed)
 
         # The same call write_synthetic_node_dataset makes, timed on its own.
-        start = time.perf_counter()
-        directory = write_node_dataset(
-            root, args.name, edges=data["edges"], num_nodes=args.nodes, feat=data["feat"],
+        directory, elapsed = timed(
+            write_node_dataset, root, args.name, edges=data["edges"], num_nodes=args.nodes, feat=data["feat"],
             labels=data["labels"], num_classes=data["num_classes"], split=data["split"],
-            raw_format=args.layout, info=info,
-        )
-        elapsed = time.perf_counter() - start
-        print(f"synth_write dir={directory} size={dir_size_gb(directory):.2f}GB time={elapsed:.1f}s "
-              f"rss_so_far={peak_rss_gb():.2f}GB", flush=True)
+            raw_format=args.layout, info=info)
+        report("synth_write", f"dir={directory} size={dir_size_gb(directory):.2f}GB", elapsed)
         # A training job starts from the files, not from the generator's arrays.
         del data
         gc.collect()
 
         for label in ("ogb_first_load", "ogb_cached_load"):
-            start = time.perf_counter()
-            loaded = load_dataset(DataConfig(name=args.name, root=str(root)))
-            elapsed = time.perf_counter() - start
-            print(f"{label} nodes={loaded.num_nodes} edges={loaded.graph.num_edges()} (with reverse edges) "
-                  f"time={elapsed:.1f}s rss_so_far={peak_rss_gb():.2f}GB", flush=True)
+            loaded, elapsed = timed(load_dataset, DataConfig(name=args.name, root=str(root)))
+            report(label, f"nodes={loaded.num_nodes} edges={loaded.graph.num_edges()} (with reverse edges)", elapsed)
             del loaded
             gc.collect()
         print(f"peak_rss={peak_rss_gb():.2f}GB", flush=True)

@@ -4,6 +4,7 @@ Imported as ``from helpers import ...`` (tests/ is on sys.path through its conft
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -51,6 +52,16 @@ def train_seeds(config: Path, seeds: tuple[int, ...], out: Path, *overrides: str
     for result in results:
         assert result.returncode == 0, result.stderr[-2000:]
     return [json.loads((out / f"seed{seed}" / "summary.json").read_text()) for seed in seeds]
+
+
+@contextlib.contextmanager
+def killed_if_left(proc: subprocess.Popen):
+    """Kill ``proc`` on the way out if the test left it running (a failed wait, a failed assertion)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def write_file(path: Path, text: str) -> Path:

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from largegraph.core.argtypes import add_valued_options
+
 
 class SAGE(nn.Module):
     """DGL's example model: ``num_layers`` mean SAGEConv layers, the last one to ``out_size``."""
@@ -200,17 +202,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--root", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--fanouts", default="10,10,10")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--eval-batch-size", type=int, default=8192)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
+    add_valued_options(parser, (
+        ("--epochs", int, 10), ("--fanouts", str, "10,10,10"), ("--batch-size", int, 1024),
+        ("--eval-batch-size", int, 8192), ("--hidden", int, 256), ("--layers", int, 3), ("--dropout", float, 0.5),
+        ("--lr", float, 1e-3), ("--weight-decay", float, 5e-4), ("--workers", int, 0), ("--seed", int, 0)))
     args = parser.parse_args(argv)
     args.fanouts = [int(f) for f in args.fanouts.split(",")]
     return args

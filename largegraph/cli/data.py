@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import get_args
 
 from largegraph.cli.parsing import OneLineParser
-from largegraph.core.argtypes import non_negative_int, positive, ratios
+from largegraph.core.argtypes import add_valued_options, non_negative_int, positive, ratios
 from largegraph.core.errors import ConfigError
 
 
@@ -113,6 +114,17 @@ def cmd_planetoid(args: argparse.Namespace) -> int:
     return _wrote(args, convert_planetoid(args.src, args.root, name=args.name, prefix=args.prefix))
 
 
+def _data_settings(p: argparse.ArgumentParser, keys: tuple[str, ...]) -> None:
+    """The job's ``data.*`` settings ``keys`` as options; their choices and defaults come from the schema."""
+    from largegraph.config import DataConfig
+
+    for key in keys:
+        field = DataConfig.model_fields[key]
+        choices = list(get_args(field.annotation)) or None
+        p.add_argument("--" + key.replace("_", "-"), choices=choices, type=None if choices else non_negative_int,
+                       default=field.default, help=f"data.{key} of the job (default {field.default})")
+
+
 def add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(
         dest="data_cmd", required=True, metavar="{synth,import,planetoid,inspect}", parser_class=OneLineParser)
@@ -125,21 +137,16 @@ def add_data_commands(sub) -> None:
     out.add_argument("--seed", type=int, default=0)
     p = synth.add_parser("link", parents=[out],
                          help="link prediction graph: communities, held-out valid/test edges, negatives")
-    p.add_argument("--nodes", type=int, default=50_000)
-    p.add_argument("--avg-degree", type=float, default=16.0)
-    p.add_argument("--communities", type=int, default=None)
+    add_valued_options(p, (("--nodes", int, 50_000), ("--avg-degree", float, 16.0), ("--communities", int, None),
+                           ("--homophily", float, None)))
     p.add_argument("--feat-dim", type=int, default=None, help="0 = no node features (learnable embeddings)")
-    p.add_argument("--homophily", type=float, default=None)
     p.add_argument("--split-style", choices=["edge", "source_target"], default="edge",
                    help="edge: collab/ddi style (hits@K); source_target: citation2 style (MRR)")
     p.add_argument("--num-neg", type=int, default=100, help="negatives per positive (source_target style)")
     p.set_defaults(func=cmd_synth_link)
     p = synth.add_parser("node", parents=[out], help="node classification graph: power-law degrees, class communities")
-    p.add_argument("--nodes", type=int, default=50_000)
-    p.add_argument("--avg-degree", type=float, default=20.0)
-    p.add_argument("--classes", type=int, default=8)
-    p.add_argument("--feat-dim", type=int, default=64)
-    p.add_argument("--homophily", type=float, default=0.8)
+    add_valued_options(p, (("--nodes", int, 50_000), ("--avg-degree", float, 20.0), ("--classes", int, 8),
+                           ("--feat-dim", int, 64), ("--homophily", float, 0.8)))
     p.add_argument("--feature-signal", type=float, default=None, help="class signal in features (default: calibrated)")
     p.add_argument("--label-noise", type=float, default=None, help="fraction of random labels (default: calibrated)")
     p.add_argument("--degree-exponent", type=float, default=2.5)
@@ -183,12 +190,7 @@ def add_data_commands(sub) -> None:
     p = data.add_parser("inspect", help="what loading a dataset will cost: topology, features, labels, per worker")
     p.add_argument("dir", help="dataset folder, e.g. data/big or data/ogbn_products")
     p.add_argument("--nproc", type=positive(int), default=1, help="local workers the job will run (default 1)")
-    p.add_argument("--features", choices=["auto", "memory", "mmap"], default="auto", help="data.features of the job")
-    p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32",
-                   help="data.feature_dtype of the job")
-    p.add_argument("--feature-cache-mb", type=non_negative_int, default=0, help="data.feature_cache_mb of the job")
-    p.add_argument("--sparse-features", choices=["keep", "densify"], default="keep",
-                   help="data.sparse_features of the job (datasets storing sparse features)")
+    _data_settings(p, ("features", "feature_dtype", "feature_cache_mb", "sparse_features"))
     p.add_argument("--json", action="store_true", help="print the byte counts as one JSON object")
     p.set_defaults(func=cmd_inspect)
 

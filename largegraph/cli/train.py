@@ -130,10 +130,9 @@ def cmd_partition(args: argparse.Namespace) -> int:
 
 
 def add_train_commands(sub) -> None:
-    p = sub.add_parser("train", help="train a model from a YAML job file",
-                       description="Train from a YAML job file; trailing key=value pairs override it "
-                                   "(e.g. model.hidden=256 train.epochs=5).")
-    _job_file(p, "YAML job file, e.g. configs/node_sage_synth.yaml")
+    p = _job_command(sub, "train", "train a model from a YAML job file",
+                     "Train from a YAML job file; trailing key=value pairs override it (e.g. model.hidden=256 "
+                     "train.epochs=5).", "YAML job file, e.g. configs/node_sage_synth.yaml")
     p.add_argument("--run-dir", help="where outputs go (default runs/<name>-<UTC time>)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--resume", default="auto", metavar="auto|never|PATH",
@@ -148,10 +147,12 @@ def add_train_commands(sub) -> None:
     p.set_defaults(func=cmd_resume)
 
 
-def _job_file(p: argparse.ArgumentParser, help_text: str) -> None:
-    """The job file and the dotted overrides after it (``train``, ``partition``)."""
-    p.add_argument("config", help=help_text)
+def _job_command(sub, name: str, summary: str, description: str, file_help: str) -> argparse.ArgumentParser:
+    """A command that takes a job file and the dotted overrides after it (``train``, ``partition``)."""
+    p = sub.add_parser(name, help=summary, description=description)
+    p.add_argument("config", help=file_help)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return p
 
 
 def _add_workers(p) -> None:
@@ -175,10 +176,10 @@ def _add_workers(p) -> None:
 
 
 def add_partition_command(sub) -> None:
-    p = sub.add_parser("partition", help="cut a job's dataset into parts for DGL's distributed engine (METIS)",
-                       description="Partition the job's prepared dataset with dgl.distributed.partition_graph, "
-                                   "carrying features, labels and the split; reuses existing partitions unless --force.")
-    _job_file(p, "YAML job file whose data section names the dataset")
+    p = _job_command(sub, "partition", "cut a job's dataset into parts for DGL's distributed engine (METIS)",
+                     "Partition the job's prepared dataset with dgl.distributed.partition_graph, carrying "
+                     "features, labels and the split; reuses existing partitions unless --force.",
+                     "YAML job file whose data section names the dataset")
     p.add_argument("--parts", type=positive(int), required=True, help="number of partitions (machines)")
     p.add_argument("--out", required=True, help="output folder; its name is the graph's name (DGL's graph_name)")
     p.add_argument("--method", choices=["metis", "random"], default="metis",

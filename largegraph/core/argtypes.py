@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from typing import Callable, Iterable
 
 
 def _checked(kind, what: str, ok: Callable[[float], bool], rule: str):
@@ -15,6 +15,12 @@ def _checked(kind, what: str, ok: Callable[[float], bool], rule: str):
             raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
         return value
     return parse
+
+
+def add_valued_options(parser: argparse.ArgumentParser, options: Iterable[tuple[str, type, object]]) -> None:
+    """Options of one typed value and a default whose names say enough: ``(flag, type, default)``."""
+    for flag, kind, default in options:
+        parser.add_argument(flag, type=kind, default=default)
 
 
 def positive(kind):

@@ -19,6 +19,7 @@ Layout::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -146,9 +147,8 @@ class RunDir:
         tmp = self.run_id_path.with_name(f".{self.RUN_ID}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tmp.write_text(uuid.uuid4().hex + "\n")
         try:
-            os.link(tmp, self.run_id_path)
-        except FileExistsError:
-            pass
+            with contextlib.suppress(FileExistsError):  # another process's id won: read theirs
+                os.link(tmp, self.run_id_path)
         finally:
             tmp.unlink(missing_ok=True)
 

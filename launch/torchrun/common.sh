@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# What the torchrun launchers share, sourced by them (not run): the help text, NPROC, PYTHON and
-# the thread count. The help text is the comment block at the top of the script that sources this.
+# What the torchrun launchers share, sourced by them (not run): the help text, CONFIG (their first
+# argument, shifted off), NPROC, PYTHON and the thread count. The help text is the comment block
+# at the top of the script that sources this.
 set -euo pipefail
 
 if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 2
 fi
+# shellcheck disable=SC2034  # read by the script that sources this file
+CONFIG=$1
+shift
 
 if [[ -z ${NPROC:-} ]]; then
     # grep -c exits 1 on zero matches: no GPU falls through to 2 CPU workers (gloo).

@@ -21,9 +21,7 @@
 set -euo pipefail
 
 # shellcheck source=launch/torchrun/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-CONFIG=$1
-shift
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # sets CONFIG and shifts it off
 
 : "${RDZV_ENDPOINT:?set RDZV_ENDPOINT=host:port of a node every node can reach, e.g. node0:29500}"
 : "${RDZV_ID:?set RDZV_ID to one id shared by every node of this job, e.g. the scheduler job id}"

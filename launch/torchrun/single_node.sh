@@ -14,9 +14,7 @@
 set -euo pipefail
 
 # shellcheck source=launch/torchrun/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-CONFIG=$1
-shift
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # sets CONFIG and shifts it off
 
 MAX_RESTARTS=${MAX_RESTARTS:-0}
 

@@ -3,6 +3,7 @@ accuracy against a single-machine run, predictions in dataset ids, a killed proc
 in one line with nothing left running, and resume from the checkpoint."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, hold_machine, run_cli, sigterm_pending, write_config
+from helpers import ROOT, hold_machine, killed_if_left, run_cli, sigterm_pending, write_config
 from largegraph.training.checkpoint import has_checkpoints
 from largegraph.training.rundir import RunDir
 
@@ -38,10 +39,14 @@ def dist_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def parts(dist_root, tmp_path_factory) -> tuple[Path, Path]:
     """(job file, part config) of one METIS partition of `mid`."""
-    here = tmp_path_factory.mktemp("parts")
+    return partitioned(tmp_path_factory.mktemp("parts"), dist_root, 1)
+
+
+def partitioned(here: Path, dist_root: Path, parts: int) -> tuple[Path, Path]:
+    """(job file, part config) of `mid` cut into ``parts`` METIS partitions under ``here``."""
     job = write_config(here / "job.yaml", "mid", dist_root, **JOB)
     out = here / "mid"
-    done = run_cli("partition", job, "--parts", "1", "--out", out, timeout=300)
+    done = run_cli("partition", job, "--parts", str(parts), "--out", out, timeout=300)
     assert done.returncode == 0, done.stderr
     return job, out / "mid.json"
 
@@ -119,8 +124,7 @@ def test_two_servers_two_trainers_train_as_well_as_one_machine(parts, tmp_path):
 def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, tmp_path, victim):
     job, part_config = parts
     run_dir = tmp_path / "run"
-    proc = start(job, part_config, run_dir, "train.epochs=4")
-    try:
+    with killed_if_left(start(job, part_config, run_dir, "train.epochs=4")) as proc:
         # the first epoch's checkpoint, not just its metrics line, so there is something to resume
         wait_for(lambda: has_checkpoints(RunDir(run_dir).checkpoints) or proc.poll() is not None,
                  what="the first checkpoint")
@@ -132,9 +136,6 @@ def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, t
             pid = next(p for p, r in members.items() if r["LARGEGRAPH_DISTDGL_ROLE"] == "server")
         os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 1, err
     verdict = [line for line in err.splitlines() if "distdgl:" in line and "killed by SIGKILL" in line]
     assert len(verdict) == 1 and f"{victim if victim == 'trainer' else 'graph server'}" in verdict[0], err
@@ -152,14 +153,10 @@ def test_a_killed_process_fails_the_job_in_one_line_and_a_rerun_resumes(parts, t
 def test_a_sigterm_stops_every_trainer_at_one_checkpoint(parts, tmp_path):
     job, part_config = parts
     run_dir = tmp_path / "run"
-    proc = start(job, part_config, run_dir, "train.epochs=4")
-    try:
+    with killed_if_left(start(job, part_config, run_dir, "train.epochs=4")) as proc:
         wait_for(lambda: epochs_done(run_dir) >= 1 or proc.poll() is not None, what="the first epoch")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 143, err
     assert "stopped on SIGTERM after writing checkpoint" in err
     assert job_processes(run_dir) == []
@@ -188,23 +185,17 @@ def test_a_second_job_on_the_machine_waits_for_the_one_holding_it(parts, tmp_pat
     try:
         # SIGTERM while waiting: stopped (143), nothing started
         stopped, log = waiting_job(job, part_config, tmp_path / "stopped", env)
-        try:
+        with killed_if_left(stopped):
             assert job_processes(tmp_path / "stopped") == [stopped.pid]  # no server started
             stopped.send_signal(signal.SIGTERM)
             assert stopped.wait(timeout=120) == 143, log.read_text()
-        finally:
-            if stopped.poll() is None:
-                stopped.kill()
         assert f"already runs distdgl job pid {first.pid}, run dir /runs/first" in log.read_text()
         # the holder ends: the waiting job starts and completes
         second, log = waiting_job(job, part_config, tmp_path / "run", env)
-        try:
+        with killed_if_left(second):
             assert job_processes(tmp_path / "run") == [second.pid], log.read_text()
             first.kill()
             assert second.wait(timeout=600) == 0, log.read_text()
-        finally:
-            if second.poll() is None:
-                second.kill()
     finally:
         first.kill()
         first.wait()
@@ -278,17 +269,12 @@ def test_the_job_service_runs_a_distdgl_job_to_the_end_after_its_daemon_is_sigki
         wait_for(lambda: sigterm_pending(leader), what="the recovering daemon's SIGTERM")
     finally:
         for pid in frozen:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         first.kill()
         first.wait()
-    try:
+    with killed_if_left(second):
         assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
-    finally:
-        if second.poll() is None:
-            second.kill()
     done, tries = record()
     assert done.state == "succeeded", (tmp_path / "second.log").read_text()
     assert tries[0]["outcome"] == "orphaned" and tries[-1]["outcome"] == "exited"
@@ -353,13 +339,10 @@ def two_hosts(tmp_path):
 
 
 def test_two_partitions_on_two_simulated_hosts(dist_root, two_hosts, tmp_path):
-    job = write_config(tmp_path / "job.yaml", "mid", dist_root, **JOB)
-    out = tmp_path / "mid"
-    cut = run_cli("partition", job, "--parts", "2", "--out", out, timeout=300)
-    assert cut.returncode == 0, cut.stderr
+    job, part_config = partitioned(tmp_path, dist_root, 2)
     ip_config = tmp_path / "ip_config.txt"
     ip_config.write_text("".join(f"{host} 30050\n" for host in HOSTS))
-    done = run_cli("train", job, f"distributed.part_config={out / 'mid.json'}", "--ip-config", ip_config,
+    done = run_cli("train", job, f"distributed.part_config={part_config}", "--ip-config", ip_config,
                    f"distributed.remote_shell={two_hosts}", "train.export_embeddings=true", "--run-dir",
                    tmp_path / "dist", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -370,7 +353,7 @@ def test_two_partitions_on_two_simulated_hosts(dist_root, two_hosts, tmp_path):
     assert abs(two - one) <= 0.02, (two, one)
     # one trainer per host, each walking its own share of the training nodes, mostly in its own partition
     shares = json.loads((tmp_path / "dist" / "distdgl" / "trainers.json").read_text())
-    stamp = json.loads((out / "largegraph-partition.json").read_text())
+    stamp = json.loads((part_config.parent / "largegraph-partition.json").read_text())
     assert [s["partition"] for s in shares] == [0, 1]
     assert sum(s["train_nodes"] for s in shares) == sum(p["train"] for p in stamp["parts"])
     assert all(s["own_partition"] >= 0.9 * s["train_nodes"] for s in shares), shares

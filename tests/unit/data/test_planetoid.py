@@ -26,6 +26,12 @@ def cora(tmp_path_factory):
     return directory, load_ogb_node_dataset("cora", root)
 
 
+@pytest.fixture
+def data(cora):
+    """The converted Cora as OGB's loader reads it."""
+    return cora[1]
+
+
 @needs_cora
 def test_cora_sizes_match_the_planetoid_release(cora):
     directory, data = cora
@@ -40,8 +46,7 @@ def test_cora_sizes_match_the_planetoid_release(cora):
 
 
 @needs_cora
-def test_cora_public_split_and_labels(cora):
-    _, data = cora
+def test_cora_public_split_and_labels(data):
     labels = data.graph.ndata["label"]
     assert data.split["train"].tolist() == list(range(140))
     assert data.split["valid"].tolist() == list(range(140, 640))
@@ -52,8 +57,7 @@ def test_cora_public_split_and_labels(cora):
 
 
 @needs_cora
-def test_cora_edges_are_unique_undirected_without_self_loops(cora):
-    _, data = cora
+def test_cora_edges_are_unique_undirected_without_self_loops(data):
     src, dst = (t.numpy() for t in data.graph.edges())
     assert (src != dst).all()
     pairs = np.unique(np.stack([np.minimum(src, dst), np.maximum(src, dst)], axis=1), axis=0)
@@ -61,11 +65,10 @@ def test_cora_edges_are_unique_undirected_without_self_loops(cora):
 
 
 @needs_cora
-def test_cora_features_are_raw_binary_bag_of_words_with_test_rows_reordered(cora):
+def test_cora_features_are_raw_binary_bag_of_words_with_test_rows_reordered(data):
     import pickle
     import warnings
 
-    _, data = cora
     feat = data.graph.ndata["feat"]
     assert set(torch.unique(feat).tolist()) == {0.0, 1.0}
     assert int(feat.sum()) == 49216
