@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from common import ROOT, add_work_args, cli, import_files, work_dir
 
+from largegraph.training.rundir import RunDir
+
 CORA = ROOT.parent / "shared" / "data" / "planetoid_cora"
 CLASS_NAMES = ["case-based", "genetic-algorithms", "neural-networks", "probabilistic-methods",
                "reinforcement-learning", "rule-learning", "theory"]
@@ -95,7 +97,7 @@ def main() -> None:
             run_dir = work / f"run-{seed}"
             cli("train", args.config, "data.name=cora-csv", f"data.root={root}",
                 f"seed={seed}", *args.overrides, "--run-dir", run_dir)
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = RunDir(run_dir).read_summary()
             ours.append(summary["test_acc"])
             plain.append(full_batch_sage("cora-csv", root, seed))
             print(f"seed {seed}: {args.config.name} test {ours[-1]:.4f} (best epoch {summary['best_epoch']} of "

@@ -25,7 +25,6 @@ fanouts [15,10,5] with exact evaluation, then a cached load, and prints peak RSS
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -37,6 +36,8 @@ import psutil
 import yaml
 
 from common import dataset_root
+
+from largegraph.training.rundir import RunDir
 
 PRODUCTS_NODES, PRODUCTS_DEGREE, PRODUCTS_CLASSES, PRODUCTS_DIM = 2_449_029, 50.5, 47, 100
 GB = 1e9
@@ -111,7 +112,7 @@ def run_job(cfg: Path, run_dir: Path, nproc: int, features: str, cache_hint: str
     if proc.returncode:
         raise SystemExit(f"run failed ({proc.returncode}): {err.strip().splitlines()[-1:]}")
     loaded = re.search(r"loaded in ([0-9.]+)s", out)
-    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = RunDir(run_dir).read_metrics()
     epoch_s = [e["time_s"] for e in epochs if e["kind"] == "epoch"]
     peak = sampler.peak
     return {"nproc": nproc, "features": features, "load_s": float(loaded.group(1)) if loaded else float("nan"),

@@ -28,6 +28,7 @@ import pandas as pd
 from common import add_work_args, cli, import_files, work_dir
 
 from largegraph.core.argtypes import add_valued_options
+from largegraph.training.rundir import RunDir
 
 NAME = "likes-graph"
 
@@ -67,9 +68,9 @@ def train(config: Path, root: Path, run_dir: Path, seed: int, epochs: int, mode:
     """One run; returns its mean epoch seconds (after the first epoch) and test accuracy."""
     cli("train", config, f"data.name={NAME}", f"data.root={root}", f"data.sparse_features={mode}", f"seed={seed}",
         f"train.epochs={epochs}", *overrides, "--run-dir", run_dir)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    times = [r["time_s"] for r in records if r.get("kind") == "epoch"]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    run = RunDir(run_dir)
+    times = [r["time_s"] for r in run.read_metrics() if r.get("kind") == "epoch"]
+    summary = run.read_summary()
     later = times[1:] if len(times) > 1 else times
     return {"epoch_s": float(np.mean(later)), "fastest_s": float(min(later)), "test_acc": summary["test_acc"]}
 

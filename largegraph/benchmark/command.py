@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from largegraph.core.errors import BenchError, ConfigError
+from largegraph.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,9 @@ def run_largegraph(job: Path, run_dir: Path, nproc: int, log: Path) -> Side:
     if nproc > 1:
         argv += ["--nproc", str(nproc)]
     seconds, rss, user, sys_s = run_measured(argv, log)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    epochs = [r for r in records if r.get("kind") == "epoch"]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    run = RunDir(run_dir)
+    epochs = [r for r in run.read_metrics() if r.get("kind") == "epoch"]
+    summary = run.read_summary()
     metric = summary["metric"]
     return Side(epoch_s=[r["time_s"] for r in epochs], job_s=seconds, seeds_per_epoch=int(epochs[-1]["seeds"]),
                 input_nodes_per_batch=statistics.fmean(r.get("input_nodes_per_batch", 0) for r in epochs),

@@ -188,6 +188,10 @@ class RunDir:
                 continue  # a line cut short by a crash: the rest of the file is still good
         return records
 
+    def read_summary(self) -> dict:
+        """The finished run's summary (``OSError`` or ``ValueError`` while there is none whole)."""
+        return json.loads(self.summary_path.read_text())
+
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
 
