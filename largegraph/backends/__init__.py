@@ -5,8 +5,12 @@ place a job's ``distributed.mode`` picks one. Nothing else asks which backend a 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from largegraph.config import JobConfig
-from largegraph.training.protocols import Backend
+
+if TYPE_CHECKING:  # the launchers import backends.distdgl's torch-free modules, and so this package
+    from largegraph.training.protocols import Backend
 
 
 def backend_for(cfg: JobConfig) -> Backend:
@@ -20,4 +24,4 @@ def backend_for(cfg: JobConfig) -> Backend:
     return LocalBackend()
 
 
-__all__ = ["Backend", "backend_for"]
+__all__ = ["backend_for"]
