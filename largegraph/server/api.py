@@ -11,22 +11,27 @@ import asyncio
 import math
 import os
 from pathlib import Path
-from typing import AsyncIterator, Literal
+import logging
+import time
+from typing import AsyncIterator, BinaryIO, Iterator, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from largegraph.core.errors import ConfigError, JobError
-from largegraph.jobs.progress import read_bytes_from
+from largegraph.jobs.progress import RunFileRefused, open_run_file, read_bytes_from, read_metrics, run_file_size
 from largegraph.jobs.store import STATES, Job
 from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
 from largegraph.jobs.views import AttemptView, JobView, check_shared_file, missing_file
 from largegraph.jobs.workspace import check_job_name
+from largegraph.server.limits import check_overrides, check_yaml_depth
 from largegraph.training.rundir import RunDir
 from largegraph.server.settings import ServerSettings
 from largegraph.server.auth import Caller
 from largegraph.server.replies import ErrorReply, JobDetail, JobList, JobReply, MetricsReply, SubmitRequest
+
+log = logging.getLogger("largegraph.server")
 
 # The files of a run directory the API hands out, by name; nothing else is ever opened for a request.
 _TEXT = "text/plain; charset=utf-8"
@@ -63,7 +68,7 @@ def settings_of(request: Request) -> ServerSettings:
 
 def checked_ref(ref: str) -> str:
     """A job reference from a URL: an id, or a name in the job-name alphabet (no '/', no '..')."""
-    if ref.isdigit() and len(ref) <= 18:
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:
         return ref
     return check_job_name(ref)
 
@@ -122,6 +127,8 @@ def submit(body: SubmitRequest, request: Request) -> JobReply:
     settings = settings_of(request)
     options = SubmitOptions(name=body.name, priority=body.priority, retries=body.retries, nproc=body.nproc,
                             device=body.device, max_restarts=body.max_restarts)
+    check_yaml_depth(body.config, body.source)
+    check_overrides(body.overrides)
     cfg = build_config(apply_overrides(parse_yaml(body.config, body.source), body.overrides), body.source)
     check_data_root(cfg, settings.data_roots, body.source)
     with settings.store() as store:
@@ -155,13 +162,13 @@ def cancel(ref: str, request: Request) -> JobReply:
 
 @router.get("/jobs/{ref}/metrics", summary="The run's metrics records")
 def metrics(ref: str, request: Request,
-            since: int = Query(0, ge=0, description="skip this many records")) -> MetricsReply:
+            since: int = Query(0, ge=0, le=1 << 62, description="skip this many records")) -> MetricsReply:
     """The records of the run's ``metrics.jsonl`` (epochs, resumes, the final one) from number ``since``;
     ``next`` is what to pass as ``since`` to get only newer ones."""
     settings = settings_of(request)
     with settings.store() as store:
         job = store.get(checked_ref(ref))
-    records = run_dir_of(job, settings).read_metrics()
+    records = read_metrics(run_dir_of(job, settings).path)
     fresh = [{k: _finite(v) for k, v in r.items()} for r in records[since:]]
     return MetricsReply(records=fresh, next=len(records), state=job.state)
 
@@ -169,7 +176,7 @@ def metrics(ref: str, request: Request,
 @router.get("/jobs/{ref}/logs", summary="The job's log, ranged or followed", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def logs(ref: str, request: Request,
-         offset: int = Query(0, description="first byte; negative: that many bytes before the end"),
+         offset: int = Query(0, ge=-(1 << 62), le=1 << 62, description="first byte; negative: that many bytes before the end"),
          limit: int = Query(LOG_CHUNK, ge=1, le=LOG_CHUNK, description="most bytes to send"),
          follow: bool = Query(False, description="stream new output until the job ends")) -> Response:
     """Every attempt's output (the run directory's ``train.log``). Headers: ``X-Log-Start`` (first byte
@@ -178,7 +185,7 @@ def logs(ref: str, request: Request,
     with settings.store() as store:
         job = store.get(checked_ref(ref))
     path = run_dir_of(job, settings).log_path
-    size = path.stat().st_size if path.exists() else 0
+    size = run_file_size(path)
     start = min(offset if offset >= 0 else max(0, size + offset), size)
     headers = {"X-Log-Start": str(start), "X-Job-State": job.state, "X-Log-Size": str(size)}
     if follow:
@@ -196,30 +203,45 @@ async def _follow(settings: ServerSettings, job_id: int, path: Path, offset: int
         with settings.store() as store:
             return store.get(job_id).is_final
 
+    # A stream ends after serve --max-follow seconds; the client asks again from where it stopped.
+    deadline = time.monotonic() + settings.max_follow_s
     while True:
         final = await to_thread.run_sync(is_final)  # read before the log: no last words are missed
-        while chunk := await to_thread.run_sync(read_bytes_from, path, offset, LOG_CHUNK):
-            offset += len(chunk)
-            yield chunk
-        if final or settings.stopping.is_set():
+        try:
+            while chunk := await to_thread.run_sync(read_bytes_from, path, offset, LOG_CHUNK):
+                offset += len(chunk)
+                yield chunk
+        except RunFileRefused as exc:
+            log.warning("log stream of job %d ended: %s", job_id, exc)
+            return
+        if final or settings.stopping.is_set() or time.monotonic() > deadline:
             return
         await asyncio.sleep(FOLLOW_POLL_S)
 
 
 @router.get("/jobs/{ref}/artifacts/{file}", summary="A file of the job's run directory",
             responses={200: {"content": {"application/octet-stream": {}}}})
-def artifact(ref: str, file: str, request: Request) -> FileResponse:
+def artifact(ref: str, file: str, request: Request) -> Response:
     """One of the run directory's files, by name (model.pt, predictions.pt, embeddings.pt, summary.json,
     curves.png, config.resolved.yaml, metrics.jsonl, train.log); 404 until the run has written it."""
     check_shared_file(file)
     settings = settings_of(request)
     with settings.store() as store:
         job = store.get(checked_ref(ref))
-    run = run_dir_of(job, settings)
-    path = Path(os.path.realpath(run.path / file))
-    if path.parent != run.path or not path.is_file():
+    handle = open_run_file(run_dir_of(job, settings).path, file)
+    if handle is None:
         return JSONResponse({"error": missing_file(job, file)}, 404)
-    return FileResponse(path, media_type=ARTIFACTS[file], filename=file)
+    size = os.fstat(handle.fileno()).st_size
+    # The file already opened (no link followed) is what is sent, up to the size it had then.
+    return StreamingResponse(_pieces(handle, size), media_type=ARTIFACTS[file],
+                             headers={"Content-Disposition": f'attachment; filename="{file}"'})
+
+
+def _pieces(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    with handle:
+        while size > 0 and (chunk := handle.read(min(LOG_CHUNK, size))):
+            size -= len(chunk)
+            yield chunk
 
 
 @router.get("/openapi.json", summary="This API's OpenAPI description", include_in_schema=False)

@@ -24,7 +24,7 @@ from largegraph.core.errors import JobError
 from largegraph.jobs.store import NoSuchJob
 from largegraph.jobs.submission import SubmitOptions
 from largegraph.jobs.views import JobView
-from largegraph.jobs.workspace import NAME_PATTERN
+from largegraph.jobs.workspace import is_valid_name
 from largegraph.server.cli import CA_ENV, SERVER_ENV, TOKEN_ENV, named_server
 
 TIMEOUT_S = 60.0        # for one call; a followed log has none (a quiet job sends nothing for a while)
@@ -50,7 +50,7 @@ def client_for(args: argparse.Namespace) -> "RemoteJobService":
 
 def _ref_path(ref: str | int) -> str:
     ref = str(ref)
-    if not (ref.isdigit() or NAME_PATTERN.match(ref)):
+    if not ((ref.isdigit() and len(ref) <= 18) or is_valid_name(ref)):
         raise NoSuchJob(f"no job named {ref!r}: job names are 1-64 letters, digits, '_', '.' or '-'")
     return quote(ref, safe="")
 

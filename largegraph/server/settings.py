@@ -19,6 +19,7 @@ class ServerSettings:
     data_roots: list[Path]
     max_body: int
     secure_cookies: bool = False  # the session cookie is only sent over https
+    max_follow_s: float = 3600.0  # a followed log's stream ends after this; the client asks again
     stopping: threading.Event = field(default_factory=threading.Event)
 
     @contextmanager

@@ -1,0 +1,58 @@
+"""The service's defences in one process: the one opener of a run's files, the bounds on what a
+request may make the server parse, the name check and the terminal escapes."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from largegraph.core.errors import ConfigError, JobError
+from largegraph.jobs.progress import RunFileRefused, open_run_file, read_bytes_from, read_metrics, run_file_size
+from largegraph.jobs.submission import check_integers
+from largegraph.jobs.views import aligned, printable
+from largegraph.jobs.workspace import check_job_name, check_name, is_valid_name
+from largegraph.server.limits import TooDeep, check_json_depth, check_overrides, check_yaml_depth
+
+
+def test_run_files_are_read_only_as_regular_files_of_the_run(tmp_path):
+    (tmp_path / "train.log").write_bytes(b"epoch 1\n")
+    (tmp_path / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 1}\n' + "[" * 50000 + "\n")
+    assert read_bytes_from(tmp_path / "train.log", 6) == b"1\n" and run_file_size(tmp_path / "train.log") == 8
+    assert read_metrics(tmp_path) == [{"kind": "epoch", "epoch": 1}]  # the too-deep line is skipped
+    assert open_run_file(tmp_path, "model.pt") is None and read_bytes_from(tmp_path / "none", 0) == b""
+    (tmp_path / "passwd").symlink_to("/etc/passwd")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    for name in ("passwd", "fifo", "dir", "../train.log", "..", ""):
+        with pytest.raises(RunFileRefused):
+            open_run_file(tmp_path, name)
+
+
+def test_request_values_are_bounded_before_they_are_parsed():
+    check_json_depth(b'{"a": [[1]], "b": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"[["}')
+    with pytest.raises(TooDeep):
+        check_json_depth(b"[" * 100_000)
+    check_yaml_depth("model:\n  hidden: 8\n  layers: [[1, 2]]\n", "c")
+    for text in ("a: " + "[" * 5000, "a:\n" + "- " * 5000 + "x", "{" * 5000):
+        with pytest.raises(ConfigError, match="nested deeper"):
+            check_yaml_depth(text, "c")
+    for override in ("a=" + "[" * 100, "a." * 40 + "b=1", "a=" + "x" * 5000):
+        with pytest.raises(ConfigError):
+            check_overrides([override])
+    check_integers({"train": {"epochs": 2 ** 63 - 1}, "x": [-(2 ** 63)]})
+    with pytest.raises(ConfigError, match=r"train\.epochs=.* 64 bits"):
+        check_integers({"train": {"epochs": 10 ** 26}})
+
+
+@pytest.mark.parametrize("name", ["spoof\n", "a\x1b[2J", "a\tb", "é", "a" * 65, "x\r"])
+def test_names_match_whole(name):
+    assert not is_valid_name(name)
+    with pytest.raises(JobError, match="is invalid"):
+        check_job_name(name)
+    with pytest.raises(JobError, match="token name"):
+        check_name(name, "token name")
+
+
+def test_control_characters_are_escaped_for_the_terminal():
+    assert printable("a\nb\x1b[2J\x9b é") == "a\\nb\\x1b[2J\\x9b é"
+    assert "\x1b" not in aligned([("NAME", "ERR"), ("x", "\x1b]0;owned\x07")])
