@@ -143,14 +143,17 @@ class JobStore:
                            f"({self.path.parent}); see `largegraph status`")
         return Job.from_row(rows[0])
 
-    def jobs(self, state: str | None = None, daemon_id: str | None = None) -> list[Job]:
-        """Jobs in submission order, optionally only those in ``state`` and/or owned by ``daemon_id``."""
-        sql, params = "SELECT * FROM jobs WHERE 1=1", []
+    def jobs(self, state: str | None = None, daemon_id: str | None = None, after: int = 0,
+             limit: int | None = None) -> list[Job]:
+        """Jobs in submission order, optionally only those in ``state`` and/or owned by ``daemon_id``;
+        a page of them with ``after`` (ids above it) and ``limit``."""
+        sql, params = "SELECT * FROM jobs WHERE id > ?", [after]
         if state is not None:
             sql, params = sql + " AND state = ?", params + [state]
         if daemon_id is not None:
             sql, params = sql + " AND daemon_id = ?", params + [daemon_id]
-        return [Job.from_row(r) for r in self._read(sql + " ORDER BY id", tuple(params))]
+        sql += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
+        return [Job.from_row(r) for r in self._read(sql, tuple(params + ([limit] if limit is not None else [])))]
 
     def claim(self, daemon_id: str, free_cpu: int, free_gpu: int) -> Job | None:
         """Atomically move the best queued job that fits the free slots to ``running`` for this daemon.

@@ -39,6 +39,7 @@ _MEDIA = {RunDir.SUMMARY: "application/json", RunDir.CURVES: "image/png", RunDir
           RunDir.METRICS: _TEXT, RunDir.LOG: _TEXT}
 ARTIFACTS = {name: _MEDIA.get(name, "application/octet-stream") for name in RunDir.SHARED_FILES}
 LOG_CHUNK = 1 << 20      # most bytes one ranged read or one streamed piece carries
+PAGE = 1000             # most jobs one GET /v1/jobs answers
 FOLLOW_POLL_S = 0.5      # how often a followed log and its job's state are looked at
 
 
@@ -137,12 +138,19 @@ def submit(body: SubmitRequest, request: Request) -> JobReply:
 
 @router.get("/jobs", summary="List jobs")
 def list_jobs(request: Request, state: list[Literal[STATES]] = Query(default=[]),
-              name: list[str] = Query(default=[], description="names or ids")) -> JobList:
-    """Jobs in submission order; ``state`` (repeatable) keeps only jobs in those states, ``name``
-    (repeatable) only those jobs (an unknown one is a 404, as for `largegraph status JOB`)."""
+              name: list[str] = Query(default=[], max_length=PAGE, description="names or ids"),
+              after: int = Query(0, ge=0, le=(1 << 63) - 1, description="only jobs with a greater id"),
+              limit: int = Query(PAGE, ge=1, le=PAGE, description="most jobs in one reply")) -> JobList:
+    """Jobs in submission order, a page at a time (``next``: what to pass as ``after`` for the rest);
+    ``state`` (repeatable) keeps only jobs in those states, ``name`` (repeatable) only those jobs (an
+    unknown one is a 404, as for `largegraph status JOB`)."""
     with settings_of(request).store() as store:
-        jobs = [store.get(checked_ref(ref)) for ref in name] if name else store.jobs()
-    return JobList(jobs=[JobView.of(j) for j in jobs if not state or j.state in state])
+        if name:
+            return JobList(jobs=[JobView.of(j) for j in (store.get(checked_ref(ref)) for ref in name)
+                                 if not state or j.state in state])
+        page = store.jobs(after=after, limit=limit)
+    jobs = [JobView.of(j) for j in page if not state or j.state in state]
+    return JobList(jobs=jobs, next=page[-1].id if len(page) == limit else None)
 
 
 @router.get("/jobs/{ref}", summary="One job, its attempts and its resolved config")

@@ -146,8 +146,15 @@ class RemoteJobService:
     def jobs(self, refs: Sequence[str] = ()) -> list[JobView]:
         for ref in refs:
             _ref_path(ref)
-        reply = self._json("GET", "/v1/jobs", params=[("name", ref) for ref in refs])
-        return [JobView.model_validate(j) for j in reply["jobs"]]
+        if refs:
+            reply = self._json("GET", "/v1/jobs", params=[("name", ref) for ref in refs])
+            return [JobView.model_validate(j) for j in reply["jobs"]]
+        jobs, after = [], 0
+        while after is not None:  # a page at a time, as the server hands them out
+            reply = self._json("GET", "/v1/jobs", params={"after": after} if after else None)
+            jobs += [JobView.model_validate(j) for j in reply["jobs"]]
+            after = reply.get("next")
+        return jobs
 
     def job(self, ref: str | int) -> JobView:
         return JobView.model_validate(self._json("GET", f"/v1/jobs/{_ref_path(ref)}")["job"])

@@ -86,6 +86,7 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
     import uvicorn
 
     from largegraph.server.app import create_app
+    from largegraph.server.connections import GuardedH11Protocol
     from largegraph.server.settings import ServerSettings
 
     host, port = parse_bind(args.http)
@@ -94,7 +95,8 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
                               max_body=args.max_body, secure_cookies=tls, max_follow_s=args.max_follow)
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, timeout_graceful_shutdown=5,
-                            server_header=False, limit_concurrency=args.max_connections)
+                            server_header=False, limit_concurrency=args.max_connections,
+                            http=GuardedH11Protocol, timeout_keep_alive=5)
     try:
         config.load()  # reads the certificate and key now, so a bad pair is one line
     except (ssl.SSLError, OSError) as exc:

@@ -131,6 +131,12 @@ def test_requests_nested_or_sized_to_break_the_parsers_get_one_line_400s(ws, job
                      "/v1/jobs/1/logs?offset=-99999999999999999999999999", "/v1/jobs/99999999999999999999"):
             assert server.request("GET", path, token).status in (400, 404, 422), path
         assert server.request("GET", "/v1/jobs", token).json()["jobs"] == []  # nothing was queued
+        assert server.request("GET", "/v1/jobs?limit=1000000", token).status == 422  # pages are bounded
+        for name in ("first", "second"):
+            assert server.request("POST", "/v1/jobs", token, submit_body(job_yaml, name=name)).status == 201
+        page = server.request("GET", "/v1/jobs?limit=1", token).json()
+        rest = server.request("GET", f"/v1/jobs?after={page['next']}", token).json()
+        assert [j["name"] for j in page["jobs"] + rest["jobs"]] == ["first", "second"] and rest["next"] is None
         assert_quiet_log(server)
 
 
@@ -187,3 +193,90 @@ def test_names_are_checked_whole_and_the_workspace_is_private(ws, job_yaml):
     create_token(ws, "alice")
     assert stat.S_IMODE(ws.stat().st_mode) == 0o700
     assert stat.S_IMODE(Workspace(ws).db_path.stat().st_mode) == 0o600
+
+
+class Flood:
+    """``idle`` connections that send nothing and ``slow`` ones that send a header line every two
+    seconds and never finish, kept at those numbers (a closed one is opened again) until stopped."""
+
+    def __init__(self, server: Server, idle: int, slow: int, cert: Path | None = None):
+        parts = urlsplit(server.url)
+        self.address = (parts.hostname, parts.port)
+        self.context = ssl.create_default_context(cafile=str(cert)) if cert else None
+        self.idle = [self._open() for _ in range(idle)]
+        self.slow = [self._open(b"GET /v1/jobs HTTP/1.1\r\n") for _ in range(slow)]
+        self.reopened = 0
+
+    def _open(self, first: bytes = b"") -> socket.socket | None:
+        try:
+            sock = socket.create_connection(self.address, timeout=5)
+            if self.context is not None:
+                sock = self.context.wrap_socket(sock, server_hostname=self.address[0])
+            if first:
+                sock.sendall(first)
+            return sock
+        except OSError:
+            return None
+
+    def keep_up(self) -> None:
+        """One round: a header line on every slow connection; every closed one opened again."""
+        for group, line in ((self.idle, b""), (self.slow, b"X-Slow: 1\r\n")):
+            for i, sock in enumerate(group):
+                if sock is not None and self._alive(sock, line):
+                    continue
+                if sock is not None:
+                    sock.close()
+                group[i] = self._open(b"GET /v1/jobs HTTP/1.1\r\n" if line else b"")
+                self.reopened += 1
+
+    @staticmethod
+    def _alive(sock: socket.socket, line: bytes) -> bool:
+        try:
+            if line:
+                sock.sendall(line)
+            sock.setblocking(False)
+            try:
+                return sock.recv(1) != b""
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return True
+            finally:
+                sock.setblocking(True)
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        for sock in self.idle + self.slow:
+            if sock is not None:
+                sock.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_held_idle_and_slow_connections_do_not_lock_the_service_out(ws, tls, tls_pair):
+    import time
+
+    token = create_token(ws, "alice")
+    with Server(ws, *NO_JOBS, tls=tls_pair if tls else None) as server:
+        def timed(path: str, auth: str | None) -> float:
+            started = time.monotonic()
+            if tls:
+                status, _ = https_request(server, tls_pair[0], "GET", path, auth)
+            else:
+                status = server.request("GET", path, auth, timeout=5).status
+            assert status == 200, (path, status)
+            return time.monotonic() - started
+
+        flood = Flood(server, idle=300, slow=300, cert=tls_pair[0] if tls else None)
+        parts = urlsplit(server.url)  # and, under TLS, connections that never start the handshake
+        silent = [socket.create_connection((parts.hostname, parts.port)) for _ in range(100 if tls else 0)]
+        try:
+            worst, end = 0.0, time.monotonic() + 30
+            while time.monotonic() < end:  # holding the connections for 30 s IS the test
+                flood.keep_up()
+                worst = max(worst, timed("/healthz", None), timed("/v1/jobs", token))
+                time.sleep(1)
+            assert worst < 1.0, worst
+        finally:
+            flood.close()
+            for sock in silent:
+                sock.close()
+        assert_quiet_log(server)
