@@ -2,6 +2,7 @@
 security headers on every response."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import FastAPI, Request
@@ -88,7 +89,11 @@ class AuthFirst:
         scope.setdefault("state", {})["caller"] = who
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        body = await _whole_body(receive)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # a body trickled in slowly holds a worker
+                body = await _whole_body(receive)
+        except TimeoutError:
+            return await _send(send, error(408, f"request body not received within {BODY_TIMEOUT_S:.0f} s"))
         try:
             check_json_depth(body)
         except TooDeep as exc:
@@ -105,6 +110,7 @@ class AuthFirst:
         await self.app(scope, again, send)
 
 
+BODY_TIMEOUT_S = 30.0
 UNAUTHORIZED = ("missing, unknown or revoked token: send `Authorization: Bearer <token>` "
                 "(create one with `largegraph token create`)")
 

@@ -56,7 +56,12 @@ def match_token(live: list[tuple[str, str]], presented: str) -> str | None:
 
     Every stored digest is compared, with ``hmac.compare_digest``, whether or not one matched already.
     """
-    digest = token_digest(presented)
+    return match_digest(live, token_digest(presented))
+
+
+def match_digest(live: list[tuple[str, str]], digest: str) -> str | None:
+    """The name of the live token whose digest is ``digest``, or None; compares them all, in
+    constant time each."""
     found = None
     for name, stored in live:
         if hmac.compare_digest(stored, digest):
@@ -105,11 +110,7 @@ class Authenticator:
             self.close_session(session)
             return None
         with closing(JobStore(self.ws.db_path)) as store:
-            live = store.live_tokens()
-        found = None
-        for name, stored in live:
-            if hmac.compare_digest(stored, digest):
-                found = name
+            found = match_digest(store.live_tokens(), digest)
         if found is None:
             self.close_session(session)  # its token was revoked
         return found

@@ -56,3 +56,42 @@ def test_names_match_whole(name):
 def test_control_characters_are_escaped_for_the_terminal():
     assert printable("a\nb\x1b[2J\x9b é") == "a\\nb\\x1b[2J\\x9b é"
     assert "\x1b" not in aligned([("NAME", "ERR"), ("x", "\x1b]0;owned\x07")])
+
+
+def _through_auth_first(receive, monkeypatch) -> list[dict]:
+    import asyncio
+
+    from largegraph.server import app as app_module
+    from largegraph.server.auth import Caller
+
+    monkeypatch.setattr(app_module, "BODY_TIMEOUT_S", 0.2)
+
+    class Everyone:
+        def caller(self, _request):
+            return Caller("alice", via_cookie=False)
+
+    async def app(_scope, _receive, _send):
+        raise AssertionError("the app must not see this request")
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/v1/jobs", "method": "POST", "headers": [], "query_string": b""}
+    asyncio.run(app_module.AuthFirst(app, Everyone())(scope, receive, send))
+    return sent
+
+
+def test_a_body_sent_too_slowly_or_nested_too_deep_never_reaches_the_app(monkeypatch):
+    import asyncio
+
+    async def trickle():
+        await asyncio.sleep(5)
+
+    assert _through_auth_first(trickle, monkeypatch)[0]["status"] == 408
+
+    async def deep():
+        return {"type": "http.request", "body": b"[" * 10_000, "more_body": False}
+
+    assert _through_auth_first(deep, monkeypatch)[0]["status"] == 400
