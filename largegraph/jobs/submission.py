@@ -60,11 +60,14 @@ def check_integers(values: object, where: str = "") -> None:
             raise ConfigError(f"{key}={value} is out of range: integers must fit in 64 bits")
 
 
-def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitOptions) -> Job:
-    """Freeze ``cfg`` (validated by the caller) in the workspace and record it as a queued job.
+def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitOptions,
+              submitted_by: str | None = None, max_queued: int | None = None) -> Job:
+    """Freeze ``cfg`` (validated by the caller) in the workspace and record it as a queued job;
+    ``submitted_by`` (a token's name) may have at most ``max_queued`` jobs waiting.
 
     Raises:
-        JobError: the name is taken, the workspace cannot take the config, or the store refused.
+        JobError: the name is taken, the quota is reached, the workspace cannot take the config, or
+            the store refused.
     """
     check_integers(cfg.model_dump())
     pin_data_root(cfg)
@@ -73,7 +76,8 @@ def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitO
         name=options.name, default_base=cfg.name, task=cfg.task, config=text,
         epochs=cfg.train.epochs, priority=options.priority, max_retries=options.retries, nproc=options.nproc,
         device=options.device, max_restarts=options.max_restarts,
-        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)))
+        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)),
+        submitted_by=submitted_by, max_queued=max_queued)
     try:
         write_job_config(job.config_path, text)
     except OSError as exc:

@@ -122,7 +122,8 @@ def missing_file(job: Job | JobView, name: str) -> str:
 def status_lines(jobs: Sequence[JobView], now: float) -> list[str]:
     """`status`'s text: the table, then the last error line of each failed or waiting job."""
     lines = [format_table(jobs, now)]
-    lines += [printable(f"  {j.name}: {j.last_error}") for j in jobs if j.state in ("failed", "queued") and j.last_error]
+    lines += [printable(f"  {j.name}: {j.last_error}")
+              for j in jobs if j.state in ("failed", "queued") and j.last_error]
     return lines
 
 

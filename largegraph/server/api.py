@@ -56,7 +56,9 @@ ERRORS = {
     403: "cross-site request refused (a signed-in page without its CSRF header)",
     404: "no such job, or the run has not written that file yet",
     409: "conflict: the name is taken, or the job already ended",
+    408: "request body not received in time",
     413: "request body larger than serve --max-body",
+    429: "the token already has serve --max-queued jobs waiting",
     503: "the job store is busy, or the server is at serve --max-connections",
 }
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(caller)],
@@ -120,7 +122,7 @@ def _finite(value):
 
 # --- routes ------------------------------------------------------------------------------------------
 @router.post("/jobs", status_code=201, summary="Queue a job")
-def submit(body: SubmitRequest, request: Request) -> JobReply:
+def submit(body: SubmitRequest, request: Request, who: Caller = Depends(caller)) -> JobReply:
     """Validate the config exactly as `largegraph submit` does, check that it reads data only under the
     server's data roots, and queue it. Answers the job's record."""
     from largegraph.config import apply_overrides, build_config, parse_yaml
@@ -133,7 +135,9 @@ def submit(body: SubmitRequest, request: Request) -> JobReply:
     cfg = build_config(apply_overrides(parse_yaml(body.config, body.source), body.overrides), body.source)
     check_data_root(cfg, settings.data_roots, body.source)
     with settings.store() as store:
-        return JobReply(job=JobView.of(queue_job(settings.workspace, store, cfg, options)))
+        job = queue_job(settings.workspace, store, cfg, options, submitted_by=who.name,
+                        max_queued=settings.max_queued)
+    return JobReply(job=JobView.of(job))
 
 
 @router.get("/jobs", summary="List jobs")
@@ -184,7 +188,8 @@ def metrics(ref: str, request: Request,
 @router.get("/jobs/{ref}/logs", summary="The job's log, ranged or followed", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def logs(ref: str, request: Request,
-         offset: int = Query(0, ge=-(1 << 62), le=1 << 62, description="first byte; negative: that many bytes before the end"),
+         offset: int = Query(0, ge=-(1 << 62), le=1 << 62,
+                             description="first byte; negative: that many bytes before the end"),
          limit: int = Query(LOG_CHUNK, ge=1, le=LOG_CHUNK, description="most bytes to send"),
          follow: bool = Query(False, description="stream new output until the job ends")) -> Response:
     """Every attempt's output (the run directory's ``train.log``). Headers: ``X-Log-Start`` (first byte

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from largegraph.core.errors import LargeGraphError
 from largegraph.jobs.progress import RunFileRefused
-from largegraph.jobs.store import JobConflict, NoSuchJob, StoreBusy
+from largegraph.jobs.store import JobConflict, NoSuchJob, QueueFull, StoreBusy
 from largegraph.server.auth import Authenticator
 from largegraph.server.limits import TooDeep, check_json_depth
 from largegraph.server.settings import ServerSettings
@@ -158,7 +158,7 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 
 def _install_errors(app: FastAPI) -> None:
-    statuses = ((NoSuchJob, 404), (RunFileRefused, 404), (JobConflict, 409), (StoreBusy, 503),
+    statuses = ((NoSuchJob, 404), (RunFileRefused, 404), (JobConflict, 409), (QueueFull, 429), (StoreBusy, 503),
                 (LargeGraphError, 400))
     for kind, status in statuses:
         app.add_exception_handler(kind, lambda _r, exc, status=status: error(status, str(exc)))

@@ -24,6 +24,7 @@ DEFAULT_MAX_BODY = 1 << 20  # a job config is a few KiB; anything near a MiB is 
 # Followed logs hold a connection each for as long as their jobs run: this bounds what clients (or a
 # token holder gone wrong) can tie up; beyond it, the server answers 503.
 DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_MAX_QUEUED = 100  # jobs one token may have waiting; more get 429
 DEFAULT_MAX_FOLLOW_S = 3600  # a stream held longer is ended; the CLI picks up from its last byte
 
 
@@ -58,6 +59,8 @@ def add_http_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                    help=f"connections served at once, open log streams included; more get 503 "
                         f"(default {DEFAULT_MAX_CONNECTIONS})")
+    g.add_argument("--max-queued", type=int, default=DEFAULT_MAX_QUEUED, metavar="N",
+                   help=f"jobs one token may have queued at once; more get 429 (default {DEFAULT_MAX_QUEUED})")
     g.add_argument("--max-follow", type=float, default=DEFAULT_MAX_FOLLOW_S, metavar="SECONDS",
                    help=f"longest one followed log stream lasts; `logs --follow` reconnects and goes on "
                         f"(default {DEFAULT_MAX_FOLLOW_S})")

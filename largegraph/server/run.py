@@ -59,7 +59,7 @@ def check_http_options(args: argparse.Namespace) -> None:
         raise JobError(f"refusing to serve plain http on {host}, which is not loopback: tokens would cross the "
                        "network unencrypted; give --tls-cert and --tls-key, or --insecure behind a TLS proxy")
     for flag, value in (("--max-body", args.max_body), ("--max-connections", args.max_connections),
-                        ("--max-follow", args.max_follow)):
+                        ("--max-follow", args.max_follow), ("--max-queued", args.max_queued)):
         if value <= 0:
             raise JobError(f"{flag} must be positive, got {value}")
     for root in args.data_root:
@@ -92,7 +92,8 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
     host, port = parse_bind(args.http)
     tls = bool(args.tls_cert)
     settings = ServerSettings(workspace=daemon.ws, data_roots=data_roots(args, daemon.ws.root),
-                              max_body=args.max_body, secure_cookies=tls, max_follow_s=args.max_follow)
+                              max_body=args.max_body, secure_cookies=tls, max_follow_s=args.max_follow,
+                              max_queued=args.max_queued)
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, timeout_graceful_shutdown=5,
                             server_header=False, limit_concurrency=args.max_connections,

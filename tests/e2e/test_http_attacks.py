@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from httpserver import Server, create_token, submit_body
 from test_http_service import tls_pair  # noqa: F401  (fixture)
-from test_job_service import job_yaml, ws  # noqa: F401  (fixtures)
-from test_job_service import lg, one_line_error
+from test_job_service import job_yaml, slow_yaml, ws  # noqa: F401  (fixtures)
+from test_job_service import frozen, lg, one_line_error, wait_for
 
 from largegraph.jobs.workspace import Workspace
 
@@ -138,6 +138,24 @@ def test_requests_nested_or_sized_to_break_the_parsers_get_one_line_400s(ws, job
         rest = server.request("GET", f"/v1/jobs?after={page['next']}", token).json()
         assert [j["name"] for j in page["jobs"] + rest["jobs"]] == ["first", "second"] and rest["next"] is None
         assert_quiet_log(server)
+
+
+def test_one_token_may_queue_only_so_many_jobs(ws, job_yaml, slow_yaml, synth_root):
+    alice, bob = create_token(ws, "alice"), create_token(ws, "bob")
+    with Server(ws, "--data-root", str(synth_root), "--max-queued", "2") as server:
+        # one job runs (frozen, so it cannot end meanwhile) and holds the only place: the rest wait
+        assert server.request("POST", "/v1/jobs", alice, submit_body(slow_yaml, name="busy")).status == 201
+        wait_for(lambda: server.request("GET", "/v1/jobs/busy", alice).json()["job"]["state"] == "running")
+        with frozen(ws, "busy"):
+            for name in ("w1", "w2"):
+                assert server.request("POST", "/v1/jobs", alice, submit_body(job_yaml, name=name)).status == 201
+            refused = server.request("POST", "/v1/jobs", alice, submit_body(job_yaml, name="w3"))
+            assert refused.status == 429 and "--max-queued" in refused.json()["error"]
+            assert server.request("POST", "/v1/jobs", bob, submit_body(job_yaml, name="b1")).status == 201
+            assert server.request("POST", "/v1/jobs/w1/cancel", alice).status == 200
+            assert server.request("POST", "/v1/jobs", alice, submit_body(job_yaml, name="w3")).status == 201
+            for name in ("busy", "w2", "w3", "b1"):
+                assert server.request("POST", f"/v1/jobs/{name}/cancel", alice).status == 200
 
 
 def test_bodies_are_checked_after_the_token_and_capped_when_chunked(ws):

@@ -95,3 +95,24 @@ def test_a_body_sent_too_slowly_or_nested_too_deep_never_reaches_the_app(monkeyp
         return {"type": "http.request", "body": b"[" * 10_000, "more_body": False}
 
     assert _through_auth_first(deep, monkeypatch)[0]["status"] == 400
+
+
+def test_a_token_may_have_only_so_many_jobs_waiting(tmp_path):
+    from largegraph.jobs.store import JobStore, QueueFull
+
+    store = JobStore(tmp_path / "jobs.db")
+
+    def submit(who: str):
+        return store.submit(name=None, default_base="t", task="node_classification", config="name: t\n", epochs=1,
+                            priority=0, max_retries=0, nproc=1, device="cpu", max_restarts=None,
+                            paths=lambda name, i: (tmp_path / f"{i}.yaml", tmp_path / name),
+                            submitted_by=who, max_queued=2)
+
+    first = submit("alice")
+    submit("alice")
+    with pytest.raises(QueueFull, match="--max-queued"):
+        submit("alice")
+    assert submit("bob").submitted_by == "bob"
+    store.request_cancel(first.name)
+    submit("alice")
+    store.close()
