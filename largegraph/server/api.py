@@ -8,11 +8,11 @@ the job's own run directory, by names from a fixed list, never from a path in th
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
-from pathlib import Path
-import logging
 import time
+from pathlib import Path
 from typing import AsyncIterator, BinaryIO, Iterator, Literal
 
 from anyio import to_thread
