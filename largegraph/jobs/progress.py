@@ -90,8 +90,8 @@ def last_sign_of_life(run_dir: str | Path) -> float | None:
 def read_heartbeat(run_dir: str | Path) -> dict:
     """The heartbeat record, or {} if missing or half-written."""
     try:
-        data = json.loads(RunDir(run_dir).heartbeat_path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_bytes_from(RunDir(run_dir).heartbeat_path, 0, 4096) or b"null")
+    except (OSError, ValueError, RecursionError, JobError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -97,7 +97,7 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, timeout_graceful_shutdown=5,
                             server_header=False, limit_concurrency=args.max_connections,
-                            http=GuardedH11Protocol, timeout_keep_alive=5)
+                            http=GuardedH11Protocol, timeout_keep_alive=5, ws="none")  # no websocket routes
     try:
         config.load()  # reads the certificate and key now, so a bad pair is one line
     except (ssl.SSLError, OSError) as exc:

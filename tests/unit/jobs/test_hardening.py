@@ -116,3 +116,14 @@ def test_a_token_may_have_only_so_many_jobs_waiting(tmp_path):
     store.request_cancel(first.name)
     submit("alice")
     store.close()
+
+
+def test_the_daemon_reads_a_linked_heartbeat_as_none(tmp_path):
+    from largegraph.jobs.progress import error_line, read_heartbeat
+
+    (tmp_path / "heartbeat").symlink_to("/dev/zero")
+    (tmp_path / "train.log").symlink_to("/etc/passwd")
+    assert read_heartbeat(tmp_path) == {} and error_line(tmp_path / "train.log") is None
+    (tmp_path / "heartbeat").unlink()
+    (tmp_path / "heartbeat").write_text('{"pid": 1, "time": 2.0, "step": 3}')
+    assert read_heartbeat(tmp_path)["step"] == 3
