@@ -145,7 +145,11 @@ def test_one_token_may_queue_only_so_many_jobs(ws, job_yaml, slow_yaml, synth_ro
     with Server(ws, "--data-root", str(synth_root), "--max-queued", "2") as server:
         # one job runs (frozen, so it cannot end meanwhile) and holds the only place: the rest wait
         assert server.request("POST", "/v1/jobs", alice, submit_body(slow_yaml, name="busy")).status == 201
-        wait_for(lambda: server.request("GET", "/v1/jobs/busy", alice).json()["job"]["state"] == "running")
+        def started() -> bool:
+            busy = server.request("GET", "/v1/jobs/busy", alice).json()["job"]
+            return busy["state"] == "running" and busy["pid"] is not None
+
+        wait_for(started)
         with frozen(ws, "busy"):
             for name in ("w1", "w2"):
                 assert server.request("POST", "/v1/jobs", alice, submit_body(job_yaml, name=name)).status == 201
