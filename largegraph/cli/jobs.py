@@ -19,7 +19,7 @@ from largegraph.core.argtypes import non_negative_int, positive
 from largegraph.core.errors import EXIT_OK, JobError
 from largegraph.jobs.service import JobService
 from largegraph.jobs.submission import SubmitOptions
-from largegraph.jobs.views import (JobView, cancelled_line, check_shared_file, no_output_yet, status_lines,
+from largegraph.jobs.views import (JobView, cancelled_line, check_shared_file, no_output_yet, printable, status_lines,
                                    submitted_line)
 from largegraph.jobs.workspace import WORKSPACE_ENV, Workspace, open_store
 
@@ -107,7 +107,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         print(cancelled_line(job))
     if args.wait:
         for job in _wait_final(jobs, service.job, args.timeout):
-            print(f"{job.name}: {job.state}")
+            print(printable(f"{job.name}: {job.state}"))
     return EXIT_OK
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import BinaryIO, Sequence
 
 from largegraph.core.errors import JobError
-from largegraph.jobs.progress import read_bytes_from
-from largegraph.jobs.store import Job, JobStore
+from largegraph.jobs.progress import open_run_file, read_bytes_from, read_metrics
+from largegraph.jobs.store import JobStore
 from largegraph.jobs.submission import SubmitOptions, queue_job
 from largegraph.jobs.views import JobView, missing_file
 from largegraph.jobs.workspace import Workspace, open_store
@@ -64,16 +64,16 @@ class LocalJobService:
         return offset
 
     def metrics(self, ref: str, since: int = 0) -> list[dict]:
-        return self._run_dir(self.store().get(ref)).read_metrics()[since:]
+        return read_metrics(self.store().get(ref).run_dir)[since:]
 
     def fetch(self, ref: str, name: str, out: Path) -> int:
         from largegraph.core.fsutil import atomic_write_from
 
         job = self.store().get(ref)
-        source = self._run_dir(job).path / name
-        if not source.is_file():
+        handle = open_run_file(job.run_dir, name)
+        if handle is None:
             raise JobError(missing_file(job, name))
-        with open(source, "rb") as handle:
+        with handle:
             return atomic_write_from(out, handle)
 
     def unserved_note(self) -> str | None:
@@ -85,16 +85,13 @@ class LocalJobService:
         return (f"largegraph: note: no daemon is serving {root}; start one with "
                 f"`largegraph serve --workspace {root}`")
 
-    @staticmethod
-    def _run_dir(job: Job):
-        from largegraph.training.rundir import RunDir
-
-        return RunDir(job.run_dir)
 
 
-def _copy_from(path: Path, offset: int, out: BinaryIO) -> int:
-    """Copy what ``path`` holds past byte ``offset`` to ``out``; returns the new offset."""
-    data = read_bytes_from(path, offset)
-    out.write(data)
-    out.flush()
-    return offset + len(data)
+def _copy_from(path: Path, offset: int, out: BinaryIO, chunk: int = 1 << 20) -> int:
+    """Copy what ``path`` holds past byte ``offset`` to ``out``, a bounded piece at a time; returns
+    the new offset."""
+    while data := read_bytes_from(path, offset, chunk):
+        out.write(data)
+        out.flush()
+        offset += len(data)
+    return offset

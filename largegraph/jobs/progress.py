@@ -8,10 +8,16 @@ Which file is which is :class:`largegraph.training.rundir.RunDir`'s to say.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
+from largegraph.core.errors import JobError
 from largegraph.training.rundir import RunDir
+
+METRICS_CAP = 64 << 20  # most bytes of a metrics file read at once: a run's own files are not trusted
 
 # The last lines a failing trainer writes: our CLI's one-liner, a Python exception, a native crash.
 _ERROR_LINE = re.compile(r"^(largegraph: error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*"
@@ -26,7 +32,7 @@ def read_progress(run_dir: str | Path) -> dict:
         when the file has nothing to say yet. Metrics are validation scores (``valid_<metric>``);
         every task's metric (accuracy, Hits@K, MRR) is better when higher.
     """
-    records = RunDir(run_dir).read_metrics()
+    records = read_metrics(run_dir)
     out: dict = {"resumes": sum(1 for r in records if r.get("kind") == "resume")}
     epochs = [r for r in records if r.get("kind") == "epoch"]
     if epochs:
@@ -84,8 +90,8 @@ def last_sign_of_life(run_dir: str | Path) -> float | None:
 def read_heartbeat(run_dir: str | Path) -> dict:
     """The heartbeat record, or {} if missing or half-written."""
     try:
-        data = json.loads(RunDir(run_dir).heartbeat_path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_bytes_from(RunDir(run_dir).heartbeat_path, 0, 4096) or b"null")
+    except (OSError, ValueError, RecursionError, JobError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -101,13 +107,17 @@ def finished_since(run_dir: str | Path, since: float) -> bool:
 
 def error_line(log_path: str | Path, since: int = 0, window: int = 65536) -> str | None:
     """The most telling error line the trainer wrote after byte offset ``since`` of its log, if any."""
+    log_path = Path(log_path)
     try:
-        with open(log_path, "rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(since, size - window))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
+        handle = open_run_file(log_path.parent, log_path.name)
+    except (OSError, JobError):
         return None
+    if handle is None:
+        return None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        handle.seek(max(since, size - window))
+        text = handle.read(window).decode("utf-8", "replace")
     # Progress bars redraw with carriage returns; treat them as line ends.
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
     for line in reversed(lines):
@@ -116,12 +126,73 @@ def error_line(log_path: str | Path, since: int = 0, window: int = 65536) -> str
     return None
 
 
-def read_bytes_from(path: str | Path, offset: int, limit: int | None = None) -> bytes:
-    """Up to ``limit`` bytes (all, if None) of ``path`` from byte ``offset``; empty if there is no
-    file yet. How `logs` and the HTTP API read a log that a trainer is still appending to."""
+class RunFileRefused(JobError):
+    """A run's file that is not a plain file of its own directory (a link, a device, a pipe): the
+    run wrote something it should not have, and nothing is read through it."""
+
+
+def open_run_file(run_dir: str | Path, name: str) -> BinaryIO | None:
+    """The one way a run's file is opened for reading on behalf of anyone but the run itself.
+
+    ``name`` is a bare file name; the directory is resolved, the file itself is opened without
+    following a link (``O_NOFOLLOW``) and without waiting on a pipe (``O_NONBLOCK``), and must be a
+    regular file. Returns None if there is no such file yet.
+
+    Raises:
+        RunFileRefused: the name is a path, or the file is a link or not a regular file.
+    """
+    if not name or os.path.basename(name) != name or name in (".", ".."):
+        raise RunFileRefused(f"{name!r} is not a file name of a run directory")
+    path = os.path.join(os.path.realpath(run_dir), name)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read() if limit is None else handle.read(limit)
+        fd = os.open(path, flags)
     except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: a link; anything else: not ours to read
+        raise RunFileRefused(f"{name} of the run is not a regular file; refusing to read it") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RunFileRefused(f"{name} of the run is not a regular file; refusing to read it")
+    return os.fdopen(fd, "rb")
+
+
+def read_bytes_from(path: str | Path, offset: int, limit: int | None = None) -> bytes:
+    """Up to ``limit`` bytes (all, if None) of the run's file ``path`` from byte ``offset``; empty if
+    there is no file yet. How `logs` and the HTTP API read a log that a trainer is still appending to.
+
+    Raises:
+        RunFileRefused: see :func:`open_run_file`.
+    """
+    path = Path(path)
+    handle = open_run_file(path.parent, path.name)
+    if handle is None:
         return b""
+    with handle:
+        handle.seek(max(0, offset))
+        return handle.read() if limit is None else handle.read(limit)
+
+
+def run_file_size(path: str | Path) -> int:
+    """The size of the run's file ``path`` (0 if none yet), through :func:`open_run_file`."""
+    path = Path(path)
+    handle = open_run_file(path.parent, path.name)
+    if handle is None:
+        return 0
+    with handle:
+        return os.fstat(handle.fileno()).st_size
+
+
+def read_metrics(run_dir: str | Path, cap: int = METRICS_CAP) -> list[dict]:
+    """The records of the run's metrics file, through :func:`open_run_file` and at most ``cap``
+    bytes of it; lines that are cut short, too deeply nested or not records are skipped."""
+    data = read_bytes_from(RunDir(run_dir).metrics_path, 0, cap)
+    records = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # a line cut short by a crash: the rest of the file is still good
+        if isinstance(record, dict):
+            records.append(record)
+    return records

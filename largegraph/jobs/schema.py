@@ -72,6 +72,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # A name may be reused once its token is revoked, never held by two live tokens.
         "CREATE UNIQUE INDEX tokens_live_name ON tokens (name) WHERE revoked_at IS NULL",
     ),
+    (  # v3: which token queued a job over HTTP (None: `submit` on the server's host), for its quota
+        "ALTER TABLE jobs ADD COLUMN submitted_by TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -86,6 +89,10 @@ class NoSuchJob(JobError):
 
 class JobConflict(JobError):
     """The request contradicts the job's state: its name is taken, or it already ended."""
+
+
+class QueueFull(JobError):
+    """The token that asks already has as many jobs waiting as the server allows."""
 
 
 @dataclass
@@ -124,6 +131,7 @@ class Job:
     last_metric: Optional[float]
     best_metric: Optional[float]
     resumes: int
+    submitted_by: Optional[str] = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 from largegraph.core.errors import JobError
 # The schema's names are imported from here by the daemon, the server and the tests alike.
 from largegraph.jobs.schema import (FINAL_STATES, MIGRATIONS, SCHEMA_VERSION, STATES, Daemon, Job,  # noqa: F401
-                                    JobConflict, NoSuchJob, Outcome, StoreBusy)
+                                    JobConflict, NoSuchJob, Outcome, QueueFull, StoreBusy)
 
 TIMEOUT_ENV = "LARGEGRAPH_STORE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
@@ -93,7 +93,8 @@ class JobStore:
     # --- jobs --------------------------------------------------------------------------------------
     def submit(self, *, name: str | None, default_base: str, task: str, config: str, epochs: int | None,
                priority: int, max_retries: int, nproc: int, device: str, max_restarts: int | None,
-               paths: Callable[[str, int], tuple[Path, Path]]) -> Job:
+               paths: Callable[[str, int], tuple[Path, Path]], submitted_by: str | None = None,
+               max_queued: int | None = None) -> Job:
         """Record a new queued job and return it.
 
         Args:
@@ -101,19 +102,22 @@ class JobStore:
             paths: a callable ``(name, id) -> (config_path, run_dir)`` placing the job's files.
 
         Raises:
-            JobError: the name is taken, or the store is locked or corrupt.
+            JobError: the name is taken, ``submitted_by`` already has ``max_queued`` jobs waiting,
+                or the store is locked or corrupt.
         """
         now = time.time()
         with self._tx() as conn:
+            if submitted_by is not None and max_queued is not None:
+                self._check_quota(conn, submitted_by, max_queued)
             if name is not None:
                 taken = conn.execute("SELECT id FROM jobs WHERE name = ?", (name,)).fetchone()
                 if taken:
                     raise JobConflict(f"a job named {name!r} already exists (id {taken['id']}); choose another --name")
             cur = conn.execute(
                 "INSERT INTO jobs (name, task, config, epochs, priority, max_retries, nproc, device, "
-                "max_restarts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "max_restarts, submitted_at, submitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or f".pending-{os.getpid()}-{now}", task, config, epochs, priority, max_retries, nproc,
-                 device, max_restarts, now))
+                 device, max_restarts, now, submitted_by))
             job_id = cur.lastrowid
             if name is None:
                 name = self._free_name(conn, default_base, job_id)
@@ -121,6 +125,14 @@ class JobStore:
             conn.execute("UPDATE jobs SET name = ?, config_path = ?, run_dir = ? WHERE id = ?",
                          (name, str(config_path), str(run_dir), job_id))
             return Job.from_row(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    @staticmethod
+    def _check_quota(conn: sqlite3.Connection, who: str, most: int) -> None:
+        waiting = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND submitted_by = ?",
+                               (who,)).fetchone()[0]
+        if waiting >= most:
+            raise QueueFull(f"token {who!r} already has {waiting} jobs queued, the most this server takes "
+                            "(serve --max-queued); wait for some to start, or cancel some")
 
     @staticmethod
     def _free_name(conn: sqlite3.Connection, base: str, job_id: int) -> str:
@@ -143,14 +155,17 @@ class JobStore:
                            f"({self.path.parent}); see `largegraph status`")
         return Job.from_row(rows[0])
 
-    def jobs(self, state: str | None = None, daemon_id: str | None = None) -> list[Job]:
-        """Jobs in submission order, optionally only those in ``state`` and/or owned by ``daemon_id``."""
-        sql, params = "SELECT * FROM jobs WHERE 1=1", []
+    def jobs(self, state: str | None = None, daemon_id: str | None = None, after: int = 0,
+             limit: int | None = None) -> list[Job]:
+        """Jobs in submission order, optionally only those in ``state`` and/or owned by ``daemon_id``;
+        a page of them with ``after`` (ids above it) and ``limit``."""
+        sql, params = "SELECT * FROM jobs WHERE id > ?", [after]
         if state is not None:
             sql, params = sql + " AND state = ?", params + [state]
         if daemon_id is not None:
             sql, params = sql + " AND daemon_id = ?", params + [daemon_id]
-        return [Job.from_row(r) for r in self._read(sql + " ORDER BY id", tuple(params))]
+        sql += " ORDER BY id" + (" LIMIT ?" if limit is not None else "")
+        return [Job.from_row(r) for r in self._read(sql, tuple(params + ([limit] if limit is not None else [])))]
 
     def claim(self, daemon_id: str, free_cpu: int, free_gpu: int) -> Job | None:
         """Atomically move the best queued job that fits the free slots to ``running`` for this daemon.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from largegraph.core.errors import JobError
+from largegraph.core.errors import ConfigError, JobError
 from largegraph.jobs.store import Job, JobStore
 from largegraph.jobs.workspace import Workspace, check_job_name, write_job_config
 
@@ -43,19 +43,41 @@ def pin_data_root(cfg: "JobConfig") -> Path:
     return root
 
 
-def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitOptions) -> Job:
-    """Freeze ``cfg`` (validated by the caller) in the workspace and record it as a queued job.
+INT64 = (-(1 << 63), (1 << 63) - 1)  # what SQLite (and every consumer in C) can hold
+
+
+def check_integers(values: object, where: str = "") -> None:
+    """``ConfigError`` for any integer in the (dumped) config outside 64 bits: the store and the
+    trainer's libraries cannot hold it. Walks with its own stack, so no depth is too deep."""
+    stack = [(where, values)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+            raise ConfigError(f"{key}={value} is out of range: integers must fit in 64 bits")
+
+
+def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitOptions,
+              submitted_by: str | None = None, max_queued: int | None = None) -> Job:
+    """Freeze ``cfg`` (validated by the caller) in the workspace and record it as a queued job;
+    ``submitted_by`` (a token's name) may have at most ``max_queued`` jobs waiting.
 
     Raises:
-        JobError: the name is taken, the workspace cannot take the config, or the store refused.
+        JobError: the name is taken, the quota is reached, the workspace cannot take the config, or
+            the store refused.
     """
+    check_integers(cfg.model_dump())
     pin_data_root(cfg)
     text = resolved_config(cfg, ws)
     job = store.submit(
         name=options.name, default_base=cfg.name, task=cfg.task, config=text,
         epochs=cfg.train.epochs, priority=options.priority, max_retries=options.retries, nproc=options.nproc,
         device=options.device, max_restarts=options.max_restarts,
-        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)))
+        paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)),
+        submitted_by=submitted_by, max_queued=max_queued)
     try:
         write_job_config(job.config_path, text)
     except OSError as exc:

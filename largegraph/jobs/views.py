@@ -7,6 +7,7 @@ replies into it. The text helpers here are shared by the local and the remote im
 """
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -76,22 +77,32 @@ class AttemptView(BaseModel):
 
 
 # --- what the commands print -------------------------------------------------------------------------
+# C0 and C1 control characters and DEL: what a job or a request wrote must not move the terminal's
+# cursor, clear its screen or forge a line of output.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``), for the terminal."""
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def submitted_line(job: JobView) -> str:
     """What `submit` prints for a queued job."""
-    return (f"submitted {job.name} (id {job.id}, {job.task}, priority {job.priority}, "
+    return printable(f"submitted {job.name} (id {job.id}, {job.task}, priority {job.priority}, "
             f"retries {job.max_retries}); run dir {job.run_dir}")
 
 
 def cancelled_line(job: JobView) -> str:
     """What `cancel` prints for a job once its cancel was asked for."""
     if job.state == "cancelled":
-        return f"cancelled {job.name}"
-    return f"cancel requested for {job.name} (running; its daemon stops all of its processes)"
+        return f"cancelled {printable(job.name)}"
+    return f"cancel requested for {printable(job.name)} (running; its daemon stops all of its processes)"
 
 
 def no_output_yet(name: str, state: str) -> str:
     """What `logs` says about a job that has written nothing yet."""
-    return f"largegraph: job {name} has no output yet (state {state})"
+    return printable(f"largegraph: job {name} has no output yet (state {state})")
 
 
 def check_shared_file(name: str) -> None:
@@ -111,7 +122,8 @@ def missing_file(job: Job | JobView, name: str) -> str:
 def status_lines(jobs: Sequence[JobView], now: float) -> list[str]:
     """`status`'s text: the table, then the last error line of each failed or waiting job."""
     lines = [format_table(jobs, now)]
-    lines += [f"  {j.name}: {j.last_error}" for j in jobs if j.state in ("failed", "queued") and j.last_error]
+    lines += [printable(f"  {j.name}: {j.last_error}")
+              for j in jobs if j.state in ("failed", "queued") and j.last_error]
     return lines
 
 
@@ -129,7 +141,9 @@ def format_table(jobs: Sequence[JobView], now: float) -> str:
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> str:
-    """Rows of cells as left-aligned columns two spaces apart (``status``, ``token list``)."""
+    """Rows of cells as left-aligned columns two spaces apart (``status``, ``token list``), control
+    characters escaped."""
+    rows = [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 

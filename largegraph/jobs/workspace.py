@@ -23,14 +23,27 @@ from largegraph.jobs.store import JobStore
 WORKSPACE_ENV = "LARGEGRAPH_WORKSPACE"
 DEFAULT_WORKSPACE = "lg-workspace"
 # Names end up in paths and in argument lists; a strict alphabet rules out traversal and quoting games.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Always used whole (``fullmatch``): ``$`` with ``match`` would let a final newline through.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def is_valid_name(name: object) -> bool:
+    """Whether ``name`` is a whole name in the safe alphabet (jobs, tokens, references alike)."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def check_name(name: str, what: str = "job name") -> str:
+    """Return ``name`` if it is a valid name, else raise ``JobError`` saying what is allowed; the one
+    check for every name that ends up in a path, a log line or a terminal."""
+    if not is_valid_name(name):
+        raise JobError(f"{what} {name!r} is invalid: use 1-64 letters, digits, '_', '.' or '-', "
+                       "starting with a letter or digit")
+    return name
 
 
 def check_job_name(name: str) -> str:
     """Return ``name`` if it is a valid job name, else raise ``JobError`` saying what is allowed."""
-    if not NAME_PATTERN.match(name):
-        raise JobError(f"job name {name!r} is invalid: use 1-64 letters, digits, '_', '.' or '-', "
-                       "starting with a letter or digit")
+    check_name(name)
     if name.isdigit():
         raise JobError(f"job name {name!r} is invalid: all-digit names would be mistaken for job ids")
     return name
@@ -86,10 +99,14 @@ class Workspace:
         return f"{self.root}#{job_id}"
 
     def create(self) -> None:
-        """Create the workspace directories (idempotent)."""
+        """Create the workspace directories (idempotent). A new workspace is the owner's alone (0700):
+        it holds the job store with token digests, every config and every log."""
         try:
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            self.runs_dir.mkdir(exist_ok=True)
+            if not self.root.exists():
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+                self.root.mkdir(mode=0o700, exist_ok=True)
+            self.jobs_dir.mkdir(mode=0o700, exist_ok=True)
+            self.runs_dir.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise JobError(f"cannot create workspace {self.root}: {exc.strerror}") from None
 
@@ -107,4 +124,17 @@ def open_store(workspace: Workspace, create: bool = False) -> JobStore:
         workspace.create()
     else:
         workspace.require()
-    return JobStore(workspace.db_path)
+    store = JobStore(workspace.db_path)
+    if create:
+        private_files(workspace.db_path)
+    return store
+
+
+def private_files(db_path: Path) -> None:
+    """Make the store's files readable by their owner only, whatever the umask made them."""
+    for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except OSError:
+            pass  # not there (yet), or not ours: the 0700 directory still keeps others out

@@ -8,25 +8,30 @@ the job's own run directory, by names from a fixed list, never from a path in th
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
+import time
 from pathlib import Path
-from typing import AsyncIterator, Literal
+from typing import AsyncIterator, BinaryIO, Iterator, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from largegraph.core.errors import ConfigError, JobError
-from largegraph.jobs.progress import read_bytes_from
+from largegraph.jobs.progress import RunFileRefused, open_run_file, read_bytes_from, read_metrics, run_file_size
 from largegraph.jobs.store import STATES, Job
 from largegraph.jobs.submission import SubmitOptions, pin_data_root, queue_job
 from largegraph.jobs.views import AttemptView, JobView, check_shared_file, missing_file
 from largegraph.jobs.workspace import check_job_name
+from largegraph.server.limits import check_overrides, check_yaml_depth
 from largegraph.training.rundir import RunDir
 from largegraph.server.settings import ServerSettings
 from largegraph.server.auth import Caller
 from largegraph.server.replies import ErrorReply, JobDetail, JobList, JobReply, MetricsReply, SubmitRequest
+
+log = logging.getLogger("largegraph.server")
 
 # The files of a run directory the API hands out, by name; nothing else is ever opened for a request.
 _TEXT = "text/plain; charset=utf-8"
@@ -34,6 +39,7 @@ _MEDIA = {RunDir.SUMMARY: "application/json", RunDir.CURVES: "image/png", RunDir
           RunDir.METRICS: _TEXT, RunDir.LOG: _TEXT}
 ARTIFACTS = {name: _MEDIA.get(name, "application/octet-stream") for name in RunDir.SHARED_FILES}
 LOG_CHUNK = 1 << 20      # most bytes one ranged read or one streamed piece carries
+PAGE = 1000             # most jobs one GET /v1/jobs answers
 FOLLOW_POLL_S = 0.5      # how often a followed log and its job's state are looked at
 
 
@@ -50,7 +56,9 @@ ERRORS = {
     403: "cross-site request refused (a signed-in page without its CSRF header)",
     404: "no such job, or the run has not written that file yet",
     409: "conflict: the name is taken, or the job already ended",
+    408: "request body not received in time",
     413: "request body larger than serve --max-body",
+    429: "the token already has serve --max-queued jobs waiting",
     503: "the job store is busy, or the server is at serve --max-connections",
 }
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(caller)],
@@ -63,7 +71,7 @@ def settings_of(request: Request) -> ServerSettings:
 
 def checked_ref(ref: str) -> str:
     """A job reference from a URL: an id, or a name in the job-name alphabet (no '/', no '..')."""
-    if ref.isdigit() and len(ref) <= 18:
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:
         return ref
     return check_job_name(ref)
 
@@ -114,7 +122,7 @@ def _finite(value):
 
 # --- routes ------------------------------------------------------------------------------------------
 @router.post("/jobs", status_code=201, summary="Queue a job")
-def submit(body: SubmitRequest, request: Request) -> JobReply:
+def submit(body: SubmitRequest, request: Request, who: Caller = Depends(caller)) -> JobReply:
     """Validate the config exactly as `largegraph submit` does, check that it reads data only under the
     server's data roots, and queue it. Answers the job's record."""
     from largegraph.config import apply_overrides, build_config, parse_yaml
@@ -122,20 +130,31 @@ def submit(body: SubmitRequest, request: Request) -> JobReply:
     settings = settings_of(request)
     options = SubmitOptions(name=body.name, priority=body.priority, retries=body.retries, nproc=body.nproc,
                             device=body.device, max_restarts=body.max_restarts)
+    check_yaml_depth(body.config, body.source)
+    check_overrides(body.overrides)
     cfg = build_config(apply_overrides(parse_yaml(body.config, body.source), body.overrides), body.source)
     check_data_root(cfg, settings.data_roots, body.source)
     with settings.store() as store:
-        return JobReply(job=JobView.of(queue_job(settings.workspace, store, cfg, options)))
+        job = queue_job(settings.workspace, store, cfg, options, submitted_by=who.name,
+                        max_queued=settings.max_queued)
+    return JobReply(job=JobView.of(job))
 
 
 @router.get("/jobs", summary="List jobs")
 def list_jobs(request: Request, state: list[Literal[STATES]] = Query(default=[]),
-              name: list[str] = Query(default=[], description="names or ids")) -> JobList:
-    """Jobs in submission order; ``state`` (repeatable) keeps only jobs in those states, ``name``
-    (repeatable) only those jobs (an unknown one is a 404, as for `largegraph status JOB`)."""
+              name: list[str] = Query(default=[], max_length=PAGE, description="names or ids"),
+              after: int = Query(0, ge=0, le=(1 << 63) - 1, description="only jobs with a greater id"),
+              limit: int = Query(PAGE, ge=1, le=PAGE, description="most jobs in one reply")) -> JobList:
+    """Jobs in submission order, a page at a time (``next``: what to pass as ``after`` for the rest);
+    ``state`` (repeatable) keeps only jobs in those states, ``name`` (repeatable) only those jobs (an
+    unknown one is a 404, as for `largegraph status JOB`)."""
     with settings_of(request).store() as store:
-        jobs = [store.get(checked_ref(ref)) for ref in name] if name else store.jobs()
-    return JobList(jobs=[JobView.of(j) for j in jobs if not state or j.state in state])
+        if name:
+            return JobList(jobs=[JobView.of(j) for j in (store.get(checked_ref(ref)) for ref in name)
+                                 if not state or j.state in state])
+        page = store.jobs(after=after, limit=limit)
+    jobs = [JobView.of(j) for j in page if not state or j.state in state]
+    return JobList(jobs=jobs, next=page[-1].id if len(page) == limit else None)
 
 
 @router.get("/jobs/{ref}", summary="One job, its attempts and its resolved config")
@@ -155,13 +174,13 @@ def cancel(ref: str, request: Request) -> JobReply:
 
 @router.get("/jobs/{ref}/metrics", summary="The run's metrics records")
 def metrics(ref: str, request: Request,
-            since: int = Query(0, ge=0, description="skip this many records")) -> MetricsReply:
+            since: int = Query(0, ge=0, le=1 << 62, description="skip this many records")) -> MetricsReply:
     """The records of the run's ``metrics.jsonl`` (epochs, resumes, the final one) from number ``since``;
     ``next`` is what to pass as ``since`` to get only newer ones."""
     settings = settings_of(request)
     with settings.store() as store:
         job = store.get(checked_ref(ref))
-    records = run_dir_of(job, settings).read_metrics()
+    records = read_metrics(run_dir_of(job, settings).path)
     fresh = [{k: _finite(v) for k, v in r.items()} for r in records[since:]]
     return MetricsReply(records=fresh, next=len(records), state=job.state)
 
@@ -169,7 +188,8 @@ def metrics(ref: str, request: Request,
 @router.get("/jobs/{ref}/logs", summary="The job's log, ranged or followed", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
 def logs(ref: str, request: Request,
-         offset: int = Query(0, description="first byte; negative: that many bytes before the end"),
+         offset: int = Query(0, ge=-(1 << 62), le=1 << 62,
+                             description="first byte; negative: that many bytes before the end"),
          limit: int = Query(LOG_CHUNK, ge=1, le=LOG_CHUNK, description="most bytes to send"),
          follow: bool = Query(False, description="stream new output until the job ends")) -> Response:
     """Every attempt's output (the run directory's ``train.log``). Headers: ``X-Log-Start`` (first byte
@@ -178,7 +198,7 @@ def logs(ref: str, request: Request,
     with settings.store() as store:
         job = store.get(checked_ref(ref))
     path = run_dir_of(job, settings).log_path
-    size = path.stat().st_size if path.exists() else 0
+    size = run_file_size(path)
     start = min(offset if offset >= 0 else max(0, size + offset), size)
     headers = {"X-Log-Start": str(start), "X-Job-State": job.state, "X-Log-Size": str(size)}
     if follow:
@@ -196,30 +216,45 @@ async def _follow(settings: ServerSettings, job_id: int, path: Path, offset: int
         with settings.store() as store:
             return store.get(job_id).is_final
 
+    # A stream ends after serve --max-follow seconds; the client asks again from where it stopped.
+    deadline = time.monotonic() + settings.max_follow_s
     while True:
         final = await to_thread.run_sync(is_final)  # read before the log: no last words are missed
-        while chunk := await to_thread.run_sync(read_bytes_from, path, offset, LOG_CHUNK):
-            offset += len(chunk)
-            yield chunk
-        if final or settings.stopping.is_set():
+        try:
+            while chunk := await to_thread.run_sync(read_bytes_from, path, offset, LOG_CHUNK):
+                offset += len(chunk)
+                yield chunk
+        except RunFileRefused as exc:
+            log.warning("log stream of job %d ended: %s", job_id, exc)
+            return
+        if final or settings.stopping.is_set() or time.monotonic() > deadline:
             return
         await asyncio.sleep(FOLLOW_POLL_S)
 
 
 @router.get("/jobs/{ref}/artifacts/{file}", summary="A file of the job's run directory",
             responses={200: {"content": {"application/octet-stream": {}}}})
-def artifact(ref: str, file: str, request: Request) -> FileResponse:
+def artifact(ref: str, file: str, request: Request) -> Response:
     """One of the run directory's files, by name (model.pt, predictions.pt, embeddings.pt, summary.json,
     curves.png, config.resolved.yaml, metrics.jsonl, train.log); 404 until the run has written it."""
     check_shared_file(file)
     settings = settings_of(request)
     with settings.store() as store:
         job = store.get(checked_ref(ref))
-    run = run_dir_of(job, settings)
-    path = Path(os.path.realpath(run.path / file))
-    if path.parent != run.path or not path.is_file():
+    handle = open_run_file(run_dir_of(job, settings).path, file)
+    if handle is None:
         return JSONResponse({"error": missing_file(job, file)}, 404)
-    return FileResponse(path, media_type=ARTIFACTS[file], filename=file)
+    size = os.fstat(handle.fileno()).st_size
+    # The file already opened (no link followed) is what is sent, up to the size it had then.
+    return StreamingResponse(_pieces(handle, size), media_type=ARTIFACTS[file],
+                             headers={"Content-Disposition": f'attachment; filename="{file}"'})
+
+
+def _pieces(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    with handle:
+        while size > 0 and (chunk := handle.read(min(LOG_CHUNK, size))):
+            size -= len(chunk)
+            yield chunk
 
 
 @router.get("/openapi.json", summary="This API's OpenAPI description", include_in_schema=False)

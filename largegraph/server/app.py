@@ -2,6 +2,7 @@
 security headers on every response."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import FastAPI, Request
@@ -11,8 +12,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from largegraph.core.errors import LargeGraphError
-from largegraph.jobs.store import JobConflict, NoSuchJob, StoreBusy
+from largegraph.jobs.progress import RunFileRefused
+from largegraph.jobs.store import JobConflict, NoSuchJob, QueueFull, StoreBusy
 from largegraph.server.auth import Authenticator
+from largegraph.server.limits import TooDeep, check_json_depth
 from largegraph.server.settings import ServerSettings
 
 log = logging.getLogger("largegraph.server")
@@ -67,6 +70,67 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class AuthFirst:
+    """Under ``/v1``: refuses a request without a valid token before its body is read, then reads
+    the (capped) body once and refuses one nested too deeply for the JSON parser, before the app
+    parses it. The caller found is left in the request's state for the routes' dependency."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator):
+        self.app, self.auth = app, auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        from anyio import to_thread
+
+        who = await to_thread.run_sync(self.auth.caller, Request(scope))
+        if who is None:
+            return await _send(send, error(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"}))
+        scope.setdefault("state", {})["caller"] = who
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # a body trickled in slowly holds a worker
+                body = await _whole_body(receive)
+        except TimeoutError:
+            return await _send(send, error(408, f"request body not received within {BODY_TIMEOUT_S:.0f} s"))
+        try:
+            check_json_depth(body)
+        except TooDeep as exc:
+            return await _send(send, error(400, str(exc)))
+        replayed = False
+
+        async def again() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, again, send)
+
+
+BODY_TIMEOUT_S = 30.0
+UNAUTHORIZED = ("missing, unknown or revoked token: send `Authorization: Bearer <token>` "
+                "(create one with `largegraph token create`)")
+
+
+async def _whole_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts)
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send(send: Send, response: JSONResponse) -> None:
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
 async def _too_large(send: Send, limit: int) -> None:
     body = JSONResponse({"error": f"request body larger than {limit} bytes (serve --max-body)"}, 413)
     await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers + _HEADERS})
@@ -94,7 +158,8 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 
 def _install_errors(app: FastAPI) -> None:
-    statuses = ((NoSuchJob, 404), (JobConflict, 409), (StoreBusy, 503), (LargeGraphError, 400))
+    statuses = ((NoSuchJob, 404), (RunFileRefused, 404), (JobConflict, 409), (QueueFull, 429), (StoreBusy, 503),
+                (LargeGraphError, 400))
     for kind, status in statuses:
         app.add_exception_handler(kind, lambda _r, exc, status=status: error(status, str(exc)))
 
@@ -108,6 +173,12 @@ def _install_errors(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         return error(422, f"{where}: {first.get('msg', 'invalid')}{more}")
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, _exc: RecursionError) -> JSONResponse:
+        # A backstop behind the depth checks: one line in the log, never a traceback.
+        log.warning("%s %s: input nested too deeply", request.method, request.url.path)
+        return error(400, "input nested too deeply")
 
     @app.exception_handler(Exception)
     async def crashed(_request: Request, exc: Exception) -> JSONResponse:
@@ -133,4 +204,4 @@ def create_app(settings: ServerSettings) -> ASGIApp:
 
     app.include_router(api.router)
     app.include_router(pages.router)
-    return SecurityHeaders(BodyLimit(app, settings.max_body))
+    return SecurityHeaders(BodyLimit(AuthFirst(app, app.state.auth), settings.max_body))

@@ -7,8 +7,10 @@ token is hashed and compared with every live digest in constant time, so neither
 the position of a match shows in the response time. Revoking a token takes effect on the next
 request: the store is asked every time, nothing is cached.
 
-Browsers sign in with a form that puts the token into an HttpOnly, SameSite=Strict cookie (script
-on the page cannot read it; other sites' pages cannot make the browser send it). Requests that
+Browsers sign in with a form; the server then keeps a session (a random id, held in this process's
+memory, bound to the token's digest) and puts only the id into an HttpOnly, SameSite=Strict cookie
+(script on the page cannot read it; other sites' pages cannot make the browser send it). The
+session ends at logout, after a week, when its token is revoked, and when the server restarts. Requests that
 change state and arrive with that cookie must also carry ``X-CSRF-Token`` equal to a second,
 readable cookie (the double-submit pattern), and must not come from another origin: a forged
 cross-site form can set neither. Bearer requests carry no ambient credential, so they need neither.
@@ -35,6 +37,8 @@ CSRF_COOKIE = "lg_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _STAMP_EVERY_S = 60.0  # how stale a token's last_used_at may get: stamping is a write to the store
+SESSION_S = 7 * 24 * 3600  # a browser signs in again after a week (or at once, if the token is revoked)
+MAX_SESSIONS = 10_000      # beyond this, signing in ends the oldest session: memory stays bounded
 
 
 def new_token() -> str:
@@ -52,7 +56,12 @@ def match_token(live: list[tuple[str, str]], presented: str) -> str | None:
 
     Every stored digest is compared, with ``hmac.compare_digest``, whether or not one matched already.
     """
-    digest = token_digest(presented)
+    return match_digest(live, token_digest(presented))
+
+
+def match_digest(live: list[tuple[str, str]], digest: str) -> str | None:
+    """The name of the live token whose digest is ``digest``, or None; compares them all, in
+    constant time each."""
     found = None
     for name, stored in live:
         if hmac.compare_digest(stored, digest):
@@ -75,6 +84,36 @@ class Authenticator:
         self.ws = workspace
         self._stamped: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._sessions: dict[str, tuple[str, float]] = {}  # id -> (token digest, expiry), oldest first
+
+    def open_session(self, token: str) -> str | None:
+        """A new session id for a live ``token`` (what the page's cookie holds), or None."""
+        if self.token_name(token) is None:
+            return None
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            while len(self._sessions) >= MAX_SESSIONS:
+                self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[session] = (token_digest(token), time.monotonic() + SESSION_S)
+        return session
+
+    def close_session(self, session: str) -> None:
+        """End a session (logout): its id is worth nothing from now on."""
+        with self._lock:
+            self._sessions.pop(session, None)
+
+    def session_name(self, session: str) -> str | None:
+        """The name of the live token behind a session, or None (unknown, expired or revoked)."""
+        with self._lock:
+            digest, expiry = self._sessions.get(session, ("", 0.0))
+        if not digest or time.monotonic() > expiry:
+            self.close_session(session)
+            return None
+        with closing(JobStore(self.ws.db_path)) as store:
+            found = match_digest(store.live_tokens(), digest)
+        if found is None:
+            self.close_session(session)  # its token was revoked
+        return found
 
     def token_name(self, presented: str) -> str | None:
         """The live token's name, or None; stamps its last use now and then."""
@@ -102,14 +141,14 @@ class Authenticator:
             return Caller(name, via_cookie=False) if name else None
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            name = self.token_name(cookie)
+            name = self.session_name(cookie)
             return Caller(name, via_cookie=True) if name else None
         return None
 
     def require(self, request: Request) -> Caller:
         """The request's caller; 401 without a valid token, 403 for a cookie request that fails the
         cross-site check."""
-        who = self.caller(request)
+        who = request.state.caller if hasattr(request.state, "caller") else self.caller(request)
         if who is None:
             raise HTTPException(401, "missing, unknown or revoked token: send `Authorization: Bearer <token>` "
                                      "(create one with `largegraph token create`)",

@@ -15,7 +15,7 @@ from contextlib import closing
 from largegraph.core.errors import EXIT_OK, JobError
 from largegraph.jobs.store import JobStore
 from largegraph.jobs.views import aligned
-from largegraph.jobs.workspace import NAME_PATTERN, Workspace, open_store
+from largegraph.jobs.workspace import Workspace, check_name, open_store
 
 SERVER_ENV = "LARGEGRAPH_SERVER"
 TOKEN_ENV = "LARGEGRAPH_TOKEN"
@@ -24,6 +24,8 @@ DEFAULT_MAX_BODY = 1 << 20  # a job config is a few KiB; anything near a MiB is 
 # Followed logs hold a connection each for as long as their jobs run: this bounds what clients (or a
 # token holder gone wrong) can tie up; beyond it, the server answers 503.
 DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_MAX_QUEUED = 100  # jobs one token may have waiting; more get 429
+DEFAULT_MAX_FOLLOW_S = 3600  # a stream held longer is ended; the CLI picks up from its last byte
 
 
 def named_server(args: argparse.Namespace) -> str | None:
@@ -57,6 +59,11 @@ def add_http_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                    help=f"connections served at once, open log streams included; more get 503 "
                         f"(default {DEFAULT_MAX_CONNECTIONS})")
+    g.add_argument("--max-queued", type=int, default=DEFAULT_MAX_QUEUED, metavar="N",
+                   help=f"jobs one token may have queued at once; more get 429 (default {DEFAULT_MAX_QUEUED})")
+    g.add_argument("--max-follow", type=float, default=DEFAULT_MAX_FOLLOW_S, metavar="SECONDS",
+                   help=f"longest one followed log stream lasts; `logs --follow` reconnects and goes on "
+                        f"(default {DEFAULT_MAX_FOLLOW_S})")
 
 
 def add_token_command(sub, common: argparse.ArgumentParser, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -83,10 +90,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     """Create a token, store its digest, print the token itself (the only time it is shown)."""
     from largegraph.server.auth import new_token, token_digest
 
-    name = args.name
-    if not NAME_PATTERN.match(name):  # the same safe alphabet as job names: it is printed and logged
-        raise JobError(f"token name {name!r} is invalid: use 1-64 letters, digits, '_', '.' or '-', "
-                       "starting with a letter or digit")
+    name = check_name(args.name, "token name")  # the job names' alphabet: it is printed and logged
     token = new_token()
     with closing(_store(args, create=True)) as store:
         store.add_token(name, token_digest(token))

@@ -24,7 +24,7 @@ from largegraph.core.errors import JobError
 from largegraph.jobs.store import NoSuchJob
 from largegraph.jobs.submission import SubmitOptions
 from largegraph.jobs.views import JobView
-from largegraph.jobs.workspace import NAME_PATTERN
+from largegraph.jobs.workspace import is_valid_name
 from largegraph.server.cli import CA_ENV, SERVER_ENV, TOKEN_ENV, named_server
 
 TIMEOUT_S = 60.0        # for one call; a followed log has none (a quiet job sends nothing for a while)
@@ -50,7 +50,7 @@ def client_for(args: argparse.Namespace) -> "RemoteJobService":
 
 def _ref_path(ref: str | int) -> str:
     ref = str(ref)
-    if not (ref.isdigit() or NAME_PATTERN.match(ref)):
+    if not ((ref.isdigit() and len(ref) <= 18) or is_valid_name(ref)):
         raise NoSuchJob(f"no job named {ref!r}: job names are 1-64 letters, digits, '_', '.' or '-'")
     return quote(ref, safe="")
 
@@ -146,8 +146,15 @@ class RemoteJobService:
     def jobs(self, refs: Sequence[str] = ()) -> list[JobView]:
         for ref in refs:
             _ref_path(ref)
-        reply = self._json("GET", "/v1/jobs", params=[("name", ref) for ref in refs])
-        return [JobView.model_validate(j) for j in reply["jobs"]]
+        if refs:
+            reply = self._json("GET", "/v1/jobs", params=[("name", ref) for ref in refs])
+            return [JobView.model_validate(j) for j in reply["jobs"]]
+        jobs, after = [], 0
+        while after is not None:  # a page at a time, as the server hands them out
+            reply = self._json("GET", "/v1/jobs", params={"after": after} if after else None)
+            jobs += [JobView.model_validate(j) for j in reply["jobs"]]
+            after = reply.get("next")
+        return jobs
 
     def job(self, ref: str | int) -> JobView:
         return JobView.model_validate(self._json("GET", f"/v1/jobs/{_ref_path(ref)}")["job"])

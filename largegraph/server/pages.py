@@ -10,12 +10,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from largegraph.server.auth import (CSRF_COOKIE, SESSION_COOKIE, Caller, check_same_site, new_csrf_value,
-                                    same_origin)
+from largegraph.server.auth import (CSRF_COOKIE, SESSION_COOKIE, SESSION_S, Caller, check_same_site,
+                                    new_csrf_value, same_origin)
 
 STATIC = Path(__file__).with_name("static")
 ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
-SESSION_S = 7 * 24 * 3600  # a browser signs in again after a week (or at once, if the token is revoked)
 
 router = APIRouter(include_in_schema=False)
 
@@ -58,32 +57,34 @@ def login_form() -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the token from the form and keep it in an HttpOnly, SameSite=Strict cookie."""
+    """Check the token from the form, open a session for it and keep the session's id (never the
+    token) in an HttpOnly, SameSite=Strict cookie."""
     if not same_origin(request):
         return _login_page("Sign-in refused: the form was not sent from this server's page.", 403)
     fields = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (fields.get("token") or [""])[0].strip()
-    name = await _token_name(request, token)
-    if name is None:
+    session = await _open_session(request, token)
+    if session is None:
         return _login_page("Unknown or revoked token.", 401)
     secure = request.app.state.settings.secure_cookies
     response = RedirectResponse("/", 303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_S, httponly=True, samesite="strict", secure=secure)
+    response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_S, httponly=True, samesite="strict", secure=secure)
     # Readable by the page's script, which echoes it in X-CSRF-Token (see largegraph.server.auth).
     response.set_cookie(CSRF_COOKIE, new_csrf_value(), max_age=SESSION_S, httponly=False, samesite="strict",
                         secure=secure)
     return response
 
 
-async def _token_name(request: Request, token: str) -> str | None:
+async def _open_session(request: Request, token: str) -> str | None:
     from anyio import to_thread
 
-    return await to_thread.run_sync(request.app.state.auth.token_name, token)
+    return await to_thread.run_sync(request.app.state.auth.open_session, token)
 
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
     check_same_site(request)
+    request.app.state.auth.close_session(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", 303)
     for cookie in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(cookie, samesite="strict")

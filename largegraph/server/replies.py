@@ -39,9 +39,10 @@ class JobReply(BaseModel):
 
 
 class JobList(BaseModel):
-    """Jobs in submission order."""
+    """Jobs in submission order; ``next``, if set, is what to pass as ``after`` for the next page."""
 
     jobs: list[JobView]
+    next: int | None = None
 
 
 class JobDetail(BaseModel):

@@ -58,7 +58,8 @@ def check_http_options(args: argparse.Namespace) -> None:
     if not is_loopback(host) and not args.tls_cert and not args.insecure:
         raise JobError(f"refusing to serve plain http on {host}, which is not loopback: tokens would cross the "
                        "network unencrypted; give --tls-cert and --tls-key, or --insecure behind a TLS proxy")
-    for flag, value in (("--max-body", args.max_body), ("--max-connections", args.max_connections)):
+    for flag, value in (("--max-body", args.max_body), ("--max-connections", args.max_connections),
+                        ("--max-follow", args.max_follow), ("--max-queued", args.max_queued)):
         if value <= 0:
             raise JobError(f"{flag} must be positive, got {value}")
     for root in args.data_root:
@@ -85,15 +86,18 @@ def serve_with_http(daemon: JobDaemon, args: argparse.Namespace) -> int:
     import uvicorn
 
     from largegraph.server.app import create_app
+    from largegraph.server.connections import GuardedH11Protocol
     from largegraph.server.settings import ServerSettings
 
     host, port = parse_bind(args.http)
     tls = bool(args.tls_cert)
     settings = ServerSettings(workspace=daemon.ws, data_roots=data_roots(args, daemon.ws.root),
-                              max_body=args.max_body, secure_cookies=tls)
+                              max_body=args.max_body, secure_cookies=tls, max_follow_s=args.max_follow,
+                              max_queued=args.max_queued)
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, timeout_graceful_shutdown=5,
-                            server_header=False, limit_concurrency=args.max_connections)
+                            server_header=False, limit_concurrency=args.max_connections,
+                            http=GuardedH11Protocol, timeout_keep_alive=5, ws="none")  # no websocket routes
     try:
         config.load()  # reads the certificate and key now, so a bad pair is one line
     except (ssl.SSLError, OSError) as exc:

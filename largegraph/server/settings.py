@@ -19,6 +19,8 @@ class ServerSettings:
     data_roots: list[Path]
     max_body: int
     secure_cookies: bool = False  # the session cookie is only sent over https
+    max_follow_s: float = 3600.0  # a followed log's stream ends after this; the client asks again
+    max_queued: int = 100         # jobs one token may have waiting
     stopping: threading.Event = field(default_factory=threading.Event)
 
     @contextmanager

@@ -66,7 +66,7 @@ def test_bind_addresses_parse_or_fail_in_one_line():
 
 def _http_args(**kw) -> argparse.Namespace:
     spec = dict(http="127.0.0.1:0", tls_cert=None, tls_key=None, insecure=False, max_body=1024, max_connections=256,
-                data_root=[])
+                max_follow=3600, max_queued=100, data_root=[])
     spec.update(kw)
     return argparse.Namespace(**spec)
 
