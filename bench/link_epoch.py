@@ -122,13 +122,18 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = train_epoch(trainers[loop], epoch, one_chunk=loop == "full_graph_one_chunk")
                 times[loop].append(seconds)
                 print(f"  {loop} epoch {epoch + 1}: {seconds:.2f}s", file=sys.stderr, flush=True)
-    keep = slice(1, None) if args.epochs > 1 else slice(None)
+    print_results(times, args.epochs)
+    return 0
+
+
+def print_results(times: dict[str, list[float]], epochs: int) -> None:
+    """Each loop's mean and fastest epoch (the first left out when there are more), then the ratios."""
+    keep = slice(1, None) if epochs > 1 else slice(None)
     mean = {loop: statistics.fmean(times[loop][keep]) for loop in LOOPS}
     for loop in LOOPS:
         print(f"{loop} epoch_s={mean[loop]:.2f} min_epoch_s={min(times[loop][keep]):.2f}", flush=True)
     for loop in LOOPS[1:]:
         print(f"ratio {loop}/blocks={mean[loop] / mean['blocks']:.2f}", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -54,16 +54,14 @@ def add_http_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-root", action="append", default=[], metavar="DIR",
                    help="a directory that jobs submitted over HTTP may read datasets from (repeatable; "
                         "default <workspace>/data)")
-    g.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES",
-                   help=f"largest request body accepted (default {DEFAULT_MAX_BODY})")
-    g.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
-                   help=f"connections served at once, open log streams included; more get 503 "
-                        f"(default {DEFAULT_MAX_CONNECTIONS})")
-    g.add_argument("--max-queued", type=int, default=DEFAULT_MAX_QUEUED, metavar="N",
-                   help=f"jobs one token may have queued at once; more get 429 (default {DEFAULT_MAX_QUEUED})")
-    g.add_argument("--max-follow", type=float, default=DEFAULT_MAX_FOLLOW_S, metavar="SECONDS",
-                   help=f"longest one followed log stream lasts; `logs --follow` reconnects and goes on "
-                        f"(default {DEFAULT_MAX_FOLLOW_S})")
+    limits = (("--max-body", int, DEFAULT_MAX_BODY, "BYTES", "largest request body accepted"),
+              ("--max-connections", int, DEFAULT_MAX_CONNECTIONS, "N",
+               "connections served at once, open log streams included; more get 503"),
+              ("--max-queued", int, DEFAULT_MAX_QUEUED, "N", "jobs one token may have queued at once; more get 429"),
+              ("--max-follow", float, DEFAULT_MAX_FOLLOW_S, "SECONDS",
+               "longest one followed log stream lasts; `logs --follow` reconnects and goes on"))
+    for flag, kind, default, metavar, what in limits:
+        g.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{what} (default {default})")
 
 
 def add_token_command(sub, common: argparse.ArgumentParser, parser_class: type[argparse.ArgumentParser]) -> None:
