@@ -28,6 +28,7 @@ from pathlib import Path
 
 from largegraph.core import processes
 from largegraph.core.errors import EXIT_BAD_INPUT, EXIT_CRASHED, EXIT_OK, EXIT_STOPPED, ConfigError, describe_exit
+from largegraph.core.signals import StopRequest
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0  # as torchrun: workers asked to stop get this long to checkpoint before SIGKILL
@@ -130,30 +131,6 @@ def worker_env(rank: int, nproc: int, port: int, restart: int, max_restarts: int
             "TORCH_NCCL_ASYNC_ERROR_HANDLING": os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")}
 
 
-class _StopOnSignal:
-    """SIGTERM, SIGINT or SIGHUP to the launcher: a request that the workers checkpoint and stop."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.workers: Workers | None = None
-        self._previous: dict = {}
-
-    def _on_signal(self, signum, frame) -> None:
-        self.requested = True
-        if self.workers is not None:
-            self.workers.terminate()
-
-    def __enter__(self) -> "_StopOnSignal":
-        self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-
 def run_workers(nproc: int, max_restarts: int, worker_argv: list[str]) -> int:
     """Run ``largegraph <worker_argv>`` as ``nproc`` workers on this machine; return the job's exit code.
 
@@ -165,11 +142,18 @@ def run_workers(nproc: int, max_restarts: int, worker_argv: list[str]) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     run_id = secrets.token_hex(8)
     argv = [sys.executable, "-u", "-m", "largegraph", *worker_argv]
-    with _StopOnSignal() as stop:
+    workers: Workers | None = None
+
+    def pass_on() -> None:  # the workers checkpoint and stop; the watch loop then reports 143
+        if workers is not None:
+            workers.terminate()
+
+    # SIGTERM, SIGINT or SIGHUP to the launcher: a request that the workers checkpoint and stop
+    with StopRequest((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), on_request=pass_on) as stop:
         for restart in range(max_restarts + 1):
             port = processes.free_ports(1)
             envs = [worker_env(rank, nproc, port, restart, max_restarts, run_id) for rank in range(nproc)]
-            workers = stop.workers = Workers([processes.spawn(argv, env, new_session=True) for env in envs])
+            workers = Workers([processes.spawn(argv, env, new_session=True) for env in envs])
             code = _watch(workers, stop)
             if code is not None:
                 return code
@@ -181,7 +165,7 @@ def run_workers(nproc: int, max_restarts: int, worker_argv: list[str]) -> int:
     return report(workers.failures, max_restarts)
 
 
-def _watch(workers: Workers, stop: _StopOnSignal) -> int | None:
+def _watch(workers: Workers, stop: StopRequest) -> int | None:
     """Wait for the group to finish or be stopped (the job's exit code), or for a worker to fail
     (None, once the rest of the group is stopped too)."""
     while not workers.done():

@@ -37,13 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rank() -> int:
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``largegraph`` console script."""
     from largegraph.core.processes import exit_now
@@ -66,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # a crash: its traceback is the report, then the worker must still exit
         if _lost_peer(exc):
             # Another worker died; the launcher names it. Its peers need not add a traceback each.
-            print(f"largegraph: [rank {_rank()}] stopped: lost the connection to another worker ({exc})",
+            print(f"largegraph: [rank {logs.env_rank()}] stopped: lost the connection to another worker ({exc})",
                   file=sys.stderr)
         else:
             import traceback
@@ -120,11 +113,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         return args.func(args)
     except Stopped as exc:
-        if _rank() == 0:
+        if logs.env_rank() == 0:
             print(f"largegraph: {exc}", file=sys.stderr)
         return exc.exit_code
     except LargeGraphError as exc:
-        rank = _rank()
+        rank = logs.env_rank()
         # Under torchrun, an error rank 0 met is reported by rank 0 alone; another rank's own
         # error names the rank.
         if rank == 0:

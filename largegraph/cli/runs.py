@@ -59,12 +59,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from largegraph.benchmark.command import SWEEP_SCALES, run_bench
-    from largegraph.core import logs
 
-    logs.setup()
-    scales = (args.scales or list(SWEEP_SCALES)) if args.sweep else [args.scale]
+    chosen = (args.scales or list(SWEEP_SCALES)) if args.sweep else [args.scale]
     out = Path(args.out or f"runs/bench-{args.mode}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-    run_bench(args.mode, scales, args.epochs, args.repeats, args.workers, args.nproc, out,
+    run_bench(args.mode, chosen, args.epochs, args.repeats, args.workers, args.nproc, out,
               Path(args.root) if args.root else None, args.keep_data)
     return 0
 

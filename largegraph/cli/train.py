@@ -121,9 +121,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_partition(args: argparse.Namespace) -> int:
     from largegraph.config import load_config
     from largegraph.backends.distdgl.partition import partition_dataset
-    from largegraph.core import logs
 
-    logs.setup()
     cfg = load_config(args.config, args.overrides)
     partition_dataset(cfg, args.parts, args.out, method=args.method, force=args.force)
     return 0

@@ -6,20 +6,30 @@ worker group send; killing the trainer there would lose the work since the last 
 from __future__ import annotations
 
 import signal
+from typing import Callable
 
 
 class StopRequest:
-    """Set by SIGTERM while installed (``with StopRequest() as stop:``); the trainer polls it."""
+    """Set by SIGTERM while installed (``with StopRequest() as stop:``); the trainer polls it.
 
-    def __init__(self) -> None:
+    A launcher passes the other signals it stops on too, and ``on_request`` to pass the request on
+    to its workers at once.
+    """
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,),
+                 on_request: Callable[[], None] | None = None) -> None:
         self.requested = False
-        self._previous = None
+        self.signals = signals
+        self.on_request = on_request
+        self._previous: dict = {}
 
     def _on_signal(self, signum, frame) -> None:
         self.requested = True
+        if self.on_request is not None:
+            self.on_request()
 
     def __enter__(self) -> "StopRequest":
-        self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+        self._previous = {s: signal.signal(s, self._on_signal) for s in self.signals}
         return self
 
     def reclaim(self) -> None:
@@ -27,4 +37,5 @@ class StopRequest:
         signal.signal(signal.SIGTERM, self._on_signal)
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)

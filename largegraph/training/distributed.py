@@ -12,7 +12,6 @@ import datetime
 import hashlib
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -109,15 +108,8 @@ def init(env: DistEnv, device: torch.device, backend: str = "auto", timeout_s: f
 # Objects that hold the process group, kept until the process exits. Destroying gloo's process
 # group while one of its threads still frees a finished collective's tensors deadlocks (the
 # destructor joins the thread holding the GIL, the thread waits for the GIL), so a worker never
-# tears it down: it exits through `exit_worker`, like torchrun's own workers would be killed.
+# tears it down: it exits through `core.processes.exit_now`, like torchrun's own workers would be killed.
 _KEEP_ALIVE: list = []
-
-
-def exit_worker(code: int) -> None:
-    """End a training process: flush output and leave without running native destructors."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def wrap_model(model: nn.Module, env: DistEnv, device: torch.device) -> nn.Module:
