@@ -67,7 +67,8 @@ def model_errors(value: object, openapi_type: str, where: str) -> list[str]:
         if not isinstance(value, dict):
             return [f"{where}: expected a mapping ({openapi_type}), got {type(value).__name__}"]
         return [e for key, item in value.items() for e in model_errors(item, inner.group(1), f"{where}.{key}")]
-    scalar = {"str": (str, int, float), "int": int, "bool": bool, "float": (int, float), "object": object}
+    scalar = {"str": (str, int, float), "int": int, "bool": bool, "float": (int, float), "object": object,
+              "datetime": str}
     if openapi_type in scalar:
         wrong = not isinstance(value, scalar[openapi_type]) or (openapi_type == "int" and isinstance(value, bool))
         return [f"{where}: expected {openapi_type}, got {value!r}"] if wrong else []
