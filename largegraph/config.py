@@ -43,7 +43,7 @@ class DataConfig(Section):
         "MiB, in each process's RAM (fewer page-cache misses when the matrix exceeds RAM); 0: off")
     sparse_features: Literal["keep", "densify"] = Field(
         "keep", description="features a dataset stores sparse (multi-hot .json/.npz imports): keep them as CSR rows "
-        "gathered per batch and multiplied sparse by the first layer (node classification with sage, gcn or mlp), "
+        "gathered per batch and multiplied sparse by the first layer (node classification with sage, gcn, gin or mlp), "
         "or densify them when the processed cache is built (any model; far more memory and time)")
 
 
@@ -84,12 +84,16 @@ class SamplerConfig(Section):
 class ModelConfig(Section):
     """The encoder (message passing); task heads are built from the task section."""
 
-    arch: Literal["sage", "gat", "gcn", "mlp"] = Field(
-        "sage", description="encoder: GraphSAGE, GAT, GCN, or an MLP on the node features alone (no message passing)")
+    arch: Literal["sage", "gat", "gcn", "mlp", "gin"] = Field(
+        "sage", description="encoder: GraphSAGE, GAT, GCN, an MLP on the node features alone (no message passing), "
+        "or GIN (sum aggregation and an MLP update)")
     hidden: int = Field(256, gt=0, description="width of the hidden layers and of the node embedding")
     num_layers: int = Field(2, ge=1, le=8, description="encoder layers (message-passing layers for graph encoders)")
     aggregator: Literal["mean", "pool", "gcn"] = Field("mean", description="GraphSAGE aggregator")
     heads: int = Field(4, ge=1, description="GAT attention heads (model.hidden must be divisible by them)")
+    gin_eps: float = Field(0.0, description="GIN: a node's own input is weighted 1 + gin_eps against the sum of its "
+                           "neighbours' (0: GIN-0, the paper's best variant)")
+    gin_eps_learnable: bool = Field(False, description="GIN: learn eps per layer, starting from model.gin_eps")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout after each hidden layer's activation")
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the input features")
     norm: Literal["none", "batch", "layer"] = Field(
@@ -222,7 +226,7 @@ class DistributedConfig(Section):
 # the two in agreement).
 GRAPH_FREE_ARCHS = frozenset({"mlp"})
 
-_LATER_MODEL_KEYS = {"activate_output": False}
+_LATER_MODEL_KEYS = {"activate_output": False, "gin_eps": 0.0, "gin_eps_learnable": False}
 
 
 class JobConfig(Section):

@@ -29,6 +29,8 @@ class EncoderSpec:
         activate_output: apply the activation to the last layer's output too.
         aggregator: GraphSAGE's neighbour aggregator.
         heads: GAT's attention heads.
+        gin_eps, gin_eps_learnable: GIN's weight of a node's own input is ``1 + gin_eps``; learnt per
+            layer (from that start) when ``gin_eps_learnable``.
     """
 
     num_layers: int = 2
@@ -40,6 +42,8 @@ class EncoderSpec:
     activate_output: bool = False
     aggregator: str = "mean"
     heads: int = 4
+    gin_eps: float = 0.0
+    gin_eps_learnable: bool = False
 
 
 @contextlib.contextmanager
@@ -55,6 +59,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def make_activation(kind: str) -> nn.Module:
+    """Return the activation named by ``model.activation``."""
+    return _ACTIVATIONS[kind]()
 
 
 def make_norm(kind: str, dim: int) -> nn.Module:
@@ -96,7 +105,7 @@ class Encoder(nn.Module):
         self.hidden_dim = spec.hidden
         self.input_dropout = nn.Dropout(spec.input_dropout)
         self.norms = nn.ModuleList(make_norm(spec.norm, spec.hidden) for _ in range(spec.num_layers - 1))
-        self.activation = _ACTIVATIONS[spec.activation]()
+        self.activation = make_activation(spec.activation)
         self.activate_output = spec.activate_output
         self.dropout = nn.Dropout(spec.dropout)
         self.layers = nn.ModuleList(
@@ -119,7 +128,7 @@ class Encoder(nn.Module):
         """Raise ConfigError, saying what to do instead, unless the first layer can take sparse rows
         (:meth:`sparse_layer`)."""
         raise ConfigError(f"model.arch {type(self).__name__.removesuffix('Encoder').lower()} cannot take sparse "
-                          f"features; use model.arch sage, gcn or mlp, or set data.sparse_features=densify")
+                          f"features; use model.arch sage, gcn, gin or mlp, or set data.sparse_features=densify")
 
     def sparse_layer(self, block: Any, x: torch.Tensor) -> torch.Tensor:
         """Layer 0 over sparse CSR input rows ``x`` (:mod:`largegraph.models.sparse`); equals
