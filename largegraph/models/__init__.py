@@ -4,6 +4,7 @@ from __future__ import annotations
 from largegraph.models.base import Encoder, EncoderSpec, evaluating
 from largegraph.models.gat import GATEncoder
 from largegraph.models.gcn import GCNEncoder
+from largegraph.models.hetero import TYPED_ARCHS, TypedEncoder, TypedInput, build_typed_encoder
 from largegraph.models.mlp import MLPEncoder
 from largegraph.models.sage import SAGEEncoder
 
@@ -30,5 +31,5 @@ def build_encoder(arch: str, spec: EncoderSpec, in_dim: int, out_dim: int | None
     return ENCODERS[arch](spec, in_dim, spec.hidden if out_dim is None else out_dim)
 
 
-__all__ = ["ENCODERS", "Encoder", "EncoderSpec", "build_encoder", "evaluating", "SAGEEncoder", "GATEncoder",
+__all__ = ["TYPED_ARCHS", "TypedEncoder", "TypedInput", "build_typed_encoder", "ENCODERS", "Encoder", "EncoderSpec", "build_encoder", "evaluating", "SAGEEncoder", "GATEncoder",
            "GCNEncoder", "MLPEncoder"]

@@ -28,7 +28,8 @@ class EncoderSpec:
         activation: ``relu``, ``elu`` or ``gelu``.
         activate_output: apply the activation to the last layer's output too.
         aggregator: GraphSAGE's neighbour aggregator.
-        heads: GAT's attention heads.
+        heads: GAT's (and RGAT's) attention heads.
+        num_bases: RGCN's shared basis matrices (0: one weight per relation).
     """
 
     num_layers: int = 2
@@ -40,6 +41,7 @@ class EncoderSpec:
     activate_output: bool = False
     aggregator: str = "mean"
     heads: int = 4
+    num_bases: int = 0
 
 
 @contextlib.contextmanager
