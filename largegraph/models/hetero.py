@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from largegraph.core.errors import ConfigError
-from largegraph.models.base import _ACTIVATIONS, EncoderSpec, evaluating, make_norm
+from largegraph.models.base import _ACTIVATIONS, EncoderSpec, evaluating, layer_loader, make_norm
 
 Relation = tuple[str, str, str]
 TYPED_ARCHS = ("rgcn", "rgat", "hsage")
@@ -57,11 +57,10 @@ class RGCNLayer(nn.Module):
     def forward(self, block, h: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {t: self.loop[t](h[t][:block.num_dst_nodes(t)]) for t in block.dsttypes if t in h}
         for rel, weight in zip(self.relations, self.relation_weights()):
-            sub = block[rel]
-            if sub.num_edges() == 0:
-                continue
-            # the mean is linear: projecting the source rows first is the same message
-            out[rel[2]] = out[rel[2]] + dgl.ops.copy_u_mean(sub, h[rel[0]] @ weight)
+            # the mean is linear: projecting the source rows first is the same message. A relation
+            # without edges in this block still runs (zeros), so that every weight takes part in each
+            # step, as data-parallel training needs
+            out[rel[2]] = out[rel[2]] + dgl.ops.copy_u_mean(block[rel], h[rel[0]] @ weight)
         return out
 
 
@@ -172,11 +171,7 @@ class TypedEncoder(nn.Module):
             ``{type: (N_t, out_dim)}`` on CPU.
         """
         with evaluating(self), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
-            loader = dgl.dataloading.DataLoader(
-                g, {t: g.nodes(t) for t in g.ntypes}, dgl.dataloading.MultiLayerFullNeighborSampler(1),
-                batch_size=batch_size, shuffle=False, drop_last=False,
-                generator=torch.Generator())  # keep the global RNG (dropout's stream) untouched
+            loader = layer_loader(g, {t: g.nodes(t) for t in g.ntypes}, batch_size)
             dtype = next(self.parameters()).dtype
             h = feat
             for i in range(self.num_layers):
