@@ -45,6 +45,9 @@ class DataConfig(Section):
         "keep", description="features a dataset stores sparse (multi-hot .json/.npz imports): keep them as CSR rows "
         "gathered per batch and multiplied sparse by the first layer (node classification with sage, gcn or mlp), "
         "or densify them when the processed cache is built (any model; far more memory and time)")
+    relation: str | None = Field(
+        None, description="typed datasets, link prediction: the relation whose edges are predicted, as "
+        "src:rel:dst (author:writes:paper) or a relation name that is unique in the dataset (writes)")
 
 
 class SamplerConfig(Section):

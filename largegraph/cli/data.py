@@ -43,6 +43,14 @@ def cmd_synth_link(args: argparse.Namespace) -> int:
                                         num_neg=args.num_neg)
     return _wrote(args, path, started)
 
+def cmd_synth_hetero(args: argparse.Namespace) -> int:
+    from largegraph.data.synthetic_hetero import SynthHeteroParams, write_synthetic_hetero_dataset
+
+    params = SynthHeteroParams(**_given(scale=args.scale, num_classes=args.classes, feat_dim=args.feat_dim,
+                                        homophily=args.homophily, feature_signal=args.feature_signal, seed=args.seed))
+    started = time.perf_counter()
+    return _wrote(args, write_synthetic_hetero_dataset(args.root, args.name, params), started)
+
 # What `data import` suggests training an imported graph with.
 IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_link_sage.yaml"}
 
@@ -129,7 +137,7 @@ def add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(
         dest="data_cmd", required=True, metavar="{synth,import,planetoid,inspect}", parser_class=OneLineParser)
     synth = data.add_parser("synth", help="generate a synthetic graph").add_subparsers(
-        dest="synth_kind", required=True, metavar="{node,link}", parser_class=OneLineParser)
+        dest="synth_kind", required=True, metavar="{node,link,hetero}", parser_class=OneLineParser)
     # what every dataset-writing command takes: the dataset's name and the root it goes under
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--name", required=True)
@@ -153,6 +161,12 @@ def add_data_commands(sub) -> None:
     p.add_argument("--split-ratios", type=ratios, default=(0.6, 0.2, 0.2))
     p.add_argument("--layout", choices=["auto", "csv", "binary"], default="auto")
     p.set_defaults(func=cmd_synth_node)
+    p = synth.add_parser("hetero", parents=[out], help="typed graph shaped like ogbn-mag (papers, authors, "
+                         "institutions, fields of study; venue labels, time split) at any --scale")
+    p.add_argument("--scale", type=positive(float), default=None, help="share of ogbn-mag's size (default 0.1)")
+    add_valued_options(p, (("--classes", int, None), ("--feat-dim", int, None), ("--homophily", float, None),
+                           ("--feature-signal", float, None)))
+    p.set_defaults(func=cmd_synth_hetero)
 
     p = data.add_parser("import", parents=[out], help="convert your own edge list and node files")
     p.add_argument("--task", choices=["node", "link"], default="node",
