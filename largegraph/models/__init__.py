@@ -5,6 +5,7 @@ from largegraph.models.base import Encoder, EncoderSpec, evaluating
 from largegraph.models.gat import GATEncoder
 from largegraph.models.gcn import GCNEncoder
 from largegraph.models.gin import GINEncoder
+from largegraph.models.hetero import TYPED_ARCHS, TypedEncoder, TypedInput, build_typed_encoder
 from largegraph.models.mlp import MLPEncoder
 from largegraph.models.sage import SAGEEncoder
 
@@ -31,5 +32,5 @@ def build_encoder(arch: str, spec: EncoderSpec, in_dim: int, out_dim: int | None
     return ENCODERS[arch](spec, in_dim, spec.hidden if out_dim is None else out_dim)
 
 
-__all__ = ["ENCODERS", "Encoder", "EncoderSpec", "build_encoder", "evaluating", "SAGEEncoder", "GATEncoder",
-           "GCNEncoder", "GINEncoder", "MLPEncoder"]
+__all__ = ["TYPED_ARCHS", "TypedEncoder", "TypedInput", "build_typed_encoder", "ENCODERS", "Encoder", "EncoderSpec",
+           "build_encoder", "evaluating", "SAGEEncoder", "GATEncoder", "GCNEncoder", "GINEncoder", "MLPEncoder"]

@@ -28,7 +28,8 @@ class EncoderSpec:
         activation: ``relu``, ``elu`` or ``gelu``.
         activate_output: apply the activation to the last layer's output too.
         aggregator: GraphSAGE's neighbour aggregator.
-        heads: GAT's attention heads.
+        heads: GAT's (and RGAT's) attention heads.
+        num_bases: RGCN's shared basis matrices (0: one weight per relation).
         gin_eps, gin_eps_learnable: GIN's weight of a node's own input is ``1 + gin_eps``; learnt per
             layer (from that start) when ``gin_eps_learnable``.
     """
@@ -42,6 +43,7 @@ class EncoderSpec:
     activate_output: bool = False
     aggregator: str = "mean"
     heads: int = 4
+    num_bases: int = 0
     gin_eps: float = 0.0
     gin_eps_learnable: bool = False
 
@@ -73,6 +75,19 @@ def make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "layer":
         return nn.LayerNorm(dim)
     return nn.Identity()
+
+
+def layer_loader(g, nodes, batch_size: int, num_workers: int = 0) -> dgl.dataloading.DataLoader:
+    """Chunks of ``batch_size`` output ``nodes`` (ids, or ``{type: ids}``) with their one-layer full
+    neighbourhood: what layer-wise inference iterates over once per layer. Call inside
+    ``warnings.catch_warnings()``."""
+    # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
+    warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+    return dgl.dataloading.DataLoader(
+        g, nodes, dgl.dataloading.MultiLayerFullNeighborSampler(1), batch_size=batch_size, shuffle=False,
+        drop_last=False, num_workers=num_workers,
+        # keep the global RNG (dropout's stream) untouched by evaluation
+        generator=torch.Generator())
 
 
 class Encoder(nn.Module):
@@ -194,14 +209,7 @@ class Encoder(nn.Module):
             with evaluating(self):
                 return self._rowwise(feat, batch_size, device, progress)
         with evaluating(self), warnings.catch_warnings():
-            # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
-            warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
-            sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
-            loader = dgl.dataloading.DataLoader(
-                g, g.nodes(), sampler, batch_size=batch_size, shuffle=False, drop_last=False,
-                num_workers=num_workers,
-                # keep the global RNG (dropout's stream) untouched by evaluation
-                generator=torch.Generator())
+            loader = layer_loader(g, g.nodes(), batch_size, num_workers)
             dtype = next(self.parameters()).dtype
             h = feat
             for i in range(self.num_layers):
