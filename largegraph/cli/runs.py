@@ -98,7 +98,8 @@ def add_bench_command(sub) -> None:
                        description="Alternates DGL's documented training loop (a plain subprocess) and "
                                    "`largegraph train` on the same synthetic OGB-layout graph; prints both sides "
                                    "and the ratio, writes bench.json and bench.png (docs: bench/README.md).")
-    p.add_argument("mode", choices=["node", "link"], help="node: ogbn-products-shaped; link: ogbl-collab-shaped")
+    p.add_argument("mode", choices=["node", "link", "typed"],
+                   help="node: ogbn-products-shaped; link: ogbl-collab-shaped; typed: ogbn-mag-shaped, RGCN")
     p.add_argument("--scale", type=positive(float), default=0.1, help="graph size as a fraction of the OGB dataset's")
     p.add_argument("--epochs", type=positive(int), default=10)
     p.add_argument("--repeats", type=positive(int), default=1, help="(reference, largegraph) pairs")
