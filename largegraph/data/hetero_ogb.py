@@ -137,9 +137,9 @@ def read_typed(source: TypedSource) -> TypedGraph:
     if source.labelled:
         try:
             dataset, split = read_with_ogb("node", source.name, source.directory, source.meta, source.official)
-        except DatasetError:
+        except (DatasetError, dgl.DGLError) as exc:
             _diagnose(source)
-            raise
+            raise DatasetError(" ".join(str(exc).split())) from None
         graph, labels = dataset.graph[0], dataset.labels
     else:
         graph, labels, split = _read_unlabelled(source), {}, {}
