@@ -14,6 +14,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     table_format(args.out)  # a bad --out is refused before minutes of inference
     loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
+    if loaded.is_link and loaded.typed:
+        raise ConfigError("predict on a typed link-prediction run is not supported yet; `largegraph embed` writes "
+                          "every type's embeddings")
     if loaded.is_link:
         if args.nodes:
             raise ConfigError("--nodes is for node-classification runs; a link run takes --pairs FILE or "
@@ -42,6 +45,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     table_format(args.out, {".npy": "npy"})
     loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
+    if loaded.typed and args.nodes:
+        raise ConfigError("--nodes selects nodes of one type; a typed run's embeddings are written for every type")
     selected = predict.read_node_list(args.nodes, loaded.nodes, loaded.data.name) if args.nodes else None
     rows = predict.export_embeddings(loaded, args.out, selected)
     print(f"wrote {rows} embeddings to {args.out}")
