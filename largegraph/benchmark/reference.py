@@ -102,6 +102,19 @@ def train_epoch(model, opt, loader, batch_loss) -> tuple[dict, float]:
     return stats, time.perf_counter() - start
 
 
+def accuracy(model: nn.Module, batches, logits, labels) -> float:
+    """Share of the batches' output nodes (in eval mode) whose most likely class, of ``logits(*batch)``,
+    is ``labels(*batch)``."""
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for batch in batches:
+            pred = logits(*batch).argmax(1)
+            correct += int((pred == labels(*batch)).sum())
+            total += len(pred)
+    return correct / max(total, 1)
+
+
 def run_node(args: argparse.Namespace) -> dict:
     from ogb.nodeproppred import DglNodePropPredDataset
 
@@ -126,15 +139,10 @@ def run_node(args: argparse.Namespace) -> dict:
     for _epoch in range(args.epochs):
         stats, train_s = train_epoch(model, opt, train_loader, batch_loss)
         start = time.perf_counter()
-        model.eval()
-        correct = total = 0
-        with torch.no_grad():
-            for _input_nodes, _output_nodes, blocks in val_loader:
-                pred = model(blocks, blocks[0].srcdata["feat"]).argmax(1)
-                correct += int((pred == blocks[-1].dstdata["label"]).sum())
-                total += len(pred)
+        valid_acc = accuracy(model, val_loader, lambda _i, _o, blocks: model(blocks, blocks[0].srcdata["feat"]),
+                             lambda _i, _o, blocks: blocks[-1].dstdata["label"])
         out["epochs"].append({"train_s": train_s, "valid_s": time.perf_counter() - start,
-                              "seeds": len(split["train"]), "valid_acc": correct / max(total, 1), **stats})
+                              "seeds": len(split["train"]), "valid_acc": valid_acc, **stats})
     model.eval()
     pred = model.inference(g, args.eval_batch_size).argmax(1)
     test = split["test"]

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from largegraph.benchmark.reference import ogb_meta, run_main, train_epoch
+from largegraph.benchmark.reference import accuracy, ogb_meta, run_main, train_epoch
 
 
 class RelGraphConvLayer(nn.Module):
@@ -111,15 +111,9 @@ def run_typed(args: argparse.Namespace) -> dict:
         return dgl.dataloading.DataLoader(g, {target: ids}, sampler, batch_size=batch_size, shuffle=shuffle,
                                           drop_last=False, num_workers=args.workers)
 
-    def accuracy(batches) -> float:
-        model.eval()
-        correct = total = 0
-        with torch.no_grad():
-            for input_nodes, output_nodes, blocks in batches:
-                pred = logits(input_nodes, blocks).argmax(1)
-                correct += int((pred == labels[output_nodes[target]]).sum())
-                total += len(pred)
-        return correct / max(total, 1)
+    def score(batches) -> float:
+        return accuracy(model, batches, lambda input_nodes, _o, blocks: logits(input_nodes, blocks),
+                        lambda _i, output_nodes, _b: labels[output_nodes[target]])
 
     sampler = dgl.dataloading.NeighborSampler(args.fanouts)
     train_loader = loader(split["train"], sampler, args.batch_size, True)
@@ -132,11 +126,11 @@ def run_typed(args: argparse.Namespace) -> dict:
     for _epoch in range(args.epochs):
         stats, train_s = train_epoch(model, opt, train_loader, batch_loss)
         start = time.perf_counter()
-        valid_acc = accuracy(val_loader)
+        valid_acc = score(val_loader)
         out["epochs"].append({"train_s": train_s, "valid_s": time.perf_counter() - start,
                               "seeds": len(split["train"]), "valid_acc": valid_acc, **stats})
     full = dgl.dataloading.MultiLayerFullNeighborSampler(args.layers)
-    out["test_score"] = accuracy(loader(split["test"], full, args.eval_batch_size, False))
+    out["test_score"] = score(loader(split["test"], full, args.eval_batch_size, False))
     out["metric"] = "acc"
     return out
 
