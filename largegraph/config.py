@@ -43,8 +43,11 @@ class DataConfig(Section):
         "MiB, in each process's RAM (fewer page-cache misses when the matrix exceeds RAM); 0: off")
     sparse_features: Literal["keep", "densify"] = Field(
         "keep", description="features a dataset stores sparse (multi-hot .json/.npz imports): keep them as CSR rows "
-        "gathered per batch and multiplied sparse by the first layer (node classification with sage, gcn or mlp), "
+        "gathered per batch and multiplied sparse by the first layer (node classification with sage, gcn, gin or mlp), "
         "or densify them when the processed cache is built (any model; far more memory and time)")
+    relation: str | None = Field(
+        None, description="typed datasets, link prediction: the relation whose edges are predicted, as "
+        "src:rel:dst (author:writes:paper) or a relation name that is unique in the dataset (writes)")
 
 
 class SamplerConfig(Section):
@@ -70,6 +73,9 @@ class SamplerConfig(Section):
     full_graph: bool = Field(
         False, description="link prediction on small graphs: every step passes messages over the whole "
         "training graph less the batch's own edges, instead of building per-batch blocks (fanouts all -1)")
+    relation_fanouts: dict[str, list[int]] = Field(
+        default_factory=dict, description="typed graphs: fanouts per relation (`src:rel:dst` or a unique `rel`), "
+        "one per layer, first layer first; relations not named use sampler.fanouts")
 
     @model_validator(mode="after")
     def _fanouts_valid(self) -> "SamplerConfig":
@@ -78,18 +84,29 @@ class SamplerConfig(Section):
             raise ValueError(f"fanouts must be positive or -1 (all neighbors), got {self.fanouts}")
         if self.full_graph and any(f != -1 for f in self.fanouts):
             raise ValueError(f"full_graph uses every neighbour: set fanouts to -1 per layer, not {self.fanouts}")
+        for rel, fanouts in self.relation_fanouts.items():
+            if len(fanouts) != len(self.fanouts) or any(f == 0 or f < -1 for f in fanouts):
+                raise ValueError(f"relation_fanouts[{rel}] must hold {len(self.fanouts)} fanouts (one per layer, "
+                                 f"each positive or -1), got {fanouts}")
         return self
 
 
 class ModelConfig(Section):
     """The encoder (message passing); task heads are built from the task section."""
 
-    arch: Literal["sage", "gat", "gcn", "mlp"] = Field(
-        "sage", description="encoder: GraphSAGE, GAT, GCN, or an MLP on the node features alone (no message passing)")
+    arch: Literal["sage", "gat", "gcn", "mlp", "gin", "rgcn", "rgat", "hsage"] = Field(
+        "sage", description="encoder: GraphSAGE, GAT, GCN, an MLP on the node features alone (no message passing), "
+        "or GIN (sum aggregation and an MLP update); typed graphs: rgcn (relational GCN), rgat (relational GAT) or "
+        "hsage (GraphSAGE per relation), or mlp on the target type's features")
     hidden: int = Field(256, gt=0, description="width of the hidden layers and of the node embedding")
     num_layers: int = Field(2, ge=1, le=8, description="encoder layers (message-passing layers for graph encoders)")
     aggregator: Literal["mean", "pool", "gcn"] = Field("mean", description="GraphSAGE aggregator")
-    heads: int = Field(4, ge=1, description="GAT attention heads (model.hidden must be divisible by them)")
+    heads: int = Field(4, ge=1, description="GAT and RGAT attention heads (model.hidden must be divisible by them)")
+    num_bases: int = Field(0, ge=0, description="rgcn: basis matrices shared by all relations (basis decomposition); "
+                                                "0: one weight matrix per relation")
+    gin_eps: float = Field(0.0, description="GIN: a node's own input is weighted 1 + gin_eps against the sum of its "
+                           "neighbours' (0: GIN-0, the paper's best variant)")
+    gin_eps_learnable: bool = Field(False, description="GIN: learn eps per layer, starting from model.gin_eps")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout after each hidden layer's activation")
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the input features")
     norm: Literal["none", "batch", "layer"] = Field(
@@ -222,7 +239,7 @@ class DistributedConfig(Section):
 # the two in agreement).
 GRAPH_FREE_ARCHS = frozenset({"mlp"})
 
-_LATER_MODEL_KEYS = {"activate_output": False}
+_LATER_MODEL_KEYS = {"activate_output": False, "num_bases": 0, "gin_eps": 0.0, "gin_eps_learnable": False}
 
 
 class JobConfig(Section):

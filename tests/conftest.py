@@ -57,3 +57,14 @@ def own_root(tmp_path) -> Path:
     params = SynthNodeParams(num_nodes=3000, avg_degree=8, num_classes=4, feat_dim=16, seed=3)
     write_synthetic_node_dataset(tmp_path, "own", params, raw_format="binary")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mag_root(tmp_path_factory) -> Path:
+    """A dataset root holding `mag-tiny`: an ogbn-mag-shaped typed graph at scale 0.002 (1,473 papers,
+    2,269 authors, 17 institutions, 120 fields of study) in OGB's heterogeneous layout."""
+    from largegraph.data.synthetic_hetero import SynthHeteroParams, write_synthetic_hetero_dataset
+
+    root = tmp_path_factory.mktemp("typed")
+    write_synthetic_hetero_dataset(root, "mag-tiny", SynthHeteroParams(scale=0.002, seed=3))
+    return root

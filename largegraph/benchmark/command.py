@@ -1,13 +1,14 @@
-"""``largegraph bench node|link``: largegraph against DGL's own loop, measured in the same run.
+"""``largegraph bench node|link|typed``: largegraph against DGL's own loop, measured in the same run.
 
-On one synthetic graph in OGB's layout (node: ogbn-products-shaped, link: ogbl-collab-shaped, both
-scaled by ``--scale``), ``--repeats`` pairs alternate
+On one synthetic graph in OGB's layout (node: ogbn-products-shaped, link: ogbl-collab-shaped, typed:
+ogbn-mag-shaped, all scaled by ``--scale``), ``--repeats`` pairs alternate
 
-* the reference, :mod:`largegraph.benchmark.reference`: DGL's documented loop, in a plain subprocess;
+* the reference, :mod:`largegraph.benchmark.reference` (typed: :mod:`largegraph.benchmark.reference_typed`):
+  DGL's documented loop, in a plain subprocess;
 * ``largegraph train`` through its own entry point (``python -m largegraph train``), with whatever
   the product applies by itself,
 
-with the same fanouts, batch size, model shape, optimizer, epochs and sampling workers. Each side
+with the same fanouts, batch size, model shape, optimizer, epochs and sampling workers (:data:`SETTINGS`). Each side
 is a whole job (start-up, loading, training with per-epoch validation, final test evaluation). Per
 side it reports training seconds per epoch (the mean over epochs after the first, which warms
 caches), whole-job seconds, seeds per second, input nodes per batch, peak RSS (the process tree,
@@ -38,14 +39,30 @@ from largegraph.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-# The issue's settings: ogbn-products' GraphSAGE shape.
-FANOUTS = [10, 10, 10]
-BATCH_SIZE = 1024
-HIDDEN = 256
-LAYERS = 3
-DROPOUT = 0.5
-LR = 1e-3
-WEIGHT_DECAY = 5e-4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What both sides of a mode train with."""
+
+    arch: str
+    fanouts: tuple[int, ...]
+    batch_size: int
+    hidden: int
+    layers: int
+    dropout: float
+    lr: float
+    weight_decay: float
+
+
+SETTINGS = {
+    # issue 15's settings: ogbn-products' GraphSAGE shape
+    "node": Settings("sage", (10, 10, 10), 1024, 256, 3, 0.5, 1e-3, 5e-4),
+    "link": Settings("sage", (10, 10, 10), 1024, 256, 3, 0.5, 1e-3, 5e-4),
+    # DGL's ogbn-mag RGCN example (examples/pytorch/ogb/ogbn-mag/hetero_rgcn.py): its fanouts, batch,
+    # width, depth, dropout and Adam learning rate
+    "typed": Settings("rgcn", (25, 20), 1024, 64, 2, 0.5, 1e-2, 0.0),
+}
 SEED = 0
 SWEEP_SCALES = (0.01, 0.1, 1.0)
 
@@ -95,6 +112,9 @@ def write_graph(mode: str, scale: float, root: Path) -> str:
     name = dataset_name(mode, scale)
     if dataset_dir(root, name).is_dir():
         return name
+    if mode == "typed":
+        write_typed_graph(root, name, scale)
+        return name
     shape = PRODUCTS if mode == "node" else COLLAB
     nodes = round(shape["nodes"] * scale)
     if nodes < MIN_NODES:
@@ -109,12 +129,19 @@ def write_graph(mode: str, scale: float, root: Path) -> str:
     return name
 
 
+def write_typed_graph(root: Path, name: str, scale: float) -> None:
+    """The ogbn-mag-shaped graph at ``scale`` (the generator refuses a scale too small, in one line)."""
+    from largegraph.data.synthetic_hetero import SynthHeteroParams, write_synthetic_hetero_dataset
+
+    write_synthetic_hetero_dataset(root, name, SynthHeteroParams(scale=scale, seed=SEED))
+
+
 def prepare(mode: str, name: str, root: Path) -> None:
     """Load the dataset once, untimed: OGB's processed file (which the reference reads) and
     largegraph's processed cache are built here rather than inside the first timed pair."""
     code = ("import sys; from largegraph.config import DataConfig; from largegraph.data import load_dataset, "
             "load_link_data; cfg = DataConfig(name=sys.argv[1], root=sys.argv[2]); "
-            "(load_dataset if sys.argv[3] == 'node' else load_link_data)(cfg)")
+            "(load_link_data if sys.argv[3] == 'link' else load_dataset)(cfg)")
     subprocess.run([sys.executable, "-c", code, name, str(root), mode], check=True, stdout=subprocess.DEVNULL)
 
 
@@ -136,11 +163,12 @@ def run_measured(argv: list[str], log: Path) -> tuple[float, float, float, float
 
 def job_file(mode: str, name: str, root: Path, epochs: int, workers: int, path: Path) -> Path:
     """The largegraph job with the benchmark's settings."""
-    job = {"name": f"bench-{mode}", "seed": SEED, "task": "node_classification" if mode == "node" else "link_prediction",
+    s = SETTINGS[mode]
+    job = {"name": f"bench-{mode}", "seed": SEED, "task": "link_prediction" if mode == "link" else "node_classification",
            "data": {"name": name, "root": str(root)},
-           "sampler": {"fanouts": FANOUTS, "batch_size": BATCH_SIZE, "num_workers": workers},
-           "model": {"arch": "sage", "hidden": HIDDEN, "num_layers": LAYERS, "dropout": DROPOUT},
-           "train": {"epochs": epochs, "lr": LR, "weight_decay": WEIGHT_DECAY, "optimizer": "adam"}}
+           "sampler": {"fanouts": list(s.fanouts), "batch_size": s.batch_size, "num_workers": workers},
+           "model": {"arch": s.arch, "hidden": s.hidden, "num_layers": s.layers, "dropout": s.dropout},
+           "train": {"epochs": epochs, "lr": s.lr, "weight_decay": s.weight_decay, "optimizer": "adam"}}
     path.write_text(yaml.safe_dump(job, sort_keys=False))
     return path
 
@@ -161,12 +189,19 @@ def run_largegraph(job: Path, run_dir: Path, nproc: int, log: Path) -> Side:
                 peak_rss_gb=rss, cpu_user_s=user, cpu_sys_s=sys_s, test_score=float(summary[f"test_{metric}"]))
 
 
-def run_reference(mode: str, name: str, root: Path, epochs: int, workers: int, out: Path, log: Path) -> Side:
-    argv = [sys.executable, "-m", "largegraph.benchmark.reference", mode, "--root", str(root), "--name", name,
-            "--out", str(out), "--epochs", str(epochs), "--fanouts", ",".join(map(str, FANOUTS)),
-            "--batch-size", str(BATCH_SIZE), "--hidden", str(HIDDEN), "--layers", str(LAYERS),
-            "--dropout", str(DROPOUT), "--lr", str(LR), "--weight-decay", str(WEIGHT_DECAY),
+def reference_argv(mode: str, name: str, root: Path, epochs: int, workers: int, out: Path) -> list[str]:
+    """The reference's command line, with the settings :func:`job_file` gives largegraph."""
+    s = SETTINGS[mode]
+    module = "largegraph.benchmark.reference_typed" if mode == "typed" else "largegraph.benchmark.reference"
+    return [sys.executable, "-m", module, mode, "--root", str(root), "--name", name,
+            "--out", str(out), "--epochs", str(epochs), "--fanouts", ",".join(map(str, s.fanouts)),
+            "--batch-size", str(s.batch_size), "--hidden", str(s.hidden), "--layers", str(s.layers),
+            "--dropout", str(s.dropout), "--lr", str(s.lr), "--weight-decay", str(s.weight_decay),
             "--workers", str(workers), "--seed", str(SEED)]
+
+
+def run_reference(mode: str, name: str, root: Path, epochs: int, workers: int, out: Path, log: Path) -> Side:
+    argv = reference_argv(mode, name, root, epochs, workers, out)
     seconds, rss, user, sys_s = run_measured(argv, log)
     result = json.loads(out.read_text())
     epochs_ = result["epochs"]

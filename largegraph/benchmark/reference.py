@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Callable
 
 import dgl
 import dgl.nn as dglnn
@@ -73,7 +74,7 @@ class SAGE(nn.Module):
         return y
 
 
-def _meta(root: str, name: str) -> dict:
+def ogb_meta(root: str, name: str) -> dict:
     # OGB reads a dataset that is not in its master list from a meta_dict; the writer of the
     # synthetic graph stored that dict in largegraph.json beside it.
     from pathlib import Path
@@ -83,7 +84,7 @@ def _meta(root: str, name: str) -> dict:
     return dict(meta, dir_path=str(directory))
 
 
-def _train_epoch(model, opt, loader, batch_loss) -> tuple[dict, float]:
+def train_epoch(model, opt, loader, batch_loss) -> tuple[dict, float]:
     """One epoch of the documented loop; ``batch_loss(*batch)`` is a batch's loss. Returns the epoch's
     counts (input nodes, sampled edges, batches) and its seconds."""
     stats = {"input_nodes": 0, "sampled_edges": 0, "batches": 0}
@@ -94,16 +95,30 @@ def _train_epoch(model, opt, loader, batch_loss) -> tuple[dict, float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        stats["input_nodes"] += len(batch[0])
+        # a typed loader's input nodes are a dict of ids per node type
+        stats["input_nodes"] += sum(map(len, batch[0].values())) if isinstance(batch[0], dict) else len(batch[0])
         stats["sampled_edges"] += sum(b.num_edges() for b in batch[-1])
         stats["batches"] += 1
     return stats, time.perf_counter() - start
 
 
+def accuracy(model: nn.Module, batches, logits, labels) -> float:
+    """Share of the batches' output nodes (in eval mode) whose most likely class, of ``logits(*batch)``,
+    is ``labels(*batch)``."""
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for batch in batches:
+            pred = logits(*batch).argmax(1)
+            correct += int((pred == labels(*batch)).sum())
+            total += len(pred)
+    return correct / max(total, 1)
+
+
 def run_node(args: argparse.Namespace) -> dict:
     from ogb.nodeproppred import DglNodePropPredDataset
 
-    dataset = DglNodePropPredDataset(args.name, meta_dict=_meta(args.root, args.name))
+    dataset = DglNodePropPredDataset(args.name, meta_dict=ogb_meta(args.root, args.name))
     g, labels = dataset[0]
     split = dataset.get_idx_split()
     g = dgl.add_reverse_edges(g, copy_ndata=True)
@@ -122,17 +137,12 @@ def run_node(args: argparse.Namespace) -> dict:
         return F.cross_entropy(model(blocks, blocks[0].srcdata["feat"]), blocks[-1].dstdata["label"])
 
     for _epoch in range(args.epochs):
-        stats, train_s = _train_epoch(model, opt, train_loader, batch_loss)
+        stats, train_s = train_epoch(model, opt, train_loader, batch_loss)
         start = time.perf_counter()
-        model.eval()
-        correct = total = 0
-        with torch.no_grad():
-            for _input_nodes, _output_nodes, blocks in val_loader:
-                pred = model(blocks, blocks[0].srcdata["feat"]).argmax(1)
-                correct += int((pred == blocks[-1].dstdata["label"]).sum())
-                total += len(pred)
+        valid_acc = accuracy(model, val_loader, lambda _i, _o, blocks: model(blocks, blocks[0].srcdata["feat"]),
+                             lambda _i, _o, blocks: blocks[-1].dstdata["label"])
         out["epochs"].append({"train_s": train_s, "valid_s": time.perf_counter() - start,
-                              "seeds": len(split["train"]), "valid_acc": correct / max(total, 1), **stats})
+                              "seeds": len(split["train"]), "valid_acc": valid_acc, **stats})
     model.eval()
     pred = model.inference(g, args.eval_batch_size).argmax(1)
     test = split["test"]
@@ -150,7 +160,7 @@ def hits_at_k(pos: torch.Tensor, neg: torch.Tensor, k: int) -> float:
 def run_link(args: argparse.Namespace) -> dict:
     from ogb.linkproppred import DglLinkPropPredDataset
 
-    meta = _meta(args.root, args.name)
+    meta = ogb_meta(args.root, args.name)
     dataset = DglLinkPropPredDataset(args.name, meta_dict=meta)
     g = dataset[0]
     split = dataset.get_edge_split()
@@ -180,7 +190,7 @@ def run_link(args: argparse.Namespace) -> dict:
         return F.binary_cross_entropy_with_logits(torch.cat([pos, neg]), label)
 
     for _epoch in range(args.epochs):
-        stats, train_s = _train_epoch(model, opt, loader, batch_loss)
+        stats, train_s = train_epoch(model, opt, loader, batch_loss)
         out["epochs"].append({"train_s": train_s, "valid_s": 0.0, "seeds": len(train_eids), **stats})
     model.eval()
     emb = model.inference(g, args.eval_batch_size)
@@ -196,9 +206,13 @@ def run_link(args: argparse.Namespace) -> dict:
     return out
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["node", "link"])
+Runner = Callable[[argparse.Namespace], dict]
+
+
+def parse_args(argv: list[str] | None, tasks: list[str], description: str) -> argparse.Namespace:
+    """The loop's settings, as ``largegraph bench`` passes them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("task", choices=tasks)
     parser.add_argument("--root", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", required=True)
@@ -211,14 +225,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_main(argv: list[str] | None, runners: dict[str, Runner], description: str) -> int:
+    """Parse ``argv``, seed torch and DGL, run the task's loop and write its JSON to ``--out``."""
+    args = parse_args(argv, list(runners), description)
     torch.manual_seed(args.seed)
     dgl.seed(args.seed)
-    result = (run_node if args.task == "node" else run_link)(args)
+    result = runners[args.task](args)
     with open(args.out, "w") as handle:
         json.dump(result, handle)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(argv, {"node": run_node, "link": run_link}, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

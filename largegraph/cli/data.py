@@ -43,6 +43,14 @@ def cmd_synth_link(args: argparse.Namespace) -> int:
                                         num_neg=args.num_neg)
     return _wrote(args, path, started)
 
+def cmd_synth_hetero(args: argparse.Namespace) -> int:
+    from largegraph.data.synthetic_hetero import SynthHeteroParams, write_synthetic_hetero_dataset
+
+    params = SynthHeteroParams(**_given(scale=args.scale, num_classes=args.classes, feat_dim=args.feat_dim,
+                                        homophily=args.homophily, feature_signal=args.feature_signal, seed=args.seed))
+    started = time.perf_counter()
+    return _wrote(args, write_synthetic_hetero_dataset(args.root, args.name, params), started)
+
 # What `data import` suggests training an imported graph with.
 IMPORT_CONFIGS = {"node": "configs/social_sage.yaml", "link": "configs/social_link_sage.yaml"}
 
@@ -52,8 +60,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from largegraph.data.link_import import import_link_dataset
     from largegraph.data.dataset_format import read_meta
 
+    if args.nodes:
+        return _import_typed(args)
+    if len(args.edges) != 1:
+        raise ConfigError("several --edges files make a typed graph: give each node type's file with --nodes "
+                          "FILE[:TYPE] and each relation as FILE:SRC_TYPE:RELATION:DST_TYPE")
     started = time.perf_counter()
-    common = dict(name=args.name, root=args.root, edges=args.edges, features=args.features, src_col=args.src_col,
+    common = dict(name=args.name, root=args.root, edges=args.edges[0], features=args.features, src_col=args.src_col,
                   dst_col=args.dst_col, id_col=args.id_col, directed=args.directed, seed=args.seed,
                   structural=args.structural, pe_dim=args.pe_dim)
     if args.task == "link":
@@ -89,6 +102,35 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# Flags of the homogeneous import a typed one has no use for, with what to do instead.
+_UNTYPED_FLAGS = ("features", "structural", "split_dir", "time_col", "src_col", "dst_col", "metric")
+
+
+def _import_typed(args: argparse.Namespace) -> int:
+    from largegraph.data.dataset_format import read_meta
+    from largegraph.data.hetero_import import import_hetero_dataset
+
+    given = [f"--{k.replace('_', '-')}" for k in _UNTYPED_FLAGS if getattr(args, k)]
+    if given or args.task != "node":
+        raise ConfigError(f"{', '.join(given) or '--task'} is for untyped imports; a typed import (--nodes) takes "
+                          f"features from the node files' numeric columns and serves both tasks (link prediction "
+                          f"with data.relation)")
+    started = time.perf_counter()
+    path = import_hetero_dataset(name=args.name, root=args.root, nodes=args.nodes, edges=args.edges,
+                                 labels=args.labels, id_col=args.id_col, split_ratios=args.split_ratios,
+                                 seed=args.seed)
+    meta = read_meta(path)
+    for ntype, count in meta["num_nodes"].items():
+        width = meta["feat_dims"].get(ntype, 0)
+        labelled = f", labels: {meta['num_classes']} classes" if ntype == meta["label_type"] else ""
+        print(f"node type {ntype}: {count} nodes, {f'{width} features' if width else 'no features (learned table)'}"
+              f"{labelled}")
+    for relation, count in meta["num_edges"].items():
+        print(f"relation {relation.replace('___', ':')}: {count} edges")
+    _wrote(args, path, started)
+    return 0
+
+
 def _node_input_line(record: dict) -> str:
     kind = record.get("kind")
     if kind == "embedding":
@@ -102,10 +144,31 @@ def _node_input_line(record: dict) -> str:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from largegraph.data.footprint import inspect
 
+    typed = _typed_dataset(args.dir)
+    if typed is not None:
+        from largegraph.data.hetero_inspect import describe_typed
+
+        print(describe_typed(typed, as_json_output=args.json))
+        return 0
+
     overrides = {"features": args.features, "feature_dtype": args.feature_dtype,
                  "feature_cache_mb": args.feature_cache_mb, "sparse_features": args.sparse_features}
     print(inspect(args.dir, overrides, args.nproc, as_json_output=args.json))
     return 0
+
+
+def _typed_dataset(directory: str):
+    """The typed dataset in ``directory``, or None (an untyped one, or not a dataset: inspect says which)."""
+    from pathlib import Path
+
+    from largegraph.data.dataset_format import META_FILE, read_meta
+    from largegraph.data.hetero_ogb import find_typed
+
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        return None
+    meta = read_meta(path) if (path / META_FILE).exists() else {}
+    return find_typed(meta.get("name") or path.name.removesuffix("_dgl").replace("_", "-"), path.parent)
 
 
 def cmd_planetoid(args: argparse.Namespace) -> int:
@@ -129,7 +192,7 @@ def add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="create datasets in OGB's on-disk layout").add_subparsers(
         dest="data_cmd", required=True, metavar="{synth,import,planetoid,inspect}", parser_class=OneLineParser)
     synth = data.add_parser("synth", help="generate a synthetic graph").add_subparsers(
-        dest="synth_kind", required=True, metavar="{node,link}", parser_class=OneLineParser)
+        dest="synth_kind", required=True, metavar="{node,link,hetero}", parser_class=OneLineParser)
     # what every dataset-writing command takes: the dataset's name and the root it goes under
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--name", required=True)
@@ -153,11 +216,22 @@ def add_data_commands(sub) -> None:
     p.add_argument("--split-ratios", type=ratios, default=(0.6, 0.2, 0.2))
     p.add_argument("--layout", choices=["auto", "csv", "binary"], default="auto")
     p.set_defaults(func=cmd_synth_node)
+    p = synth.add_parser("hetero", parents=[out], help="typed graph shaped like ogbn-mag (papers, authors, "
+                         "institutions, fields of study; venue labels, time split) at any --scale")
+    p.add_argument("--scale", type=positive(float), default=None, help="share of ogbn-mag's size (default 0.1)")
+    add_valued_options(p, (("--classes", int, None), ("--feat-dim", int, None), ("--homophily", float, None),
+                           ("--feature-signal", float, None)))
+    p.set_defaults(func=cmd_synth_hetero)
 
     p = data.add_parser("import", parents=[out], help="convert your own edge list and node files")
     p.add_argument("--task", choices=["node", "link"], default="node",
                    help="node (default): node classification, needs --labels; link: link prediction from the edges")
-    p.add_argument("--edges", required=True, help="CSV with a header; first two columns are src,dst")
+    p.add_argument("--edges", required=True, action="append",
+                   help="CSV with a header; first two columns are src,dst. Typed graphs: FILE:SRC_TYPE:RELATION:DST_TYPE, "
+                        "once per relation")
+    p.add_argument("--nodes", action="append",
+                   help="typed graphs: a CSV per node type (FILE or FILE:TYPE; type = file stem unless given): an id "
+                        "column (--id-col, else the first) and numeric feature columns (none: featureless type)")
     p.add_argument("--features", help="optional: CSV (id + feature columns), .npy (row = integer id), .npz "
                                       "(scipy.sparse.save_npz, row = integer id) or .json (id -> active feature "
                                       "ids); without it the model learns node embeddings")
@@ -168,7 +242,8 @@ def add_data_commands(sub) -> None:
                    help="structural features computed here (appended to --features, if any): log-degree, plus "
                         "--pe-dim random-walk return probabilities (rw) or Laplacian eigenvectors (lap)")
     p.add_argument("--pe-dim", type=positive(int), default=8, help="positional encodings of rw/lap (default 8)")
-    p.add_argument("--labels", help="node task: CSV with an id column and a label column")
+    p.add_argument("--labels", help="node task: CSV with an id column and a label column; typed graphs: "
+                                    "FILE:COLUMN of a --nodes file (or FILE:TYPE:COLUMN)")
     p.add_argument("--src-col")
     p.add_argument("--dst-col")
     p.add_argument("--id-col", default="id")

@@ -14,6 +14,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     table_format(args.out)  # a bad --out is refused before minutes of inference
     loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
+    if loaded.is_link and loaded.typed:
+        raise ConfigError("predict on a typed link-prediction run is not supported yet; `largegraph embed` writes "
+                          "every type's embeddings")
     if loaded.is_link:
         if args.nodes:
             raise ConfigError("--nodes is for node-classification runs; a link run takes --pairs FILE or "
@@ -42,6 +45,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     table_format(args.out, {".npy": "npy"})
     loaded = predict.load_run(args.run_dir, args.data, args.root, args.device)
+    if loaded.typed and args.nodes:
+        raise ConfigError("--nodes selects nodes of one type; a typed run's embeddings are written for every type")
     selected = predict.read_node_list(args.nodes, loaded.nodes, loaded.data.name) if args.nodes else None
     rows = predict.export_embeddings(loaded, args.out, selected)
     print(f"wrote {rows} embeddings to {args.out}")
@@ -98,7 +103,8 @@ def add_bench_command(sub) -> None:
                        description="Alternates DGL's documented training loop (a plain subprocess) and "
                                    "`largegraph train` on the same synthetic OGB-layout graph; prints both sides "
                                    "and the ratio, writes bench.json and bench.png (docs: bench/README.md).")
-    p.add_argument("mode", choices=["node", "link"], help="node: ogbn-products-shaped; link: ogbl-collab-shaped")
+    p.add_argument("mode", choices=["node", "link", "typed"],
+                   help="node: ogbn-products-shaped; link: ogbl-collab-shaped; typed: ogbn-mag-shaped, RGCN")
     p.add_argument("--scale", type=positive(float), default=0.1, help="graph size as a fraction of the OGB dataset's")
     p.add_argument("--epochs", type=positive(int), default=10)
     p.add_argument("--repeats", type=positive(int), default=1, help="(reference, largegraph) pairs")

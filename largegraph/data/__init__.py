@@ -1,6 +1,8 @@
 """Datasets as a job uses them: :func:`load_dataset` (node classification, a validated
 :class:`GraphData`) and :func:`load_link_data` (link prediction, a :class:`LinkData`), each loaded and
-then prepared for sampling by :func:`prepare` as the job's ``data`` settings ask."""
+then prepared for sampling by :func:`prepare` as the job's ``data`` settings ask. A typed dataset on
+disk (OGB's heterogeneous layout: ogbn-mag, ``data synth hetero``, a typed import) gives a
+:class:`HeteroGraphData` or :class:`HeteroLinkData` instead (:mod:`largegraph.data.hetero_load`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,13 +12,17 @@ import torch
 from largegraph.config import DataConfig
 from largegraph.data import cache, footprint
 from largegraph.data.graph import GraphData
+from largegraph.data.hetero import HeteroGraphData, HeteroLinkData
+from largegraph.data.hetero_load import load_hetero_link, load_hetero_node
+from largegraph.data.hetero_ogb import find_typed
 from largegraph.data.dataset_format import SPLITS
 from largegraph.data.link import LinkData, load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset, resolve_dataset
 from largegraph.data.prepare import prepare
-from largegraph.core.errors import DatasetError
+from largegraph.core.errors import ConfigError, DatasetError
 
-__all__ = ["GraphData", "LinkData", "load_dataset", "load_link_data", "validate", "prepare"]
+__all__ = ["GraphData", "LinkData", "HeteroGraphData", "HeteroLinkData", "load_dataset", "load_link_data",
+           "validate", "prepare"]
 
 
 def validate(data: GraphData) -> None:
@@ -63,14 +69,19 @@ def _check_sparse(name: str, sparse, n: int) -> torch.Tensor:
     return sparse.row_nonfinite()
 
 
-def load_dataset(cfg: DataConfig) -> GraphData:
+def load_dataset(cfg: DataConfig) -> GraphData | HeteroGraphData:
     """The node-classification dataset a job config names, validated and prepared, mapped from the
-    processed cache (built from OGB's load on first use; see :mod:`largegraph.data.cache`).
+    processed cache (built from OGB's load on first use; see :mod:`largegraph.data.cache`); a typed
+    dataset gives a :class:`HeteroGraphData` on its labelled type.
 
     Raises:
         DatasetError: with a one-line description of what is wrong and how to fix it.
         ResourceError: the machine plainly cannot hold what the config asks for.
     """
+    typed = _typed(cfg)
+    if typed is not None:
+        return load_hetero_node(typed, cfg)
+
     def build() -> GraphData:
         data = load_ogb_node_dataset(cfg.name, cfg.root)
         validate(data)
@@ -79,16 +90,30 @@ def load_dataset(cfg: DataConfig) -> GraphData:
     return _load_cached("node", cfg, build)
 
 
-def load_link_data(cfg: DataConfig) -> LinkData:
+def load_link_data(cfg: DataConfig) -> LinkData | HeteroLinkData:
     """The link-prediction dataset a job config names, prepared (see :func:`prepare` for which
-    settings links honour) and mapped from the processed cache.
+    settings links honour) and mapped from the processed cache; a typed dataset gives a
+    :class:`HeteroLinkData` on ``data.relation``.
 
     Raises:
         DatasetError: with a one-line description of what is wrong and how to fix it.
         ConfigError: a data setting link prediction cannot honour, saying what to set instead.
         ResourceError: the machine plainly cannot hold what the config asks for.
     """
+    typed = _typed(cfg)
+    if typed is not None:
+        return load_hetero_link(typed, cfg)
     return _load_cached("link", cfg, lambda: prepare(load_link_dataset(cfg.name, cfg.root), cfg))
+
+
+def _typed(cfg: DataConfig):
+    """The typed dataset ``cfg`` names, or None for an untyped one (where ``data.relation`` is refused)."""
+    root = Path(cfg.root).expanduser()
+    typed = find_typed(cfg.name, root) if root.is_dir() else None
+    if typed is None and cfg.relation is not None:
+        raise ConfigError(f"data.relation={cfg.relation} is for typed datasets, but {cfg.name} has one node and edge "
+                          f"type; remove data.relation")
+    return typed
 
 
 def _load_cached(task: str, cfg: DataConfig, build) -> GraphData | LinkData:

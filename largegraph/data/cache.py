@@ -273,9 +273,11 @@ def cache_folder(directory: Path, task: str, cfg: DataConfig) -> Path:
 
 
 def ensure_cache(directory: Path, task: str, cfg: DataConfig,
-                 build: Callable[[], GraphData | LinkData]) -> tuple[Path, dict, bool]:
+                 build: Callable[[], GraphData | LinkData], write: Callable[..., dict] | None = None,
+                 ) -> tuple[Path, dict, bool]:
     """The valid cache folder of ``directory`` for ``task`` and ``cfg``, built from ``build()`` (OGB's
-    load, validated and prepared) when missing, stale or damaged.
+    load, validated and prepared) when missing, stale or damaged, and written by ``write`` (arguments
+    as :func:`write_cache`'s, which is the default; typed datasets pass their own writer).
 
     Returns:
         (cache folder, its manifest, whether this call built it).
@@ -300,16 +302,17 @@ def ensure_cache(directory: Path, task: str, cfg: DataConfig,
             return folder, manifest, False
         _remove_obsolete(parent, source, keep=folder)
         shutil.rmtree(folder, ignore_errors=True)
-        manifest = _build(folder, build, cfg, source)
+        manifest = _build(folder, build, cfg, source, write or write_cache)
     return folder, manifest, True
 
 
-def _build(folder: Path, build: Callable[[], GraphData | LinkData], cfg: DataConfig, source: str) -> dict:
+def _build(folder: Path, build: Callable[[], GraphData | LinkData], cfg: DataConfig, source: str,
+           write: Callable[..., dict]) -> dict:
     data = build()
     tmp = folder.with_name(f"{folder.name}{TMP_MARK}{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        manifest = write_cache(tmp, data, folder.name.removeprefix(GRAPH_CACHE_PREFIX), source, cfg, consume=True)
+        manifest = write(tmp, data, folder.name.removeprefix(GRAPH_CACHE_PREFIX), source, cfg, consume=True)
         os.rename(tmp, folder)
         fsync_dir(folder.parent)
     except OSError as exc:

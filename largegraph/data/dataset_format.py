@@ -71,6 +71,23 @@ NODE_LABEL_NPZ = "node-label.npz"
 # is ``sparse`` and ``feat_dim``/``feat_nnz`` give its shape.
 NODE_FEAT_SPARSE = "node-feat-csr.npz"
 
+# Typed (heterogeneous) datasets: OGB's layout of ogbn-mag. largegraph.json's ``task`` is ``hetero``
+# (one typed graph serves node classification on its labelled type and link prediction on any relation).
+HETERO_TASK = "hetero"
+NUM_NODE_DICT_CSV = "num-node-dict.csv.gz"  # a header of node types, one row of counts
+TRIPLETS_CSV = "triplet-type-list.csv.gz"  # one (source type, relation, destination type) a row
+RELATIONS_DIR = "relations"  # raw/relations/<src>___<rel>___<dst>/{edge,num-edge-list}.csv.gz
+NODE_FEAT_DIR = "node-feat"  # raw/node-feat/<type>/node-feat.csv.gz and OGB's additional node files
+NODE_LABEL_DIR = "node-label"  # raw/node-label/<type>/node-label.csv.gz
+HAS_LABEL_CSV = "nodetype-has-label.csv.gz"
+HAS_SPLIT_CSV = "nodetype-has-split.csv.gz"  # in split/<name>/, beside one folder of parts per type
+NODE_YEAR = "node_year"  # OGB's "additional node file" holding a year per node (ogbn-mag's papers)
+
+
+def relation_dir_name(relation: tuple[str, str, str]) -> str:
+    """OGB's folder name of a relation: ``author___writes___paper``."""
+    return "___".join(relation)
+
 
 # ------------------------------------------------------------------------------------------ paths
 

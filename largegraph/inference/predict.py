@@ -5,7 +5,8 @@ inference over a dataset: the run's own, or another one given with ``--data`` (t
 new edges or nodes arrived, say), which must fit the model (feature width, classes, and for a learned
 node table its number of nodes). Everything users see is under their own node ids and class names,
 from the ``mapping/`` tables that ``largegraph data import`` saved; datasets without them use node
-indices. Long work shows progress bars on stderr; scores and tables are made chunk by chunk.
+indices. On a typed graph every node type has its own ids (``mapping/<type>/nodeidx2id``): predictions
+are for the labelled type's nodes, embeddings for every type's, with a ``type`` column. Long work shows progress bars on stderr; scores and tables are made chunk by chunk.
 """
 from __future__ import annotations
 
@@ -22,9 +23,12 @@ from largegraph.data import GraphData, LinkData
 from largegraph.data.input_files import id_column, read_csv_table
 from largegraph.data.node_ids import NodeIds
 from largegraph.data.dataset_format import MAPPING_DIR, dataset_dir, read_meta
+from largegraph.data.hetero import HeteroGraphData
+from largegraph.data.hetero_import import id_mapping_key
 from largegraph.core.errors import ConfigError, DatasetError
 from largegraph.models import evaluating
 from largegraph.training.rundir import RunDir
+from largegraph.training.typed import is_typed
 from largegraph.core.tables import table_format, write_matrix_npy, write_table
 
 CHUNK = 65536  # output rows per chunk
@@ -59,9 +63,22 @@ class LoadedRun:
     def is_link(self) -> bool:
         return self.cfg.task == "link_prediction"
 
-    def embeddings(self) -> torch.Tensor:
-        """(N, width) exact full-neighbour embeddings of every node (layer-wise inference)."""
+    @property
+    def typed(self) -> bool:
+        """Whether the model is a typed one (its embeddings come per node type)."""
+        return is_typed(self.data)
+
+    def type_ids(self, ntype: str) -> NodeIds:
+        """Original ids of the nodes of type ``ntype`` of a typed dataset."""
+        return node_ids(self.cfg, self.data.graph.num_nodes(ntype), ntype)
+
+    def embeddings(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """(N, width) exact full-neighbour embeddings of every node (layer-wise inference); for a
+        typed model ``{type: (N_t, width)}``."""
         g = self.data.graph
+        if self.typed:
+            return self.model.encoder.inference(g, self.model.input_features(g), self.cfg.sampler.eval_batch_size,
+                                                self.device, progress=True)
         sparse = self.data.sparse_feat  # node data only; link data is dense
         feat = self.model.input_features(g, sparse) if sparse is not None else self.model.input_features(g)
         return self.model.encoder.inference(g, feat, self.cfg.sampler.eval_batch_size, self.device, progress=True)
@@ -95,7 +112,7 @@ def load_run(run_dir: str, data: str | None = None, root: str | None = None, dev
     check_fits(state, model.state_dict(), dataset, run, trained_on)
     model.load_state_dict(state)
     model.to(dev).eval()
-    return LoadedRun(run, cfg, dataset, model, node_ids(cfg, dataset.num_nodes), dev)
+    return LoadedRun(run, cfg, dataset, model, node_ids(cfg, dataset.num_nodes, labelled_type(cfg, dataset)), dev)
 
 
 def check_fits(saved: dict, fresh: dict, data, run: RunDir, trained_on: str) -> None:
@@ -136,16 +153,28 @@ def _mapping(cfg: JobConfig, file: str) -> pd.DataFrame | None:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def node_ids(cfg: JobConfig, num_nodes: int) -> NodeIds:
-    """Original ids of the dataset's nodes (node indices when it has no id mapping)."""
-    table = _mapping(cfg, ID_MAPPING)
+def labelled_type(cfg: JobConfig, data) -> str | None:
+    """The node type whose nodes a node-classification run predicts when its dataset is typed (also
+    for an MLP, which sees that type alone); None for an untyped dataset or a link run."""
+    if isinstance(data, HeteroGraphData):
+        return data.target
+    if cfg.task == "link_prediction" or is_typed(data):
+        return None
+    return read_meta(dataset_dir(cfg.data.root, cfg.data.name)).get("label_type")
+
+
+def node_ids(cfg: JobConfig, num_nodes: int, ntype: str | None = None) -> NodeIds:
+    """Original ids of the dataset's nodes, or of its nodes of type ``ntype`` (node indices when it
+    has no id mapping)."""
+    file = ID_MAPPING if ntype is None else f"{id_mapping_key(ntype)}.csv.gz"
+    table = _mapping(cfg, file)
     if table is None or len(table) != num_nodes:
         return NodeIds([np.arange(num_nodes).astype(str).astype(object)], integer=True)
-    meta = read_meta(dataset_dir(cfg.data.root, cfg.data.name))
-    integer = meta.get("info", {}).get("id_type") == "int"
+    id_type = read_meta(dataset_dir(cfg.data.root, cfg.data.name)).get("info", {}).get("id_type")
+    integer = (id_type.get(ntype) if isinstance(id_type, dict) else id_type) == "int"  # typed: one per type
     ids = NodeIds([table["id"].to_numpy(dtype=object)], integer)
     if len(ids) != num_nodes:
-        raise DatasetError(f"{cfg.data.name}: {MAPPING_DIR}/{ID_MAPPING} lists {len(ids)} distinct ids for "
+        raise DatasetError(f"{cfg.data.name}: {MAPPING_DIR}/{file} lists {len(ids)} distinct ids for "
                            f"{num_nodes} nodes; re-import the dataset")
     return ids
 
@@ -188,6 +217,8 @@ def predict_nodes(loaded: LoadedRun, out: str, selected: np.ndarray | None, top_
     if top_k is not None and top_k > len(names):
         raise ConfigError(f"--top-k {top_k} exceeds the model's {len(names)} classes")
     emb = loaded.embeddings()
+    if loaded.typed:
+        emb = emb[loaded.data.target]  # the labelled type's; loaded.nodes holds its ids
     rows = np.arange(loaded.data.num_nodes) if selected is None else selected
     head = loaded.model.head
     names_arr = np.array(names, dtype=object)
@@ -285,6 +316,8 @@ def export_embeddings(loaded: LoadedRun, out: str, selected: np.ndarray | None) 
     """Write the embeddings of the selected nodes: ``.npy`` (rows in node order, original ids in
     ``<out stem>.ids.csv`` beside it), or a CSV / Parquet table of ``id, e0, e1, ...``."""
     fmt = table_format(out, {".npy": "npy"})
+    if loaded.typed:
+        return _export_typed_embeddings(loaded, out, fmt)
     emb = loaded.embeddings()
     rows = np.arange(loaded.data.num_nodes) if selected is None else selected
     ids = loaded.nodes.ids
@@ -305,3 +338,31 @@ def export_embeddings(loaded: LoadedRun, out: str, selected: np.ndarray | None) 
 
     return write_table(out, chunks())
 
+
+
+def _export_typed_embeddings(loaded: LoadedRun, out: str, fmt: str) -> int:
+    """Every node of every type, types in name order: ``type, id, e0, ...`` tables, or one ``.npy``
+    of all rows with ``type, id`` in ``<out stem>.ids.csv`` beside it."""
+    emb = loaded.embeddings()
+    types = sorted(emb)
+    ids = {t: loaded.type_ids(t).ids for t in types}
+
+    def id_frames():
+        for t in types:
+            for s in range(0, len(ids[t]), CHUNK):
+                yield pd.DataFrame({"type": t, "id": ids[t][s:s + CHUNK]})
+
+    total = sum(len(ids[t]) for t in types)
+    if fmt == "npy":
+        path = Path(out)
+        write_table(path.with_name(path.stem + ".ids.csv"), id_frames())
+        write_matrix_npy(path, (emb[t][s:s + CHUNK].numpy() for t in types for s in range(0, len(ids[t]), CHUNK)),
+                         (total, loaded.model.encoder.out_dim))
+        return total
+
+    def chunks():
+        for frame, rows in zip(id_frames(), (emb[t][s:s + CHUNK] for t in types for s in range(0, len(ids[t]), CHUNK))):
+            yield pd.concat([frame, pd.DataFrame(rows.numpy(), columns=[f"e{j}" for j in range(rows.shape[1])])], axis=1)
+
+    write_table(out, chunks())
+    return total

@@ -28,7 +28,10 @@ class EncoderSpec:
         activation: ``relu``, ``elu`` or ``gelu``.
         activate_output: apply the activation to the last layer's output too.
         aggregator: GraphSAGE's neighbour aggregator.
-        heads: GAT's attention heads.
+        heads: GAT's (and RGAT's) attention heads.
+        num_bases: RGCN's shared basis matrices (0: one weight per relation).
+        gin_eps, gin_eps_learnable: GIN's weight of a node's own input is ``1 + gin_eps``; learnt per
+            layer (from that start) when ``gin_eps_learnable``.
     """
 
     num_layers: int = 2
@@ -40,6 +43,9 @@ class EncoderSpec:
     activate_output: bool = False
     aggregator: str = "mean"
     heads: int = 4
+    num_bases: int = 0
+    gin_eps: float = 0.0
+    gin_eps_learnable: bool = False
 
 
 @contextlib.contextmanager
@@ -57,6 +63,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
+def make_activation(kind: str) -> nn.Module:
+    """Return the activation named by ``model.activation``."""
+    return _ACTIVATIONS[kind]()
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     """Return the per-node normalisation named by ``model.norm`` for width ``dim``."""
     if kind == "batch":
@@ -64,6 +75,19 @@ def make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "layer":
         return nn.LayerNorm(dim)
     return nn.Identity()
+
+
+def layer_loader(g, nodes, batch_size: int, num_workers: int = 0) -> dgl.dataloading.DataLoader:
+    """Chunks of ``batch_size`` output ``nodes`` (ids, or ``{type: ids}``) with their one-layer full
+    neighbourhood: what layer-wise inference iterates over once per layer. Call inside
+    ``warnings.catch_warnings()``."""
+    # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
+    warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
+    return dgl.dataloading.DataLoader(
+        g, nodes, dgl.dataloading.MultiLayerFullNeighborSampler(1), batch_size=batch_size, shuffle=False,
+        drop_last=False, num_workers=num_workers,
+        # keep the global RNG (dropout's stream) untouched by evaluation
+        generator=torch.Generator())
 
 
 class Encoder(nn.Module):
@@ -96,7 +120,7 @@ class Encoder(nn.Module):
         self.hidden_dim = spec.hidden
         self.input_dropout = nn.Dropout(spec.input_dropout)
         self.norms = nn.ModuleList(make_norm(spec.norm, spec.hidden) for _ in range(spec.num_layers - 1))
-        self.activation = _ACTIVATIONS[spec.activation]()
+        self.activation = make_activation(spec.activation)
         self.activate_output = spec.activate_output
         self.dropout = nn.Dropout(spec.dropout)
         self.layers = nn.ModuleList(
@@ -119,7 +143,7 @@ class Encoder(nn.Module):
         """Raise ConfigError, saying what to do instead, unless the first layer can take sparse rows
         (:meth:`sparse_layer`)."""
         raise ConfigError(f"model.arch {type(self).__name__.removesuffix('Encoder').lower()} cannot take sparse "
-                          f"features; use model.arch sage, gcn or mlp, or set data.sparse_features=densify")
+                          f"features; use model.arch sage, gcn, gin or mlp, or set data.sparse_features=densify")
 
     def sparse_layer(self, block: Any, x: torch.Tensor) -> torch.Tensor:
         """Layer 0 over sparse CSR input rows ``x`` (:mod:`largegraph.models.sparse`); equals
@@ -185,14 +209,7 @@ class Encoder(nn.Module):
             with evaluating(self):
                 return self._rowwise(feat, batch_size, device, progress)
         with evaluating(self), warnings.catch_warnings():
-            # DGL repeats this advice on every pass over the loader, i.e. once per layer here.
-            warnings.filterwarnings("ignore", message="Dataloader CPU affinity opt is not enabled")
-            sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
-            loader = dgl.dataloading.DataLoader(
-                g, g.nodes(), sampler, batch_size=batch_size, shuffle=False, drop_last=False,
-                num_workers=num_workers,
-                # keep the global RNG (dropout's stream) untouched by evaluation
-                generator=torch.Generator())
+            loader = layer_loader(g, g.nodes(), batch_size, num_workers)
             dtype = next(self.parameters()).dtype
             h = feat
             for i in range(self.num_layers):

@@ -19,10 +19,18 @@ def _one_batch(seed_nodes):
     return seed_nodes[0] if isinstance(seed_nodes, list) else seed_nodes
 
 
+def first_id(seeds) -> int:
+    """The first id of a batch's seeds (a tensor, or per type: the first of the first non-empty type in
+    name order): what, with (seed, epoch), picks the batch's random stream."""
+    if isinstance(seeds, dict):
+        seeds = next(v for _, v in sorted(seeds.items()) if len(v))
+    return int(seeds[0])
+
+
 class SeededNeighborSampler(dgl.dataloading.NeighborSampler):
     """DGL's NeighborSampler whose randomness per batch depends only on (seed, epoch, batch)."""
 
-    def __init__(self, fanouts: list[int], base_seed: int, **kwargs):
+    def __init__(self, fanouts: list, base_seed: int, **kwargs):
         super().__init__(fanouts, **kwargs)
         self.base_seed = base_seed
         self.epoch = 0
@@ -34,7 +42,7 @@ class SeededNeighborSampler(dgl.dataloading.NeighborSampler):
         # DGL's multi-threaded CPU sampling (fused sampling, to_block's hash map) is not repeatable
         # across runs even with a fixed seed; one thread is. Worker processes already run DGL on one
         # thread; in-process sampling drops to one thread for the call only.
-        seed = mix_seed(self.base_seed, self.epoch, int(seed_nodes[0])) % 2_147_483_647  # a C int
+        seed = mix_seed(self.base_seed, self.epoch, first_id(seed_nodes)) % 2_147_483_647  # a C int
         return on_sampling_thread(lambda: self._sample_seeded(g, seed_nodes, exclude_eids, seed))
 
     def _sample_seeded(self, g, seed_nodes, exclude_eids, seed: int):

@@ -120,9 +120,14 @@ def build_link_model(encoder: Encoder, embedding: nn.Embedding | None, predictor
                      predictor_dropout: float = 0.0, predictor_input_dropout: float = 0.0) -> LinkPredictor:
     """Encoder + scorer (``dot`` or ``mlp``) over ``encoder``'s embeddings, with ``embedding`` as the
     input layer when given."""
-    scorer = (DotPredictor() if predictor == "dot"
-              else MLPPredictor(encoder.out_dim, predictor_layers, predictor_dropout, predictor_input_dropout))
-    return LinkPredictor(encoder, scorer, embedding)
+    return LinkPredictor(encoder, make_scorer(encoder.out_dim, predictor, predictor_layers, predictor_dropout,
+                                             predictor_input_dropout), embedding)
+
+
+def make_scorer(dim: int, predictor: str, layers: int = 2, dropout: float = 0.0,
+                input_dropout: float = 0.0) -> nn.Module:
+    """The edge scorer ``link.predictor`` names (``dot`` or ``mlp``) over embeddings of width ``dim``."""
+    return DotPredictor() if predictor == "dot" else MLPPredictor(dim, layers, dropout, input_dropout)
 
 
 def train_seed_edges(data: LinkData) -> torch.Tensor:
@@ -187,18 +192,33 @@ class LinkPredictionTask:
 
     def _scores(self, model: LinkPredictor, emb: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                 device: torch.device) -> torch.Tensor:
+        return self.pair_scores(model, emb, emb, src, dst, device)
+
+    def pair_scores(self, model: nn.Module, h_src: torch.Tensor, h_dst: torch.Tensor, src: torch.Tensor,
+                    dst: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Scores of the pairs ``(h_src[src[i]], h_dst[dst[i]])``, in chunks of ``score_batch_size``."""
         chunk = self.score_batch_size
         if device.type == "cpu":
-            chunk = min(chunk, cpu_chunk_pairs(emb.shape[1]))
+            chunk = min(chunk, cpu_chunk_pairs(h_src.shape[1]))
         out = []
         for s, d in zip(src.split(chunk), dst.split(chunk)):
-            out.append(model.scorer(emb[s].to(device), emb[d].to(device)).cpu())
+            out.append(model.scorer(h_src[s].to(device), h_dst[d].to(device)).cpu())
         return torch.cat(out) if out else torch.empty(0)
+
+    @property
+    def split_style(self) -> str:
+        """How the split holds its pairs (``edge`` or ``source_target``)."""
+        return self.data.split_style
+
+    @property
+    def eval_split(self) -> dict:
+        """The pairs (and negatives) each split is scored on."""
+        return self.data.split
 
     def score_split(self, model, emb: torch.Tensor, part: str, device: torch.device) -> float | None:
         """``part``'s score of the pairs ``emb`` ranks (None for citation2-style training edges)."""
-        split = self.data.split
-        if self.data.split_style == "source_target":
+        split = self.eval_split
+        if self.split_style == "source_target":
             if part == "train":
                 return None  # citation2-style training edges carry no negatives to rank against
             p = split[part]

@@ -103,8 +103,13 @@ class NodeClassificationTask:
                 seen += batch.size
         return {f"valid_{self.metric}": correct / max(seen, 1)}
 
+    @property
+    def labels(self) -> torch.Tensor:
+        """Every classified node's label (-1: none)."""
+        return self.data.graph.ndata["label"]
+
     def _score(self, pred: torch.Tensor, idx: torch.Tensor) -> float:
-        labels = self.data.graph.ndata["label"]
+        labels = self.labels
         result = self.evaluator.eval({"y_true": labels[idx].unsqueeze(1), "y_pred": pred[idx].unsqueeze(1)})
         return float(result[self.data.metric])
 
@@ -137,7 +142,7 @@ class NodeClassificationTask:
             return self.exact.predictions(result)
         out = {
             "pred": result["pred"],
-            "label": self.data.graph.ndata["label"],
+            "label": self.labels,
             **{f"{part}_idx": self.data.split[part] for part in SPLITS},
         }
         if result["logits"].numel() <= MAX_PROB_VALUES:

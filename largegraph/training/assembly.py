@@ -13,9 +13,11 @@ import torch
 
 from largegraph.config import JobConfig
 from largegraph.core.rng import mix_seed, seed_everything
-from largegraph.models import EncoderSpec, build_encoder
+from largegraph.models import EncoderSpec, build_encoder, build_typed_encoder
 from largegraph.tasks import link_prediction as lp
 from largegraph.tasks.node_classification import NodeClassifier
+from largegraph.tasks.typed_link import TypedLinkPredictor
+from largegraph.tasks.typed_node import TypedNodeClassifier
 from largegraph.training import distributed
 from largegraph.training.averaging import WeightAverage
 from largegraph.training.checkpoint import CheckpointManager, CheckpointStore
@@ -27,11 +29,15 @@ from largegraph.training.optim import Schedule, build_optimizer
 from largegraph.training.protocols import Backend, BatchLoader, Dataset, Task
 from largegraph.training.rundir import RunDir
 from largegraph.training.selection import EvalTracker
+from largegraph.training.typed import check_fits, is_typed
+
+
+def _spec(cfg: JobConfig) -> EncoderSpec:
+    return EncoderSpec(**cfg.model.model_dump(exclude={"arch"}))
 
 
 def _encoder(cfg: JobConfig, in_dim: int):
-    spec = EncoderSpec(**cfg.model.model_dump(exclude={"arch"}))
-    return build_encoder(cfg.model.arch, spec, in_dim)
+    return build_encoder(cfg.model.arch, _spec(cfg), in_dim)
 
 
 def _node_model(cfg: JobConfig, data: Dataset) -> NodeClassifier:
@@ -55,9 +61,32 @@ def _link_model(cfg: JobConfig, data: Dataset) -> lp.LinkPredictor:
                                lc.predictor_dropout, lc.predictor_input_dropout)
 
 
+def _typed_node_model(cfg: JobConfig, data) -> TypedNodeClassifier:
+    tables, encoder = build_typed_encoder(cfg.model.arch, _spec(cfg), data.graph)
+    return TypedNodeClassifier(tables, encoder, data.num_classes, data.target)
+
+
+def _typed_link_model(cfg: JobConfig, data) -> TypedLinkPredictor:
+    lc = cfg.link
+    tables, encoder = build_typed_encoder(cfg.model.arch, _spec(cfg), data.graph)
+    scorer = lp.make_scorer(encoder.out_dim, lc.predictor, lc.predictor_layers, lc.predictor_dropout,
+                            lc.predictor_input_dropout)
+    return TypedLinkPredictor(tables, encoder, scorer, data.target)
+
+
+# (typed dataset?, task) -> model builder; :func:`largegraph.training.typed.is_typed` is the one question asked
+MODELS = {(False, "node_classification"): _node_model, (False, "link_prediction"): _link_model,
+          (True, "node_classification"): _typed_node_model, (True, "link_prediction"): _typed_link_model}
+
+
 def build_model(cfg: JobConfig, data: Dataset) -> torch.nn.Module:
-    """The model of ``cfg.task`` for ``data`` (weights drawn from the global RNG as it stands)."""
-    return _link_model(cfg, data) if cfg.task == "link_prediction" else _node_model(cfg, data)
+    """The model of ``cfg.task`` for ``data`` (weights drawn from the global RNG as it stands).
+
+    Raises:
+        ConfigError: a typed setting on an untyped dataset, or the reverse.
+    """
+    check_fits(cfg, data)
+    return MODELS[is_typed(data), cfg.task](cfg, data)
 
 
 def build_components(cfg: JobConfig, backend: Backend, data: Dataset, device: torch.device,

@@ -29,7 +29,9 @@ class EpochTotals:
         """One batch record (:class:`~largegraph.training.protocols.Batch`): its size, input nodes and
         message-passing edges (zero for records without blocks)."""
         nodes = batch.input_nodes
-        self.add(loss, batch.size, correct, len(nodes) if nodes is not None else 0,
+        # typed batches hold their input nodes per type
+        count = sum(map(len, nodes.values())) if isinstance(nodes, dict) else len(nodes) if nodes is not None else 0
+        self.add(loss, batch.size, correct, count,
                  sum(b.num_edges() for b in batch.blocks))
 
     def add_seconds(self, seconds: float) -> None:

@@ -69,6 +69,19 @@ def test_bench_prints_both_sides_and_the_ratio_and_writes_json_and_png(tmp_path)
     assert not (tmp_path / "bench" / "data").exists()  # the generated graph is removed afterwards
 
 
+def test_bench_typed_runs_dgls_rgcn_loop_against_ours_and_prints_the_ratio_last(tmp_path):
+    out = run_cli("bench", "typed", "--scale", "0.003", "--epochs", "1", "--out", tmp_path / "bench")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert any(line.startswith("reference ") and "test_score=" in line for line in lines)
+    assert any(line.startswith("largegraph ") and "test_score=" in line for line in lines)
+    assert re.fullmatch(r"ratio largegraph/reference: \d+\.\d\d \(\d+\.\d\d\.\.\d+\.\d\d over 1 pairs\)", lines[-1])
+    record = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    pair = record["records"][0]["pairs"][0]
+    assert record["records"][0]["mode"] == "typed"
+    assert pair["largegraph"]["seeds_per_epoch"] == pair["reference"]["seeds_per_epoch"] > 0  # same training papers
+
+
 def test_bench_refuses_bad_input_in_one_line(tmp_path):
     for args in (("--scale", "0"), ("--scale", "0.00001")):
         out = run_cli("bench", "node", *args, "--out", tmp_path / "b")

@@ -16,6 +16,7 @@ ARCHS = [
     {"arch": "sage", "aggregator": "gcn"},
     {"arch": "gat", "heads": 4},
     {"arch": "gcn"},
+    {"arch": "gin"},
     {"arch": "mlp"},
 ]
 ARCH_IDS = [f"{a['arch']}-{a.get('aggregator', '')}".rstrip("-") for a in ARCHS]
@@ -123,7 +124,7 @@ def test_output_width(graph, arch, num_layers):
 
 def test_uses_graph_flag():
     assert not _build(_cfg(arch="mlp"), IN_DIM).uses_graph
-    assert all(_build(_cfg(arch=a), IN_DIM).uses_graph for a in ("sage", "gat", "gcn"))
+    assert all(_build(_cfg(arch=a), IN_DIM).uses_graph for a in ("sage", "gat", "gcn", "gin"))
 
 
 def test_gat_hidden_not_divisible_by_heads():

@@ -17,8 +17,8 @@ from largegraph.tasks.node_classification import NodeClassifier
 
 WIDTH = 200  # wider than hidden, as multi-hot features are: DGL's dense layers project before aggregating
 SPARSE_ARCHS = [{"arch": "sage", "aggregator": "mean"}, {"arch": "sage", "aggregator": "gcn"}, {"arch": "gcn"},
-                {"arch": "mlp"}]
-IDS = ["sage-mean", "sage-gcn", "gcn", "mlp"]
+                {"arch": "mlp"}, {"arch": "gin", "gin_eps": 0.3}]
+IDS = ["sage-mean", "sage-gcn", "gcn", "mlp", "gin"]
 
 
 @pytest.fixture(scope="module")
