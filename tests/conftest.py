@@ -57,3 +57,16 @@ def own_root(tmp_path) -> Path:
     params = SynthNodeParams(num_nodes=3000, avg_degree=8, num_classes=4, feat_dim=16, seed=3)
     write_synthetic_node_dataset(tmp_path, "own", params, raw_format="binary")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A private one-node Slurm cluster for the session (tests/slurm_cluster.py); skips where it cannot
+    start (not root, Slurm or munge not installed)."""
+    from slurm_cluster import SlurmCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
