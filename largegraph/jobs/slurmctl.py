@@ -60,7 +60,10 @@ def fields(text: str) -> dict[str, str]:
     """``Key=value`` pairs of ``scontrol``'s one-line (``-o``) output. Values never hold spaces in
     the keys read here (ids, states, times, codes); a free-text value (Reason, Comment) is cut at its
     first space."""
-    return {m.group(1): m.group(2) for m in _FIELD.finditer(text)}
+    values: dict[str, str] = {}
+    for m in _FIELD.finditer(text):
+        values.setdefault(m.group(1), m.group(2))  # the first: a later Command= may hold "x=y" arguments
+    return values
 
 
 def slurm_time(value: str) -> float | None:
