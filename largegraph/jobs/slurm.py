@@ -96,8 +96,12 @@ class SlurmExecutor:
             OSError: sbatch refused the job (its one-line reason) or Slurm is unreachable.
         """
         args = slurmctl.sbatch_args(job, self.slurm_name(job), log_path, self.opts.script, self.opts.sbatch_flags)
+        script_env = slurmctl.script_env(job, env, Path(sys.executable).parent)
         try:
-            done = slurmctl.run(args, env=slurmctl.script_env(job, env, Path(sys.executable).parent), cwd=cwd)
+            # sbatch queues a job that asks for more than the cluster has (more nodes, a longer time
+            # than the partition allows), where it would wait for ever; --test-only says so now.
+            probe = slurmctl.run(slurmctl.test_only(args), env=script_env, cwd=cwd)
+            done = probe if probe.returncode != 0 else slurmctl.run(args, env=script_env, cwd=cwd)
         except SlurmUnreachable as exc:
             raise OSError(str(exc)) from None
         ids = slurmctl.parse_ids(done.stdout)
@@ -200,9 +204,8 @@ def check_slurm(options: SlurmOptions) -> None:
                        f"{slurmctl.error_line(done.stderr, 'sinfo failed')}")
     if not options.script.is_file():
         raise JobError(f"--slurm-script {options.script} is not a file")
-    probe = [a for a in slurmctl.sbatch_args(_PROBE, "largegraph-check", Path("/dev/null"), options.script,
-                                             options.sbatch_flags) if a != "--parsable"]
-    done = slurmctl.run([probe[0], "--test-only", *probe[1:]])
+    done = slurmctl.run(slurmctl.test_only(slurmctl.sbatch_args(
+        _PROBE, "largegraph-check", Path("/dev/null"), options.script, options.sbatch_flags)))
     if done.returncode != 0:
         raise JobError(f"sbatch refuses serve's Slurm options ({' '.join(options.sbatch_flags) or 'none'}): "
                        f"{slurmctl.error_line(done.stderr, 'sbatch --test-only failed')}")

@@ -184,10 +184,15 @@ def cancel(slurm_id: int, *flags: str) -> None:
 
 def resource_args(job: Job) -> list[str]:
     """The job's own requests, given on the command line so that they override the script's header:
-    nodes, one task per node (torchrun starts the processes), its GPUs, a CPU per process."""
+    nodes, one task per node (torchrun starts the processes), its GPUs, a CPU per process.
+
+    ``--oversubscribe`` only lifts the header's ``--exclusive`` (sbatch has no other way to undo it):
+    the service's jobs share nodes by their CPUs, as the partition allows (with the default
+    ``OverSubscribe=NO`` never two on one CPU). An operator who wants whole nodes passes
+    ``--sbatch-flag=--exclusive``, which comes later and wins."""
     gpus = job.nproc if job.slots_kind == "gpu" else 0
     return [f"--nodes={job.nodes}", "--ntasks-per-node=1", f"--gpus-per-node={gpus}",
-            f"--cpus-per-task={job.nproc}"]
+            f"--cpus-per-task={job.nproc}", "--oversubscribe"]
 
 
 def choice_args(job: Job) -> list[str]:
@@ -210,6 +215,11 @@ def sbatch_args(job: Job, name: str, log_path: Path, script: Path, operator_flag
     return ["sbatch", "--parsable", f"--job-name={name}", f"--output={log_path}", "--open-mode=append",
             *resource_args(job), *operator_flags, *choice_args(job),
             str(script), job.config_path, "--device", "cuda" if job.slots_kind == "gpu" else "cpu"]
+
+
+def test_only(args: Sequence[str]) -> list[str]:
+    """The same ``sbatch`` as a check that submits nothing: whether Slurm could ever place the job."""
+    return [args[0], "--test-only", *(a for a in args[1:] if a != "--parsable")]
 
 
 def script_env(job: Job, base: Mapping[str, str], python_bin: Path) -> dict[str, str]:

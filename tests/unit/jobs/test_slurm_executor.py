@@ -69,9 +69,10 @@ def test_sbatch_args_are_a_list_with_the_jobs_resources_then_the_operators_then_
                                 ["--account=ml", "--partition=cpu"])
     assert args[:5] == ["sbatch", "--parsable", "--job-name=lg-4", "--output=/ws/runs/r/train.log",
                         "--open-mode=append"]
-    assert args[5:9] == ["--nodes=3", "--ntasks-per-node=1", "--gpus-per-node=2", "--cpus-per-task=2"]
-    assert args[9:13] == ["--account=ml", "--partition=cpu", "--partition=gpu", "--time=1:00:00"]  # the last wins
-    assert args[13:] == ["/repo/train.sbatch", "/ws/jobs/4/config.yaml", "--device", "cuda"]
+    assert args[5:10] == ["--nodes=3", "--ntasks-per-node=1", "--gpus-per-node=2", "--cpus-per-task=2",
+                          "--oversubscribe"]  # lifts the header's --exclusive
+    assert args[10:14] == ["--account=ml", "--partition=cpu", "--partition=gpu", "--time=1:00:00"]  # the last wins
+    assert args[14:] == ["/repo/train.sbatch", "/ws/jobs/4/config.yaml", "--device", "cuda"]
     cpu = slurmctl.sbatch_args(make_job(ws, 5), "lg-5", Path("l"), Path("s"), [])
     assert "--gpus-per-node=0" in cpu and not any(a.startswith(("--partition", "--time")) for a in cpu)
 
@@ -147,6 +148,12 @@ def test_sbatchs_refusal_is_an_oserror_of_one_line(ws: Workspace, monkeypatch, t
     ex, _ = executor(ws, monkeypatch, {"sbatch --parsable": [refused]})
     with pytest.raises(OSError, match="^invalid partition specified: nope$"):
         ex.start(make_job(ws), {}, tmp_path / "log", tmp_path)
+    # A job no node can ever take would wait in the queue for ever: --test-only refuses it first.
+    never = (1, "", "allocation failure: Requested node configuration is not available\n")
+    ex, fake = executor(ws, monkeypatch, {"sbatch --test-only": [never]})
+    with pytest.raises(OSError, match="^allocation failure: Requested node configuration is not available$"):
+        ex.start(make_job(ws, nodes=5), {}, tmp_path / "log", tmp_path)
+    assert [c[:2] for c in fake.calls] == [["sbatch", "--test-only"]] and "--parsable" not in fake.calls[0]
     ex, _ = executor(ws, monkeypatch, {"sbatch --parsable": [(0, "41;lgtest\n", "")]})
     assert ex.start(make_job(ws), {}, tmp_path / "log", tmp_path) == Attempt(1, 41, None)
 
