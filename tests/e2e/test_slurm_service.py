@@ -25,6 +25,9 @@ from largegraph.jobs import procs
 
 pytestmark = pytest.mark.slow
 SLURM = ("--executor", "slurm")
+# An epoch of the slow job takes a fraction of a second: jobs acted on mid-run get enough of them that
+# the freeze (see frozen_trainers) always finds two still ahead.
+LONG = ("train.epochs=20",)
 
 
 @pytest.fixture
@@ -53,19 +56,32 @@ def trainers(run_dir: str) -> list[int]:
 
 
 @contextmanager
-def frozen_trainer(ws: Path, name: str, after_epochs: int = 1) -> Iterator[list[int]]:
-    """Stop (SIGSTOP) the job's training processes once it has checkpointed ``after_epochs`` epochs
-    and has two left; continue them after the block (also when it fails)."""
-    run_dir = job(ws, name).run_dir
-    wait_for(lambda: checkpointed_epochs(run_dir) >= after_epochs and trainers(run_dir), timeout=240)
-    pids = {pid: procs.start_time(pid) for pid in trainers(run_dir)}
-    for pid in pids:
-        procs.signal_process(pid, signal.SIGSTOP)
+def frozen_trainers(ws: Path, *names: str) -> Iterator[list[int]]:
+    """Stop (SIGSTOP) each job's training processes as soon as it has checkpointed an epoch (one job
+    may start well after another, and a fast one must not finish meanwhile); continue them all after
+    the block (also when it fails). Yields the stopped pids."""
+    stopped: dict[int, int | None] = {}
+    ready: set[str] = set()
+
+    def freeze_ready() -> bool:
+        for name in set(names) - ready:
+            run_dir = job(ws, name).run_dir
+            pids = trainers(run_dir) if checkpointed_epochs(run_dir) >= 1 else []
+            for pid in pids:
+                stopped[pid] = procs.start_time(pid)
+                procs.signal_process(pid, signal.SIGSTOP)
+            if pids:
+                ready.add(name)
+        return len(ready) == len(names)
+
     try:
-        assert job(ws, name).epochs - epochs_done(run_dir) >= 2, "the job was frozen too late"
-        yield list(pids)
+        wait_for(freeze_ready, timeout=240)
+        for name in names:
+            current = job(ws, name)
+            assert current.epochs - epochs_done(current.run_dir) >= 2, f"{name} was frozen too late"
+        yield list(stopped)
     finally:
-        for pid, start in pids.items():
+        for pid, start in stopped.items():
             if procs.is_alive(pid, start):
                 procs.signal_process(pid, signal.SIGCONT)
 
@@ -107,13 +123,13 @@ def test_node_and_link_jobs_run_through_slurm_and_the_api_refuses_sbatch_flags(c
 
 
 def test_a_preempted_job_is_requeued_by_slurm_and_succeeds_once_in_one_run_directory(cluster, ws, slow_yaml):
-    assert lg(ws, "submit", slow_yaml, "--name", "low", "--partition", "low").returncode == 0
+    assert lg(ws, "submit", slow_yaml, *LONG, "--name", "low", "--partition", "low").returncode == 0
     with serving(ws, *SLURM, "--exit-when-idle", timeout=300) as daemon:
         slurm_id = wait_for(lambda: job(ws, "low").pid)
-        with frozen_trainer(ws, "low") as trainers:
+        with frozen_trainers(ws, "low") as stopped:
             # A job in the higher-tier partition needs the whole node: Slurm preempts ours (SIGTERM, GraceTime).
             urgent = cluster.sbatch("--partition=high", "--exclusive", "--output=/dev/null", "--wrap", "sleep 1")
-            wait_for(lambda: any(sigterm_pending(p) for p in trainers) or cluster.job_state(slurm_id) != "RUNNING",
+            wait_for(lambda: any(sigterm_pending(p) for p in stopped) or cluster.job_state(slurm_id) != "RUNNING",
                      timeout=120)
         cluster.wait_state(urgent, "COMPLETED", timeout=240)
     succeeded_once(ws, "low", resumed=True)
@@ -124,11 +140,11 @@ def test_a_preempted_job_is_requeued_by_slurm_and_succeeds_once_in_one_run_direc
 
 def test_daemon_sigkilled_while_two_slurm_jobs_run_is_adopted_and_each_trains_once(cluster, ws, slow_yaml):
     for name in ("a", "b"):
-        assert lg(ws, "submit", slow_yaml, "train.epochs=4", "--name", name).returncode == 0
+        assert lg(ws, "submit", slow_yaml, *LONG, "--name", name).returncode == 0
     first = serve(ws, *SLURM, "--max-parallel", "2")
     second = None
     try:
-        with frozen_trainer(ws, "a"), frozen_trainer(ws, "b"):
+        with frozen_trainers(ws, "a", "b"):
             ids = {name: job(ws, name).pid for name in ("a", "b")}
             first.kill()  # SIGKILL: Slurm keeps the jobs; the store still says the dead daemon runs them
             first.wait()
@@ -143,17 +159,17 @@ def test_daemon_sigkilled_while_two_slurm_jobs_run_is_adopted_and_each_trains_on
                 daemon.wait()
     for name, slurm_id in ids.items():
         succeeded_once(ws, name, resumed=False)  # never restarted: the same training, watched by another daemon
-        assert metric_kinds(job(ws, name).run_dir).count("epoch") == 4
+        assert metric_kinds(job(ws, name).run_dir).count("epoch") == job(ws, name).epochs
         assert attempts(ws, name)[0]["pid"] == slurm_id
     assert "started: Slurm job" not in second.log_path.read_text()
 
 
 def test_a_crash_is_retried_and_cancel_reaches_slurm(cluster, ws, slow_yaml):
-    assert lg(ws, "submit", slow_yaml, "--name", "crashy", "--retries", "1", "--max-restarts", "0").returncode == 0
-    assert lg(ws, "submit", slow_yaml, "train.epochs=30", "--name", "doomed", "--priority", "-1").returncode == 0
+    assert lg(ws, "submit", slow_yaml, *LONG, "--name", "crashy", "--retries", "1", "--max-restarts", "0").returncode == 0
+    assert lg(ws, "submit", slow_yaml, "train.epochs=200", "--name", "doomed", "--priority", "-1").returncode == 0
     with serving(ws, *SLURM, "--max-parallel", "2", "--exit-when-idle", timeout=300):
-        with frozen_trainer(ws, "crashy") as trainers:
-            for pid in trainers:
+        with frozen_trainers(ws, "crashy") as stopped:
+            for pid in stopped:
                 procs.signal_process(pid, signal.SIGKILL)  # a crash mid-training
         wait_for(lambda: job(ws, "crashy").attempt == 2, timeout=120)
         doomed = wait_for(lambda: job(ws, "doomed").pid)
