@@ -196,7 +196,6 @@ class JobDaemon:
 
     def _start(self, job: Job) -> None:
         run = RunDir(job.run_dir)
-        self.executor.clear_strays(job)
         placed = self.executor.uses_slots
         gpus = [self.free_gpus.pop(0) for _ in range(job.nproc)] if placed and job.slots_kind == "gpu" else []
         env = dict(os.environ, PYTHONUNBUFFERED="1", LARGEGRAPH_JOB_ID=str(job.id), LARGEGRAPH_JOB_NAME=job.name)
@@ -207,6 +206,7 @@ class JobDaemon:
             # machine and OpenMP's spinning threads slow all of them (2 jobs on 2 cores: 9.8 s -> 5.9 s).
             env["OMP_NUM_THREADS"] = str(max(1, self.cpu_slots // self.opts.max_parallel // job.nproc))
         try:
+            self.executor.clear_strays(job)
             run.path.mkdir(parents=True, exist_ok=True)
             write_job_config(job.config_path, job.config)  # the frozen config, even if the file went missing
             with open(run.log_path, "ab") as out:

@@ -79,7 +79,10 @@ class SlurmExecutor:
         """Cancel any Slurm job of this job still queued or running (one started by a daemon that
         died before recording it), and wait until Slurm lists none."""
         name = self.slurm_name(job)
-        found = slurmctl.queued_ids(name)
+        try:
+            found = slurmctl.queued_ids(name)
+        except SlurmUnreachable as exc:
+            raise OSError(str(exc)) from None  # the attempt cannot start: Slurm does not answer
         if not found:
             return
         log.info(stamped(f"job {job.name}: cancelling leftover Slurm job(s) {found} before starting it again"))
@@ -153,7 +156,10 @@ class SlurmExecutor:
             candidates = [job.pid] if job.pid else slurmctl.queued_ids(name)
             found = [s for s in (slurmctl.show_job(i) for i in candidates) if s is not None and s.name == name]
         except SlurmUnreachable as exc:
-            raise JobError(f"cannot adopt job {job.name}: {exc}") from None
+            self._unreachable(exc)
+            # Watched by its recorded id until Slurm answers (poll waits for it); an unrecorded one
+            # is requeued, and its next start finds and cancels the copy first (clear_strays).
+            return Attempt(job.id, job.pid, None) if job.pid else None
         if not found:
             return None
         newest = found[-1]

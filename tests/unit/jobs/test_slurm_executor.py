@@ -125,8 +125,13 @@ def test_a_job_slurm_forgot_is_judged_by_its_run_directory_and_an_unreachable_on
     ex, fake = executor(ws, monkeypatch, {"scontrol show": [forgot], "sacct -n": [(1, "", "accounting disabled")]})
     assert ex.poll(Attempt(1, 7, None)) == LOST_EXIT
     assert ["sacct", "-n", "-X", "-P", "-j", "7", "-o", "State,ExitCode"] in fake.calls
-    ex, _ = executor(ws, monkeypatch, {"scontrol show": [(1, "", "Unable to contact slurm controller")]})
+    down = (1, "", "Unable to contact slurm controller")
+    ex, _ = executor(ws, monkeypatch, {"scontrol show": [down], "squeue -h": [down]})
     assert ex.poll(Attempt(1, 7, None)) is None and ex.running_since(Attempt(1, 7, None)) is None
+    # A dead daemon's job is watched by its recorded id until Slurm answers again.
+    assert ex.adopt(make_job(ws, 1, pid=7)) == Attempt(1, 7, None) and ex.adopt(make_job(ws, 1)) is None
+    with pytest.raises(OSError, match="Unable to contact"):
+        ex.clear_strays(make_job(ws, 1))  # the daemon records the attempt as not started
 
 
 def test_adopt_finds_an_unrecorded_attempt_by_name_and_keeps_one_copy(ws: Workspace, monkeypatch):
