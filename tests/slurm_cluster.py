@@ -69,8 +69,8 @@ def node_hardware() -> str:
 
 
 class SlurmCluster:
-    """One node (`node`), four partitions, all state under `root`. Use as a context manager or call
-    `start()`/`stop()`."""
+    """One node (`node`, this machine's name), four partitions, all state under `root`. Use as a
+    context manager or call `start()`/`stop()`."""
 
     def __init__(self, root: Path | None = None, grace_time: int = 30, cred_expire: int = 10,
                  cluster_name: str = "lgtest") -> None:
@@ -78,7 +78,8 @@ class SlurmCluster:
         self.grace_time = grace_time
         self.cred_expire = cred_expire
         self.cluster_name = cluster_name
-        self.node = "node1"
+        # The machine's own name, as on a real cluster, where node names resolve (jobs meet on them).
+        self.node = socket.gethostname().split(".")[0]
         self.conf = self.root / "slurm.conf"
         self.munge_socket = self.root / "munge" / "munge.socket"
         self.procs: dict[str, subprocess.Popen] = {}
@@ -172,7 +173,7 @@ class SlurmCluster:
     def config_text(self) -> str:
         """The private slurm.conf: own ports and paths, no cgroups, no accounting."""
         r = self.root
-        host = socket.gethostname().split(".")[0]
+        host = self.node
         return f"""\
 ClusterName={self.cluster_name}
 SlurmctldHost={host}(127.0.0.1)
