@@ -81,16 +81,16 @@ class SlurmExecutor:
         name = self.slurm_name(job)
         try:
             found = slurmctl.queued_ids(name)
+            if not found:
+                return
+            log.info(stamped(f"job {job.name}: cancelling leftover Slurm job(s) {found} before starting it again"))
+            for slurm_id in found:
+                slurmctl.cancel(slurm_id)
+            deadline = time.monotonic() + self.opts.stray_wait_s
+            while slurmctl.queued_ids(name) and time.monotonic() < deadline:
+                time.sleep(0.5)
         except SlurmUnreachable as exc:
             raise OSError(str(exc)) from None  # the attempt cannot start: Slurm does not answer
-        if not found:
-            return
-        log.info(stamped(f"job {job.name}: cancelling leftover Slurm job(s) {found} before starting it again"))
-        for slurm_id in found:
-            slurmctl.cancel(slurm_id)
-        deadline = time.monotonic() + self.opts.stray_wait_s
-        while slurmctl.queued_ids(name) and time.monotonic() < deadline:
-            time.sleep(0.5)
 
     def start(self, job: Job, env: Mapping[str, str], log_path: Path, cwd: Path) -> Attempt:
         """``sbatch`` the attempt from ``cwd`` (the script runs there), its output appended to ``log_path``.
