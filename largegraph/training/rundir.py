@@ -45,13 +45,14 @@ def default_run_dir(cfg: JobConfig, base: str = "runs", launch_id: str | None = 
 
 # What decides a run's course besides JobConfig.fingerprint (the model and task, which a checkpoint
 # checks itself): a run directory whose recorded value differs holds another job's run (a job id that
-# a second cluster reused, another config), and resuming it would silently mix two jobs. Paths, logging,
-# checkpoint cadence and distributed connection details may differ between attempts of one job.
+# a second cluster reused, another config), and resuming it would silently mix two jobs. What does not
+# change the run's course may differ between attempts of one job: paths, logging, checkpoint cadence,
+# sampling workers (a resume is bitwise equal with any number), distributed connection details.
 # train.epochs may grow: extending a finished or running job is a deliberate, common change.
 RUN_DEFINING_KEYS = (
     ("seed",), ("data", "add_reverse_edges"), ("data", "self_loops"), ("data", "feature_norm"),
     ("sampler", "fanouts"), ("sampler", "batch_size"), ("sampler", "shuffle"), ("sampler", "drop_last"),
-    ("sampler", "full_graph"), ("sampler", "num_workers"),
+    ("sampler", "full_graph"),
     ("train", "epochs"), ("train", "lr"), ("train", "weight_decay"), ("train", "optimizer"),
     ("train", "lr_schedule"), ("train", "lr_step_epochs"), ("train", "lr_gamma"), ("train", "grad_clip"),
     ("train", "precision"), ("train", "label_smoothing"), ("train", "ema_decay"),
