@@ -68,3 +68,16 @@ def mag_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("typed")
     write_synthetic_hetero_dataset(root, "mag-tiny", SynthHeteroParams(scale=0.002, seed=3))
     return root
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A private one-node Slurm cluster for the session (tests/slurm_cluster.py); skips where it cannot
+    start (not root, Slurm or munge not installed)."""
+    from slurm_cluster import SlurmCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster

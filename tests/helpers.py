@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,3 +137,11 @@ def hold_machine(lock_dir: Path, run_dir: str) -> subprocess.Popen:
                             env=dict(os.environ, **{DIR_ENV: str(lock_dir)}))
     assert proc.stdout.readline().strip() == "held"
     return proc
+
+
+def wait_for(predicate, timeout: float = 240.0, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

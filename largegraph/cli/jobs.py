@@ -56,8 +56,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         exit_when_idle=args.exit_when_idle, once=args.once)
     check_http_options(args)  # refused before the store is touched or a job is started
     ws = Workspace(args.workspace)
+    executor = _executor(args, ws)  # Slurm is checked now, not at the first job
     open_store(ws, create=True).close()  # creates (or upgrades) the store before the daemon registers in it
-    daemon = JobDaemon(ws, options)
+    daemon = JobDaemon(ws, options, executor)
     if args.http:
         from largegraph.server.run import serve_with_http
 
@@ -65,10 +66,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return daemon.serve()
 
 
+def _executor(args: argparse.Namespace, ws: Workspace):
+    """The executor ``serve --executor`` names (None: the daemon's default, local processes)."""
+    if args.executor != "slurm":
+        given = [flag for flag, value in (("--sbatch-flag", args.sbatch_flag), ("--slurm-script", args.slurm_script))
+                 if value]
+        if given:
+            raise JobError(f"{', '.join(given)}: only used with --executor slurm; add it or leave them out")
+        return None
+    from largegraph.jobs.slurm import SCRIPT, SlurmExecutor, SlurmOptions, check_slurm
+
+    options = SlurmOptions(script=Path(args.slurm_script or SCRIPT).absolute(), sbatch_flags=tuple(args.sbatch_flag))
+    check_slurm(options)
+    return SlurmExecutor(ws, options)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate a job exactly as `train` would, freeze its resolved config in the workspace, queue it."""
     options = SubmitOptions(name=args.name, priority=args.priority, retries=args.retries, nproc=args.nproc,
-                            device=args.device, max_restarts=args.max_restarts)
+                            device=args.device, max_restarts=args.max_restarts, nodes=args.nodes,
+                            partition=args.partition, time_limit=args.time_limit)
     service = service_for(args)
     print(submitted_line(service.submit(args.config, args.overrides, options)))
     _note(service)
@@ -211,6 +228,15 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     )
     for flag, default, text in seconds:
         p.add_argument(flag, type=positive(float), default=default, metavar="S", help=text)
+    slurm = p.add_argument_group("where jobs run")
+    slurm.add_argument("--executor", choices=["local", "slurm"], default="local",
+                       help="local: processes on this machine (default); slurm: each attempt an sbatch of "
+                            "launch/slurm/train.sbatch (docs/cluster.md)")
+    slurm.add_argument("--sbatch-flag", action="append", default=[], metavar="FLAG",
+                       help="with --executor slurm: an extra sbatch flag for every job, e.g. "
+                            "--sbatch-flag=--account=ml (repeatable; checked with sbatch --test-only at start)")
+    slurm.add_argument("--slurm-script", metavar="FILE",
+                       help="with --executor slurm: the batch script (default launch/slurm/train.sbatch)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--exit-when-idle", action="store_true", help="exit once no job is queued or running")
     group.add_argument("--once", action="store_true", help="start what fits now, wait for those attempts, exit")
@@ -228,3 +254,10 @@ def _add_submit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (takes --nproc GPU slots; the daemon picks the GPUs)")
     p.add_argument("--max-restarts", type=non_negative_int, metavar="R", help="torchrun restarts inside one attempt")
+    cluster = p.add_argument_group("on a cluster (serve --executor slurm)")
+    cluster.add_argument("--nodes", type=positive(int), default=1, metavar="N",
+                         help="machines, each running --nproc processes (default 1)")
+    cluster.add_argument("--partition", metavar="NAME", help="Slurm partition (default: the cluster's)")
+    cluster.add_argument("--time-limit", metavar="TIME",
+                         help="Slurm time limit per run, e.g. 90 (minutes) or 1:30:00; the job checkpoints and is "
+                              "requeued before it")

@@ -7,8 +7,10 @@ appended to the run directory's log (``RunDir.log_path``). Because every start u
 ``--resume auto``, a retry, a requeue after a daemon crash and a resume after a drain are all the
 same thing: the next attempt continues from the run directory's newest valid checkpoint.
 
-Only the daemon that started an attempt supervises it. A daemon that finds running jobs of a dead
-daemon (SIGKILLed, machine rebooted) has its executor stop what is left of them and requeues them.
+Only one daemon supervises an attempt. A daemon that finds running jobs of a dead daemon
+(SIGKILLed, machine rebooted) hands them to its executor: one that can watch them from here (a
+scheduler's jobs, :class:`~largegraph.jobs.slurm.SlurmExecutor`) adopts them; otherwise what is
+left of them is stopped and they are requeued.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from largegraph.jobs.workspace import Workspace, write_job_config
 from largegraph.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
+UNBOUNDED = 1 << 30  # the slots of a daemon whose scheduler places attempts: it never runs short
 
 
 @dataclass
@@ -97,6 +99,9 @@ class JobDaemon:
         self.claiming = True
         self._last_recovery = 0.0  # monotonic time of the last look for orphaned jobs
         self.executor: Executor = executor or LocalExecutor(workspace, options.kill_grace)
+        if not self.executor.uses_slots:
+            self.cpu_slots = self.gpu_slots = UNBOUNDED
+            self.free_gpus = []
 
     # --- the loop ----------------------------------------------------------------------------------
     def serve(self) -> int:
@@ -107,8 +112,9 @@ class JobDaemon:
         """
         self.store.register_daemon(self.id, self.host, os.getpid(), procs.start_time(os.getpid()))
         self._install_signals()
-        self.log(f"daemon {self.id} serving {self.ws.root}: max-parallel {self.opts.max_parallel}, "
-                 f"{self.cpu_slots} CPU slots, {self.gpu_slots} GPU slots")
+        slots = (f"{self.cpu_slots} CPU slots, {self.gpu_slots} GPU slots" if self.executor.uses_slots
+                 else "the scheduler places them")
+        self.log(f"daemon {self.id} serving {self.ws.root}: max-parallel {self.opts.max_parallel}, {slots}")
         try:
             while not self._tick():
                 time.sleep(self.opts.poll_interval)
@@ -164,11 +170,14 @@ class JobDaemon:
     def _free_cpu(self) -> int:
         return self.cpu_slots - sum(c.job.nproc for c in self.children.values() if c.job.slots_kind == "cpu")
 
+    def _free_gpu(self) -> int:
+        return len(self.free_gpus) if self.executor.uses_slots else UNBOUNDED
+
     def _fill(self) -> None:
         """Claim and start jobs while parallelism and slots allow."""
         self._fail_unrunnable()
         while len(self.children) < self.opts.max_parallel and self.stop_signal is None:
-            job = self.store.claim(self.id, self._free_cpu(), len(self.free_gpus))
+            job = self.store.claim(self.id, self._free_cpu(), self._free_gpu())
             if job is None:
                 return
             self._start(job)
@@ -176,39 +185,35 @@ class JobDaemon:
     def _fail_unrunnable(self) -> None:
         """A queued job larger than this daemon's slot pool would wait forever: fail it and say why."""
         for job in self.store.jobs("queued"):
+            refusal = self.executor.refusal(job)
+            if refusal is not None:
+                self.store.fail_queued(job.id, refusal)
+                continue
             total = self.gpu_slots if job.slots_kind == "gpu" else self.cpu_slots
             if job.nproc > total:
                 self.store.fail_queued(job.id, f"needs {job.nproc} {job.slots_kind.upper()} slots but the daemon "
                                        f"has {total} (serve --{job.slots_kind}-slots, or submit a smaller --nproc)")
 
-    def _command(self, job: Job) -> list[str]:
-        cmd = [sys.executable, "-m", "largegraph", "train", job.config_path, "--run-dir", job.run_dir,
-               "--resume", "auto", "--device", "cuda" if job.slots_kind == "gpu" else "cpu"]
-        if job.nproc > 1:
-            cmd += ["--nproc", str(job.nproc)]  # `train` starts the workers through torchrun
-        if job.max_restarts is not None:
-            cmd += ["--max-restarts", str(job.max_restarts)]
-        return cmd
-
     def _start(self, job: Job) -> None:
         run = RunDir(job.run_dir)
-        self.executor.clear_strays(job)
-        gpus = [self.free_gpus.pop(0) for _ in range(job.nproc)] if job.slots_kind == "gpu" else []
+        placed = self.executor.uses_slots
+        gpus = [self.free_gpus.pop(0) for _ in range(job.nproc)] if placed and job.slots_kind == "gpu" else []
         env = dict(os.environ, PYTHONUNBUFFERED="1", LARGEGRAPH_JOB_ID=str(job.id), LARGEGRAPH_JOB_NAME=job.name)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        if "OMP_NUM_THREADS" not in os.environ:
+        if placed and "OMP_NUM_THREADS" not in os.environ:
             # Each job's torch would otherwise use every core; parallel jobs then oversubscribe the
             # machine and OpenMP's spinning threads slow all of them (2 jobs on 2 cores: 9.8 s -> 5.9 s).
             env["OMP_NUM_THREADS"] = str(max(1, self.cpu_slots // self.opts.max_parallel // job.nproc))
         try:
+            self.executor.clear_strays(job)
             run.path.mkdir(parents=True, exist_ok=True)
             write_job_config(job.config_path, job.config)  # the frozen config, even if the file went missing
             with open(run.log_path, "ab") as out:
                 offset = out.tell()
                 out.write(f"=== largegraph serve: {job.name} (id {job.id}) attempt {job.attempt} at "
                           f"{time.strftime('%Y-%m-%d %H:%M:%S')} by daemon {self.id} ===\n".encode())
-            attempt = self.executor.start(job, self._command(job), env, run.log_path, self.ws.root)
+            attempt = self.executor.start(job, env, run.log_path, self.ws.root)
         except OSError as exc:
             self.free_gpus.extend(gpus)
             self.store.end_attempt(job, self.id, Outcome("failed", "not-started", last_error=f"cannot start: {exc}"))
@@ -217,7 +222,7 @@ class JobDaemon:
         # Supervised from here on, even if recording the attempt has to wait for a busy store.
         self.children[job.id] = Child(job, attempt, offset, time.time(), gpus)
         self.store.set_pid(job, attempt.id, attempt.since)
-        self.log(f"job {job.name} (id {job.id}) attempt {job.attempt} started: pid {attempt.id}")
+        self.log(f"job {job.name} (id {job.id}) attempt {job.attempt} started: {self.executor.noun} {attempt.id}")
 
     # --- watching ----------------------------------------------------------------------------------
     def _watch(self) -> None:
@@ -234,11 +239,14 @@ class JobDaemon:
 
     def _check_silence(self, child: Child, now: float) -> None:
         """Kill a trainer that stopped giving signs of life (frozen, deadlocked, stuck on I/O)."""
+        since = self.executor.running_since(child.attempt)
+        if since is None:
+            return  # waiting for the scheduler: no process yet that could give signs of life
         beat = heartbeat_time(child.job.run_dir)
-        started = beat is not None and beat >= child.started  # this attempt has reached training
+        started = beat is not None and beat >= since  # this attempt's processes have reached training
         limit, option = ((self.opts.heartbeat_timeout, "--heartbeat-timeout") if started
                          else (self.opts.startup_timeout, "--startup-timeout"))
-        silent = now - self._alive_at(child)
+        silent = now - max(since, last_sign_of_life(child.job.run_dir) or 0.0)
         if silent > limit:
             child.kill_reason = f"no heartbeat for {silent:.0f}s ({option} {limit:g})"
             self.log(f"job {child.job.name}: {child.kill_reason}; killing it")
@@ -341,8 +349,20 @@ class JobDaemon:
             self.log(f"job {job.name}: daemon {job.daemon_id} is gone; recovering it")
             self._recover(job)
 
+    def _supervise(self, orphan: Job, attempt: Attempt) -> None:
+        """Watch, from now on, the attempt of a dead daemon that the executor took over."""
+        job = self.store.get(orphan.id)  # owned by this daemon now
+        offset = _log_size(RunDir(job.run_dir).log_path)  # its output so far is the dead daemon's to have read
+        self.children[job.id] = Child(job, attempt, offset, job.started_at or time.time())
+        if (job.pid, job.pid_start) != (attempt.id, attempt.since):
+            self.store.set_pid(job, attempt.id, attempt.since)  # the dead daemon never recorded it
+        self.log(f"job {job.name}: adopted {self.executor.noun} {attempt.id} of daemon {orphan.daemon_id}")
+
     def _recover(self, job: Job) -> None:
-        self.executor.stop_orphan(job)
+        attempt = self.executor.adopt(job)
+        if attempt is not None:
+            self._supervise(job, attempt)
+            return
         if job.cancel_requested:
             result = Outcome("cancelled", "cancelled", last_error="cancelled by user")
         elif finished_since(job.run_dir, job.started_at or 0.0):
@@ -351,6 +371,13 @@ class JobDaemon:
             result = Outcome("queued", "orphaned", last_error=f"requeued: daemon {job.daemon_id} died while it ran")
         self.store.end_attempt(job, self.id, result)
         self.log(f"job {job.name}: {result.state} after its daemon died")
+
+
+def _log_size(path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def daemon_alive(daemon: DaemonRow, stale_after_s: float = 120.0) -> bool:

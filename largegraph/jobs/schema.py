@@ -75,6 +75,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (  # v3: which token queued a job over HTTP (None: `submit` on the server's host), for its quota
         "ALTER TABLE jobs ADD COLUMN submitted_by TEXT",
     ),
+    (  # v4: what a job asks of a cluster scheduler (`submit --nodes/--partition/--time-limit`)
+        "ALTER TABLE jobs ADD COLUMN nodes INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN partition TEXT",
+        "ALTER TABLE jobs ADD COLUMN time_limit TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -132,6 +137,9 @@ class Job:
     best_metric: Optional[float]
     resumes: int
     submitted_by: Optional[str] = None
+    nodes: int = 1                      # machines the job spans (a scheduler's allocation; nproc per node)
+    partition: Optional[str] = None     # the scheduler's partition, None for its default
+    time_limit: Optional[str] = None    # the scheduler's time limit per attempt, in Slurm's notation
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":

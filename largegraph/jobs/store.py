@@ -94,12 +94,14 @@ class JobStore:
     def submit(self, *, name: str | None, default_base: str, task: str, config: str, epochs: int | None,
                priority: int, max_retries: int, nproc: int, device: str, max_restarts: int | None,
                paths: Callable[[str, int], tuple[Path, Path]], submitted_by: str | None = None,
-               max_queued: int | None = None) -> Job:
+               max_queued: int | None = None, nodes: int = 1, partition: str | None = None,
+               time_limit: str | None = None) -> Job:
         """Record a new queued job and return it.
 
         Args:
             name: the job's name, or None for ``<default_base>-<id>``.
             paths: a callable ``(name, id) -> (config_path, run_dir)`` placing the job's files.
+            nodes, partition, time_limit: what the job asks of a cluster scheduler.
 
         Raises:
             JobError: the name is taken, ``submitted_by`` already has ``max_queued`` jobs waiting,
@@ -115,9 +117,10 @@ class JobStore:
                     raise JobConflict(f"a job named {name!r} already exists (id {taken['id']}); choose another --name")
             cur = conn.execute(
                 "INSERT INTO jobs (name, task, config, epochs, priority, max_retries, nproc, device, "
-                "max_restarts, submitted_at, submitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "max_restarts, submitted_at, submitted_by, nodes, partition, time_limit) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or f".pending-{os.getpid()}-{now}", task, config, epochs, priority, max_retries, nproc,
-                 device, max_restarts, now, submitted_by))
+                 device, max_restarts, now, submitted_by, nodes, partition, time_limit))
             job_id = cur.lastrowid
             if name is None:
                 name = self._free_name(conn, default_base, job_id)

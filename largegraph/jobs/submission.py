@@ -2,6 +2,7 @@
 machine and for ``POST /v1/jobs`` of ``serve --http`` alike."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,10 +25,27 @@ class SubmitOptions:
     nproc: int = 1
     device: str = "cpu"
     max_restarts: int | None = None
+    nodes: int = 1                  # the rest is for a cluster scheduler (`serve --executor slurm`)
+    partition: str | None = None
+    time_limit: str | None = None
 
     def __post_init__(self) -> None:
         if self.name is not None:
             check_job_name(self.name)
+        if self.nodes < 1:
+            raise JobError(f"--nodes must be at least 1, got {self.nodes}")
+        if self.partition is not None and not PARTITION.fullmatch(self.partition):
+            raise JobError(f"--partition {self.partition!r} is invalid: a Slurm partition name "
+                           "(letters, digits, '_', '.', '-'; several separated by commas)")
+        if self.time_limit is not None and not TIME_LIMIT.fullmatch(self.time_limit):
+            raise JobError(f"--time-limit {self.time_limit!r} is invalid: use Slurm's notation, e.g. 90 (minutes), "
+                           "1:30:00, or 2-12:00:00 (days-hours:minutes:seconds)")
+
+
+# Partition names and time limits go to sbatch as arguments (never through a shell); the patterns
+# only keep a typo from waiting in the queue until a daemon tries to start the job.
+PARTITION = re.compile(r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,15}")
+TIME_LIMIT = re.compile(r"\d{1,7}|\d{1,7}:\d{1,2}(:\d{1,2})?|\d{1,4}-\d{1,2}(:\d{1,2}(:\d{1,2})?)?")
 
 
 def pin_data_root(cfg: "JobConfig") -> Path:
@@ -70,6 +88,10 @@ def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitO
             the store refused.
     """
     check_integers(cfg.model_dump())
+    if options.partition is not None:
+        from largegraph.jobs.slurm import check_partition
+
+        check_partition(options.partition)  # a partition Slurm does not know fails now, not in the queue
     pin_data_root(cfg)
     text = resolved_config(cfg, ws)
     job = store.submit(
@@ -77,7 +99,8 @@ def queue_job(ws: Workspace, store: JobStore, cfg: "JobConfig", options: SubmitO
         epochs=cfg.train.epochs, priority=options.priority, max_retries=options.retries, nproc=options.nproc,
         device=options.device, max_restarts=options.max_restarts,
         paths=lambda name, job_id: (ws.job_config(job_id), ws.run_dir(name, job_id)),
-        submitted_by=submitted_by, max_queued=max_queued)
+        submitted_by=submitted_by, max_queued=max_queued, nodes=options.nodes, partition=options.partition,
+        time_limit=options.time_limit)
     try:
         write_job_config(job.config_path, text)
     except OSError as exc:

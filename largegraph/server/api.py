@@ -129,7 +129,8 @@ def submit(body: SubmitRequest, request: Request, who: Caller = Depends(caller))
 
     settings = settings_of(request)
     options = SubmitOptions(name=body.name, priority=body.priority, retries=body.retries, nproc=body.nproc,
-                            device=body.device, max_restarts=body.max_restarts)
+                            device=body.device, max_restarts=body.max_restarts, nodes=body.nodes,
+                            partition=body.partition, time_limit=body.time_limit)
     check_yaml_depth(body.config, body.source)
     check_overrides(body.overrides)
     cfg = build_config(apply_overrides(parse_yaml(body.config, body.source), body.overrides), body.source)

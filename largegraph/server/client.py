@@ -140,7 +140,8 @@ class RemoteJobService:
         read_yaml(config)
         body = {"config": Path(config).read_text(), "overrides": list(overrides), "source": str(config),
                 "name": options.name, "priority": options.priority, "retries": options.retries,
-                "nproc": options.nproc, "device": options.device, "max_restarts": options.max_restarts}
+                "nproc": options.nproc, "device": options.device, "max_restarts": options.max_restarts,
+                "nodes": options.nodes, "partition": options.partition, "time_limit": options.time_limit}
         return JobView.model_validate(self._json("POST", "/v1/jobs", json=body)["job"])
 
     def jobs(self, refs: Sequence[str] = ()) -> list[JobView]:

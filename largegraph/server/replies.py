@@ -30,6 +30,11 @@ class SubmitRequest(BaseModel):
     nproc: int = Field(1, ge=1, le=1024)
     device: Literal["cpu", "cuda"] = "cpu"
     max_restarts: int | None = Field(None, ge=0, le=1000)
+    # What a job may ask of a cluster scheduler; sbatch flags are the operator's (serve --sbatch-flag)
+    # and, like any unknown field, refused here.
+    nodes: int = Field(1, ge=1, le=4096)
+    partition: str | None = Field(None, max_length=1040)
+    time_limit: str | None = Field(None, max_length=32)
 
 
 class JobReply(BaseModel):

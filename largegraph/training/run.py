@@ -109,6 +109,8 @@ def _open_run_dir(cfg: JobConfig, env: DistEnv, run_dir: str | None,
         if held and resume == "never":
             raise ConfigError(f"{run.path} already holds checkpoints; pass --resume auto to continue it or "
                               f"choose another --run-dir")
+        if held and resume == "auto":
+            run.refuse_other_job(cfg)
         if resume not in ("auto", "never") and not run_dir:
             raise ConfigError("--resume PATH needs --run-dir: the checkpoint must belong to that run directory")
         return str(run.path), held, finished_summary(run, cfg) if resume == "auto" else None

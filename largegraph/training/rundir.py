@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from largegraph.config import JobConfig, dump_config
+from largegraph.config import JobConfig, dump_config, read_yaml
 from largegraph.core.errors import CheckpointError, ConfigError
 from largegraph.core.fsutil import TMP_MARK, atomic_write_text
 
@@ -41,6 +41,45 @@ def default_run_dir(cfg: JobConfig, base: str = "runs", launch_id: str | None = 
         return Path(base) / f"{cfg.name}-{launch_id}"
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return Path(base) / f"{cfg.name}-{stamp}"
+
+
+# What decides a run's course besides JobConfig.fingerprint (the model and task, which a checkpoint
+# checks itself): a run directory whose recorded value differs holds another job's run (a job id that
+# a second cluster reused, another config), and resuming it would silently mix two jobs. What does not
+# change the run's course may differ between attempts of one job: paths, logging, checkpoint cadence,
+# sampling workers (a resume is bitwise equal with any number), distributed connection details.
+# train.epochs may grow: extending a finished or running job is a deliberate, common change.
+RUN_DEFINING_KEYS = (
+    ("seed",), ("data", "add_reverse_edges"), ("data", "self_loops"), ("data", "feature_norm"),
+    ("sampler", "fanouts"), ("sampler", "batch_size"), ("sampler", "shuffle"), ("sampler", "drop_last"),
+    ("sampler", "full_graph"),
+    ("train", "epochs"), ("train", "lr"), ("train", "weight_decay"), ("train", "optimizer"),
+    ("train", "lr_schedule"), ("train", "lr_step_epochs"), ("train", "lr_gamma"), ("train", "grad_clip"),
+    ("train", "precision"), ("train", "label_smoothing"), ("train", "ema_decay"),
+    ("link", "loss"), ("link", "margin"), ("link", "negative_sampler"), ("link", "num_negatives"),
+    ("link", "exclude_seed_edges"), ("link", "true_negatives"),
+)
+_ABSENT = object()
+
+
+def _lookup(tree: dict, key: tuple[str, ...]):
+    for part in key:
+        tree = tree.get(part, _ABSENT) if isinstance(tree, dict) else _ABSENT
+    return tree
+
+
+def run_conflicts(recorded: dict, cfg: JobConfig) -> list[str]:
+    """``key: recorded -> given`` for each run-defining key (:data:`RUN_DEFINING_KEYS`) on which the
+    config a run directory recorded differs from ``cfg``. Keys the record lacks (written by an older
+    version) are not compared; ``train.epochs`` may grow."""
+    given = cfg.model_dump(mode="json")
+    conflicts = []
+    for key in RUN_DEFINING_KEYS:
+        old, new = _lookup(recorded, key), _lookup(given, key)
+        if old is _ABSENT or old == new or (key == ("train", "epochs") and isinstance(old, int) and new > old):
+            continue
+        conflicts.append(f"{'.'.join(key)}: {old} -> {new}")
+    return conflicts
 
 
 class RunDir:
@@ -151,6 +190,19 @@ class RunDir:
                 os.link(tmp, self.run_id_path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def refuse_other_job(self, cfg: JobConfig) -> None:
+        """Raise unless the config this directory recorded could be this job's (:func:`run_conflicts`).
+
+        Raises:
+            ConfigError: one line naming the keys that differ.
+        """
+        if not self.config_path.is_file():
+            return
+        conflicts = run_conflicts(read_yaml(self.config_path), cfg)
+        if conflicts:
+            raise ConfigError(f"{self.path} holds another job's run ({'; '.join(conflicts[:4])}); choose another "
+                              f"--run-dir, or edit its {self.CONFIG} and run `largegraph resume` to change it on purpose")
 
     def drop_metrics(self) -> None:
         """Forget every metrics record (a run starting over from step 0)."""

@@ -7,6 +7,7 @@ reads only the config's ``train`` section.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import torch
@@ -132,7 +133,9 @@ class Trainer:
         total = self.batch + loader.num_batches(self.offset)
         bar = tqdm(loader.epoch(self.epoch, self.offset), total=total, initial=self.batch, unit="batch",
                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", mininterval=1.0, leave=False,
-                   disable=not self.dist.is_main)
+                   # a bar redraws with carriage returns: in a log file (Slurm's output, train.log) each
+                   # epoch would be one endless line; the epoch's log line says the same
+                   disable=not (self.dist.is_main and sys.stderr.isatty()))
         self.check.start_epoch(self.offset)
         start = time.perf_counter()
         for batch in bar:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, hold_machine, killed_if_left, run_cli, sigterm_pending, write_config
+from helpers import ROOT, hold_machine, killed_if_left, run_cli, sigterm_pending, wait_for, write_config
 from largegraph.training.checkpoint import has_checkpoints
 from largegraph.training.rundir import RunDir
 
@@ -82,13 +82,6 @@ def epochs_done(run_dir: Path) -> int:
     except OSError:
         return 0
     return sum(1 for line in lines if '"kind": "epoch"' in line)
-
-
-def wait_for(predicate, timeout: float = 240.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def start(job: Path, part_config: Path, run_dir: Path, *extra: str) -> subprocess.Popen:

@@ -336,8 +336,11 @@ def test_torchrun_launchers_use_c10d_rendezvous_and_resume():
 def test_sbatch_requeues_on_preemption_with_a_stable_rendezvous_id():
     text = SBATCH.read_text()
     directives = re.findall(r"^#SBATCH\s+(\S+)", text, flags=re.MULTILINE)
-    for wanted in ["--nodes=2", "--ntasks-per-node=1", "--gpus-per-node=8", "--requeue"]:
+    # Issue 23: the header runs as is on a CPU-only cluster (GPUs and more nodes come from the command
+    # line; tests/e2e/test_slurm_train.py runs it on a real one).
+    for wanted in ["--nodes=1", "--ntasks-per-node=1", "--exclusive", "--requeue"]:
         assert wanted in directives, wanted
+    assert not [d for d in directives if d.startswith(("--gpus", "--gres"))]
     assert any(d.startswith("--signal=") for d in directives)
     assert "scontrol show hostnames" in text
     assert re.search(r"^trap \S+ USR1$", text, flags=re.MULTILINE)

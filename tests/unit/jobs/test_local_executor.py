@@ -48,7 +48,7 @@ def test_start_appends_output_and_poll_returns_the_exit_code(ws: Workspace, tmp_
     log = tmp_path / "train.log"
     log.write_text("header\n")
     code = "import os, sys; print(os.environ['LARGEGRAPH_JOB_MARK'], os.getcwd()); sys.exit(3)"
-    attempt = executor.start(make_job(ws, 7), python(code), {"PATH": "/usr/bin:/bin"}, log, tmp_path)
+    attempt = executor.spawn(make_job(ws, 7), python(code), {"PATH": "/usr/bin:/bin"}, log, tmp_path)
     assert attempt.job_id == 7 and attempt.id > 0 and attempt.since is not None
     assert wait_exit(executor, attempt) == 3
     assert log.read_text() == f"header\n{ws.job_mark(7)} {tmp_path}\n"
@@ -59,7 +59,7 @@ def test_terminate_sends_sigterm_to_the_leader(ws: Workspace, tmp_path: Path):
     executor = LocalExecutor(ws, kill_grace=5.0)
     ready = tmp_path / "ready"
     code = f"import pathlib, time; pathlib.Path({str(ready)!r}).write_text('up'); time.sleep(120)"
-    attempt = executor.start(make_job(ws), python(code), {}, tmp_path / "log", tmp_path)
+    attempt = executor.spawn(make_job(ws), python(code), {}, tmp_path / "log", tmp_path)
     wait_for(ready)
     assert executor.poll(attempt) is None
     executor.terminate(attempt)
@@ -78,7 +78,7 @@ def test_kill_reaches_the_process_group_and_marked_processes(ws: Workspace, tmp_
             f"pathlib.Path({str(pids)!r}).write_text(f'{{a.pid}} {{b.pid}}')\n"
             f"time.sleep(120)\n")
     job = make_job(ws)
-    attempt = executor.start(job, python(code), {}, tmp_path / "log", tmp_path)
+    attempt = executor.spawn(job, python(code), {}, tmp_path / "log", tmp_path)
     children = [int(p) for p in wait_for(pids).split()]
     assert len(procs.job_processes(attempt.id, ws.job_mark(job.id))) == 3
     assert len(procs.group_members(attempt.id)) == 2  # the grandchild left the group
@@ -95,14 +95,14 @@ def test_stop_orphan_and_clear_strays_leave_nothing_of_the_job(ws: Workspace, tm
     code = (f"import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             f"pathlib.Path({str(ready)!r}).write_text('up'); time.sleep(120)")
     job = make_job(ws)
-    attempt = first.start(job, python(code), {}, tmp_path / "log", tmp_path)
+    attempt = first.spawn(job, python(code), {}, tmp_path / "log", tmp_path)
     wait_for(ready)
     LocalExecutor(ws, kill_grace=0.5).stop_orphan(make_job(ws, pid=attempt.id, pid_start=attempt.since))
     assert wait_exit(first, attempt) == -signal.SIGKILL
     assert not procs.job_processes(attempt.id, ws.job_mark(job.id))
 
     ready.unlink()
-    stray = first.start(job, python(code), {}, tmp_path / "log", tmp_path)
+    stray = first.spawn(job, python(code), {}, tmp_path / "log", tmp_path)
     wait_for(ready)
     LocalExecutor(ws, kill_grace=0.5).clear_strays(job)  # the store lost its pid: found by its mark
     assert wait_exit(first, stray) == -signal.SIGKILL

@@ -50,3 +50,42 @@ def test_an_existing_run_keeps_its_id_when_created_again(tmp_path):
     first = run.run_id()
     run.create(cfg)
     assert run.run_id() == first
+
+
+def _job(**sections) -> JobConfig:
+    return JobConfig(name="job", data=DataConfig(name="x", root="/a"), **sections)
+
+
+def test_a_recorded_config_of_another_job_is_refused_in_one_line_naming_the_keys(tmp_path):
+    from largegraph.core.errors import ConfigError
+    from largegraph.training.rundir import run_conflicts
+
+    run = RunDir(tmp_path / "run")
+    run.create(_job(sampler={"batch_size": 100, "num_workers": 2}, train={"epochs": 3}))
+    recorded = (tmp_path / "run" / RunDir.CONFIG).read_text()
+    other = _job(sampler={"batch_size": 50, "num_workers": 0}, train={"epochs": 2})
+    with pytest.raises(ConfigError) as err:
+        run.refuse_other_job(other)
+    message = str(err.value)
+    assert "\n" not in message and "another job's run" in message
+    assert "sampler.batch_size: 100 -> 50" in message and "train.epochs: 3 -> 2" in message
+    assert "num_workers" not in message  # sampling workers do not change the run's course
+    assert (tmp_path / "run" / RunDir.CONFIG).read_text() == recorded  # nothing written
+    import yaml
+    assert run_conflicts(yaml.safe_load(recorded), other) == ["sampler.batch_size: 100 -> 50", "train.epochs: 3 -> 2"]
+
+
+def test_the_same_job_may_resume_with_more_epochs_other_paths_and_checkpoint_cadence(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.create(_job(train={"epochs": 3}, checkpoint={"keep_last": 2}))
+    same = JobConfig(name="job", data=DataConfig(name="x", root="/elsewhere"), train={"epochs": 5},
+                     checkpoint={"keep_last": 4, "every_n_steps": 10})
+    run.refuse_other_job(same)  # no error
+    RunDir(tmp_path / "never-created").refuse_other_job(same)
+
+
+def test_keys_an_older_record_lacks_are_not_compared():
+    from largegraph.training.rundir import run_conflicts
+
+    assert run_conflicts({"seed": 0, "sampler": {"batch_size": 1024}}, _job()) == []
+    assert run_conflicts({"seed": 1}, _job()) == ["seed: 1 -> 0"]
