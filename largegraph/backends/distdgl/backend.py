@@ -50,18 +50,7 @@ class DistDGLBackend:
         """(loader, task) of ``cfg.task`` for this trainer."""
         part_config = cfg.distributed.part_config
         if cfg.task != "link_prediction":
-            typed = is_typed(data)
-            if typed:
-                loader = DistTypedNodeLoader(data.graph, data.target, data.split["train"], cfg.sampler,
-                                             base_seed=cfg.seed, device=device, dist=dist)
-            else:
-                loader = DistNodeLoader(data.graph, data.split["train"], cfg.sampler, base_seed=cfg.seed,
-                                        device=device, dist=dist)
-            exact = DistNodeEvaluation(data, dist=dist, part_config=part_config, target=data.target if typed else None,
-                                       embeddings=cfg.train.export_embeddings)
-            kind = TypedNodeClassificationTask if typed else NodeClassificationTask
-            return loader, kind(data, label_smoothing=cfg.train.label_smoothing,
-                                eval_batch_size=cfg.sampler.eval_batch_size, exact=exact)
+            return _node_parts(cfg, data, device, dist)
         lc = cfg.link
         if cfg.sampler.full_graph:
             raise ConfigError("sampler.full_graph runs every step over the whole graph in one process; with "
@@ -83,6 +72,22 @@ class DistDGLBackend:
                      f"own partition {share['partition']}")
         (run.path / "distdgl").mkdir(exist_ok=True)
         fsutil.atomic_write_text(run.path / "distdgl" / "trainers.json", json.dumps(shares, indent=1), durable=False)
+
+
+def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
+    """(loader, task) of node classification, on a typed graph's target type when it has types."""
+    typed = is_typed(data)
+    if typed:
+        loader = DistTypedNodeLoader(data.graph, data.target, data.split["train"], cfg.sampler, base_seed=cfg.seed,
+                                     device=device, dist=dist)
+    else:
+        loader = DistNodeLoader(data.graph, data.split["train"], cfg.sampler, base_seed=cfg.seed, device=device,
+                                dist=dist)
+    exact = DistNodeEvaluation(data, dist=dist, part_config=cfg.distributed.part_config,
+                               embeddings=cfg.train.export_embeddings, target=data.target if typed else None)
+    kind = TypedNodeClassificationTask if typed else NodeClassificationTask
+    return loader, kind(data, label_smoothing=cfg.train.label_smoothing, eval_batch_size=cfg.sampler.eval_batch_size,
+                        exact=exact)
 
 
 @contextlib.contextmanager
