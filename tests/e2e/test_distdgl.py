@@ -42,13 +42,15 @@ def parts(dist_root, tmp_path_factory) -> tuple[Path, Path]:
     return partitioned(tmp_path_factory.mktemp("parts"), dist_root, 1)
 
 
-def partitioned(here: Path, dist_root: Path, parts: int) -> tuple[Path, Path]:
-    """(job file, part config) of `mid` cut into ``parts`` METIS partitions under ``here``."""
-    job = write_config(here / "job.yaml", "mid", dist_root, **JOB)
-    out = here / "mid"
+def partitioned(here: Path, dist_root: Path, parts: int, name: str = "mid", job: dict = JOB) -> tuple[Path, Path]:
+    """(job file, part config) of dataset ``name`` (`mid`) with settings ``job`` cut into ``parts`` METIS
+    partitions under ``here``."""
+    job = write_config(here / "job.yaml", name, dist_root, **job)
+    out = here / name
     done = run_cli("partition", job, "--parts", str(parts), "--out", out, timeout=300)
     assert done.returncode == 0, done.stderr
-    return job, out / "mid.json"
+    assert "edge cut:" in done.stdout
+    return job, out / f"{name}.json"
 
 
 def job_processes(run_dir: Path) -> list[int]:

@@ -16,4 +16,8 @@ servers, trainers sampling from a ``DistGraph``.
   names what it writes beside them.
 
 The trainer, the tasks, the models, checkpoints and the run directory are the single-machine ones.
+Typed graphs (node classification on one node type) take the same path: partitions keep the node
+types and relations, the ``DistGraph`` has them, the loader samples typed blocks with per-relation
+fanouts, and the evaluation runs the typed encoder layer by layer per type; the typed models and task
+are the single-machine ones too.
 """

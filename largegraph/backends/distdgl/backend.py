@@ -15,18 +15,20 @@ from typing import Callable, Iterator
 
 import torch
 
-from largegraph.backends.distdgl.data import DistLinkData, DistNodeData, load_dist_data
+from largegraph.backends.distdgl.data import DistLinkData, DistNodeData, DistTypedNodeData, load_dist_data
 from largegraph.backends.distdgl.evaluation import DistLinkEvaluation, DistNodeEvaluation
-from largegraph.backends.distdgl.loaders import DistEdgeLoader, DistNodeLoader
+from largegraph.backends.distdgl.loaders import DistEdgeLoader, DistNodeLoader, DistTypedNodeLoader
 from largegraph.backends.local import link_task
 from largegraph.config import JobConfig
 from largegraph.core import fsutil
 from largegraph.core.errors import ConfigError, Stopped
 from largegraph.core.signals import StopRequest
 from largegraph.tasks.node_classification import NodeClassificationTask
+from largegraph.tasks.typed_node import TypedNodeClassificationTask
 from largegraph.training import distributed
 from largegraph.training.distributed import DistEnv
 from largegraph.training.rundir import RunDir
+from largegraph.training.typed import is_typed
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 class DistDGLBackend:
     """Dataset, loader and task of a trainer of DGL's engine (``distributed.mode: distdgl``)."""
 
-    def load_data(self, cfg: JobConfig) -> DistNodeData | DistLinkData:
+    def load_data(self, cfg: JobConfig) -> DistNodeData | DistLinkData | DistTypedNodeData:
         """This trainer's view of the partitioned dataset (after it joined the engine)."""
         return load_dist_data(cfg)
 
@@ -48,12 +50,7 @@ class DistDGLBackend:
         """(loader, task) of ``cfg.task`` for this trainer."""
         part_config = cfg.distributed.part_config
         if cfg.task != "link_prediction":
-            loader = DistNodeLoader(data.graph, data.split["train"], cfg.sampler, base_seed=cfg.seed, device=device,
-                                    dist=dist)
-            exact = DistNodeEvaluation(data, dist=dist, part_config=part_config,
-                                       embeddings=cfg.train.export_embeddings)
-            return loader, NodeClassificationTask(data, label_smoothing=cfg.train.label_smoothing,
-                                                  eval_batch_size=cfg.sampler.eval_batch_size, exact=exact)
+            return _node_parts(cfg, data, device, dist)
         lc = cfg.link
         if cfg.sampler.full_graph:
             raise ConfigError("sampler.full_graph runs every step over the whole graph in one process; with "
@@ -75,6 +72,22 @@ class DistDGLBackend:
                      f"own partition {share['partition']}")
         (run.path / "distdgl").mkdir(exist_ok=True)
         fsutil.atomic_write_text(run.path / "distdgl" / "trainers.json", json.dumps(shares, indent=1), durable=False)
+
+
+def _node_parts(cfg: JobConfig, data, device: torch.device, dist: DistEnv):
+    """(loader, task) of node classification, on a typed graph's target type when it has types."""
+    typed = is_typed(data)
+    if typed:
+        loader = DistTypedNodeLoader(data.graph, data.target, data.split["train"], cfg.sampler, base_seed=cfg.seed,
+                                     device=device, dist=dist)
+    else:
+        loader = DistNodeLoader(data.graph, data.split["train"], cfg.sampler, base_seed=cfg.seed, device=device,
+                                dist=dist)
+    exact = DistNodeEvaluation(data, dist=dist, part_config=cfg.distributed.part_config,
+                               embeddings=cfg.train.export_embeddings, target=data.target if typed else None)
+    kind = TypedNodeClassificationTask if typed else NodeClassificationTask
+    return loader, kind(data, label_smoothing=cfg.train.label_smoothing, eval_batch_size=cfg.sampler.eval_batch_size,
+                        exact=exact)
 
 
 @contextlib.contextmanager

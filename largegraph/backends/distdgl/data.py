@@ -15,8 +15,9 @@ import torch
 
 from largegraph.config import JobConfig
 from largegraph.data.graph import GraphData
+from largegraph.data.hetero import HeteroGraphData
 from largegraph.data.link import LinkData
-from largegraph.backends.distdgl.partfiles import LINK_SPLIT, MASKS, NODE_IDS, check_partitions
+from largegraph.backends.distdgl.partfiles import DEFAULT_NTYPE, LINK_SPLIT, MASKS, NODE_IDS, check_partitions
 
 
 @dataclass
@@ -46,6 +47,17 @@ class DistLinkData(LinkData):
     reverse_eids: torch.Tensor | None = None
 
 
+@dataclass
+class DistTypedNodeData(HeteroGraphData):
+    """A node trainer's view of a typed graph: ``graph`` a ``DistGraph`` with the dataset's node types
+    and relations, ``split`` this trainer's share of each split (ids of ``target`` nodes).
+
+    Attributes:
+        share: as for :class:`DistNodeData`.
+    """
+
+    share: dict[str, int] = field(default_factory=dict)
+
 
 def initialize(ip_config: str) -> None:
     """Join DGL's distributed engine (a graph server never returns from this: it serves, then exits)."""
@@ -60,8 +72,9 @@ def initialize(ip_config: str) -> None:
         dgl.distributed.initialize(ip_config)
 
 
-def load_dist_data(cfg: JobConfig) -> DistNodeData | DistLinkData:
-    """This trainer's view of the partitioned dataset (after :func:`initialize`)."""
+def load_dist_data(cfg: JobConfig) -> DistNodeData | DistLinkData | DistTypedNodeData:
+    """This trainer's view of the partitioned dataset (after :func:`initialize`); typed when the
+    partitions are of a typed graph (their stamp names the classified node type)."""
     import dgl
 
     stamp = check_partitions(cfg)
@@ -70,23 +83,34 @@ def load_dist_data(cfg: JobConfig) -> DistNodeData | DistLinkData:
     book = g.get_partition_book()
     if cfg.task == "link_prediction":
         return _link_data(cfg, stamp, g, book)
-    split = {part: dgl.distributed.node_split(g.ndata[mask], book, force_even=True)
+    target = meta.get("target")
+    split, share = _node_split(g.nodes[target].data if target else g.ndata, book, target or DEFAULT_NTYPE)
+    common = dict(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
+                  metric=meta["metric"], evaluator_name=meta["evaluator_name"], info=_provenance(cfg, stamp),
+                  share=share)
+    return DistTypedNodeData(target=target, **common) if target else DistNodeData(**common)
+
+
+def _node_split(nodes, book, ntype: str) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """This trainer's share of each split of ``ntype`` nodes (``nodes``: their data, the split masks),
+    and the figures of its training share."""
+    import dgl
+
+    split = {part: dgl.distributed.node_split(nodes[mask], book, ntype=ntype, force_even=True)
              for part, mask in MASKS.items()}
     train = split["train"]
     # how much of this trainer's sampling starts from its own machine's partition
-    own = int((book.nid2partid(train) == book.partid).sum()) if len(train) else 0
-    share = {"partition": int(book.partid), "train_nodes": len(train), "own_partition": own}
-    return DistNodeData(name=meta["name"], graph=g, num_classes=int(meta["num_classes"]), split=split,
-                        metric=meta["metric"], evaluator_name=meta["evaluator_name"], info=_provenance(cfg, stamp),
-                        share=share)
+    own = int((book.nid2partid(train, ntype) == book.partid).sum()) if len(train) else 0
+    return split, {"partition": int(book.partid), "train_nodes": len(train), "own_partition": own}
 
 
 def _provenance(cfg: JobConfig, stamp: dict) -> dict:
     return {"parts": len(stamp["parts"]), "part_config": cfg.distributed.part_config}
 
 
-def original_ids(part_config: str) -> torch.Tensor:
-    """The dataset's node id of every partitioned node id (predictions are written in dataset ids)."""
+def original_ids(part_config: str) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The dataset's node id of every partitioned node id (predictions are written in dataset ids);
+    per node type for a typed graph."""
     return torch.load(Path(part_config).parent / NODE_IDS)
 
 

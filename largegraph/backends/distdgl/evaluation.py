@@ -16,8 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from largegraph.data.graph import SPLITS, GraphData
-from largegraph.backends.distdgl.partfiles import MASKS
+from largegraph.backends.distdgl.partfiles import DEFAULT_NTYPE, MASKS
 from largegraph.backends.distdgl.data import original_ids
+from largegraph.backends.distdgl.loaders import every_relation_sampler, typed_rows
 from largegraph.training.distributed import DistEnv, all_sum, broadcast
 from largegraph.core.errors import ConfigError
 from largegraph.models import evaluating
@@ -27,27 +28,28 @@ from largegraph.tasks.node_classification import MAX_PROB_VALUES, NodeClassifica
 _names = itertools.count()  # DistTensor names must be unique within the job
 
 
-def _dist_tensor(g, shape: tuple[int, ...], dtype: torch.dtype, what: str):
+def _dist_tensor(g, shape: tuple[int, ...], dtype: torch.dtype, what: str, ntype: str = DEFAULT_NTYPE):
     import dgl
 
     # Every trainer creates the same tensors in the same order, so the counter agrees across them.
     return dgl.distributed.DistTensor(shape, dtype, name=f"largegraph_{what}_{next(_names)}",
-                                      part_policy=g.get_node_partition_policy("_N"))
+                                      part_policy=g.get_node_partition_policy(ntype))
 
 
-def _rows_of(g, mine: torch.Tensor, batch_size: int):
+def _rows_of(g, mine: torch.Tensor | dict[str, torch.Tensor], batch_size: int):
     import dgl
 
-    sampler = dgl.dataloading.MultiLayerFullNeighborSampler(1)
+    sampler = every_relation_sampler([-1]) if isinstance(mine, dict) else dgl.dataloading.MultiLayerFullNeighborSampler(1)
     return dgl.dataloading.DistNodeDataLoader(g, mine, sampler, batch_size=batch_size, shuffle=False,
                                               drop_last=False)
 
 
-def _my_nodes(g) -> torch.Tensor:
+def _my_nodes(g, ntype: str = DEFAULT_NTYPE) -> torch.Tensor:
+    """This trainer's share of the ``ntype`` nodes (mostly its own partition's)."""
     import dgl
 
-    return dgl.distributed.node_split(torch.ones(g.num_nodes(), dtype=torch.bool), g.get_partition_book(),
-                                      force_even=True)
+    return dgl.distributed.node_split(torch.ones(g.num_nodes(ntype), dtype=torch.bool), g.get_partition_book(),
+                                      ntype=ntype, force_even=True)
 
 
 @torch.no_grad()
@@ -73,13 +75,48 @@ def dist_embeddings(model, g, batch_size: int, device: torch.device, progress: b
 
 
 @torch.no_grad()
-def dist_inference(model, g, batch_size: int, device: torch.device, progress: bool = False):
-    """Exact embeddings and class logits of every node, as ``DistTensor``s."""
-    h = dist_embeddings(model, g, batch_size, device, progress)
-    logits = _dist_tensor(g, (g.num_nodes(), model.head.out_features), next(model.parameters()).dtype, "logits")
+def dist_typed_embeddings(model, g, batch_size: int, device: torch.device, progress: bool = False) -> dict:
+    """Exact embeddings of every node of every type (a typed ``model.encoder``'s output), layer by
+    layer as :func:`dist_embeddings`, as one ``DistTensor`` per type."""
+    encoder, tables = model.encoder, model.embedding
+    mine = {t: ids for t in g.ntypes if len(ids := _my_nodes(g, t))}
+    h = {t: g.nodes[t].data["feat"] for t in g.ntypes if t not in tables.tables}
+    dtype = next(model.parameters()).dtype
     with evaluating(model):
-        for chunk in torch.split(_my_nodes(g), batch_size):
-            logits[chunk] = model.head(h[chunk].to(device)).cpu()
+        for i in range(encoder.num_layers):
+            width = encoder.out_dim if i == encoder.num_layers - 1 else encoder.hidden_dim
+            out = {t: _dist_tensor(g, (g.num_nodes(t), width), dtype, f"layer{i}", t) for t in g.ntypes}
+            for input_nodes, output_nodes, blocks in tqdm(_rows_of(g, mine, batch_size), disable=not progress,
+                                                          desc=f"inference layer {i + 1}/{encoder.num_layers}"):
+                x = typed_rows(h, input_nodes, device)
+                if i == 0:  # featureless types' rows are the model's tables
+                    x = tables({t: ids.to(device) for t, ids in input_nodes.items()}, x)
+                    x = {t: encoder.input_dropout(v) for t, v in x.items()}
+                y = encoder._after(i, encoder.layers[i](blocks[0].to(device), {t: v.to(dtype) for t, v in x.items()}))
+                for t, ids in output_nodes.items():
+                    if len(ids):
+                        out[t][ids] = y[t].cpu()
+            g.barrier()  # the whole layer is written before anyone reads it
+            h = out
+    return h
+
+
+@torch.no_grad()
+def dist_inference(model, g, batch_size: int, device: torch.device, progress: bool = False,
+                   target: str | None = None):
+    """Exact embeddings (of every node type when ``target`` names the classified type of a typed
+    graph) and the class logits of every classified node, as ``DistTensor``s."""
+    if target is None:
+        h = classified = dist_embeddings(model, g, batch_size, device, progress)
+    else:
+        h = dist_typed_embeddings(model, g, batch_size, device, progress)
+        classified = h[target]
+    ntype = target or DEFAULT_NTYPE
+    logits = _dist_tensor(g, (g.num_nodes(ntype), model.head.out_features), next(model.parameters()).dtype,
+                          "logits", ntype)
+    with evaluating(model):
+        for chunk in torch.split(_my_nodes(g, ntype), batch_size):
+            logits[chunk] = model.head(classified[chunk].to(device)).cpu()
     g.barrier()
     return h, logits
 
@@ -95,16 +132,19 @@ class DistNodeEvaluation:
         dist: this trainer's place among all trainers.
         part_config: the partitions (their node ids map back to the dataset's).
         embeddings: also pull every node's embedding for the final outputs (``train.export_embeddings``).
+        target: the classified node type of a typed graph (its encoder typed), None for an untyped one.
     """
 
     collective = True
 
-    def __init__(self, data: GraphData, *, dist: DistEnv, part_config: str, embeddings: bool = False):
+    def __init__(self, data: GraphData, *, dist: DistEnv, part_config: str, embeddings: bool = False,
+                 target: str | None = None):
         if data.metric != "acc":
             raise ConfigError(f"distdgl evaluation counts accuracy; {data.name} is scored by {data.metric}")
         self.dist = dist
         self.part_config = part_config
         self.embeddings = embeddings
+        self.target = target
 
     def evaluate(self, task: NodeClassificationTask, model, device: torch.device, progress: bool = False,
                  outputs: bool = True) -> dict:
@@ -112,12 +152,13 @@ class DistNodeEvaluation:
         rank 0. Without, the result is marked ``scores_only``: pulling every node's logits to one
         trainer is what a graph beyond a machine cannot afford at each epoch."""
         g = task.data.graph
-        emb, logits = dist_inference(model, g, task.eval_batch_size, device, progress)
+        emb, logits = dist_inference(model, g, task.eval_batch_size, device, progress, self.target)
+        labels = self._nodes(g)["label"]
         counts = []
         for part in SPLITS:
             ids = task.data.split[part]  # this trainer's share
             pred = logits[ids].argmax(dim=1) if len(ids) else torch.empty(0, dtype=torch.long)
-            counts += [float((pred == g.ndata["label"][ids].long()).sum()) if len(ids) else 0.0, float(len(ids))]
+            counts += [float((pred == labels[ids].long()).sum()) if len(ids) else 0.0, float(len(ids))]
         totals = all_sum(counts, self.dist)
         result = {f"{part}_{task.metric}": totals[2 * k] / max(totals[2 * k + 1], 1.0)
                   for k, part in enumerate(SPLITS)}
@@ -128,24 +169,26 @@ class DistNodeEvaluation:
         g.barrier()  # the tensors stay readable until rank 0 has what it needs
         return result
 
+    def _nodes(self, g):
+        """The classified nodes' data (labels and split masks): every node's, or the target type's."""
+        return g.ndata if self.target is None else g.nodes[self.target].data
+
     def _outputs(self, g, emb, logits) -> dict:
-        """Every node's prediction, label, split and (when small) logits and embeddings, in dataset ids."""
-        orig = original_ids(self.part_config)
-
-        def in_dataset_order(t: torch.Tensor) -> torch.Tensor:
-            out = torch.empty_like(t)
-            out[orig] = t
-            return out
-
-        everyone = torch.arange(g.num_nodes())
+        """Every classified node's prediction, label, split and (when small) logits, and every node's
+        embedding (per type for a typed graph), in dataset ids."""
+        origs = original_ids(self.part_config)
+        orig = origs if self.target is None else origs[self.target]
+        nodes = self._nodes(g)
+        everyone = torch.arange(logits.shape[0])
         pulled = logits[everyone]
-        out = {"pred": in_dataset_order(pulled.argmax(dim=1)),
-               "label": in_dataset_order(g.ndata["label"][everyone].long()),
-               "logits": in_dataset_order(pulled) if pulled.numel() <= MAX_PROB_VALUES else None}
+        out = {"pred": _in_dataset_order(pulled.argmax(dim=1), orig),
+               "label": _in_dataset_order(nodes["label"][everyone].long(), orig),
+               "logits": _in_dataset_order(pulled, orig) if pulled.numel() <= MAX_PROB_VALUES else None}
         for part, mask in MASKS.items():
-            out[f"{part}_idx"] = torch.sort(orig[g.ndata[mask][everyone].bool()]).values
+            out[f"{part}_idx"] = torch.sort(orig[nodes[mask][everyone].bool()]).values
         if self.embeddings:
-            out["emb"] = in_dataset_order(emb[everyone])
+            out["emb"] = (_in_dataset_order(emb[everyone], orig) if self.target is None else
+                          {t: _in_dataset_order(e[torch.arange(e.shape[0])], origs[t]) for t, e in emb.items()})
         return out
 
     def embeddings_of(self, result: dict) -> torch.Tensor:
@@ -159,6 +202,13 @@ class DistNodeEvaluation:
         if result.get("logits") is not None:
             out["prob"] = torch.softmax(result["logits"], dim=1).to(torch.float16)
         return out
+
+
+def _in_dataset_order(rows: torch.Tensor, orig: torch.Tensor) -> torch.Tensor:
+    """``rows`` (in partitioned ids) in the dataset's ids (``orig``: the dataset id of each partitioned id)."""
+    out = torch.empty_like(rows)
+    out[orig] = rows
+    return out
 
 
 class DistLinkEvaluation:
@@ -193,10 +243,7 @@ class DistLinkEvaluation:
 
     def embeddings_of(self, result: dict) -> torch.Tensor:
         """The node embeddings, in the dataset's node ids (``emb`` is in the partitions' ids)."""
-        orig = original_ids(self.part_config)
-        emb = torch.empty_like(result["emb"])
-        emb[orig] = result["emb"]
-        return emb
+        return _in_dataset_order(result["emb"], original_ids(self.part_config))
 
     def predictions(self, result: dict) -> dict:
         """What goes to predictions.pt: the node embeddings, in the dataset's node ids."""

@@ -14,6 +14,7 @@ from largegraph.core.errors import ConfigError
 STAMP = "largegraph-partition.json"
 LINK_SPLIT = "link_split.pt"
 NODE_IDS = "orig_node_ids.pt"
+DEFAULT_NTYPE = "_N"  # DGL's name of an untyped graph's one node type
 MASKS = {"train": "train_mask", "valid": "val_mask", "test": "test_mask"}
 
 
