@@ -289,9 +289,11 @@ if __name__ == "__main__":  # python tests/slurm_cluster.py: start one, print it
     reason = unavailable_reason()
     if reason:
         sys.exit(reason)
+    # SIGTERM (and SIGINT, which a background job ignores) stop the cluster in order.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with SlurmCluster() as cluster:
         print(f"export SLURM_CONF={cluster.conf}", flush=True)
         try:
             signal.pause()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             pass
