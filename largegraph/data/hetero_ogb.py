@@ -21,7 +21,7 @@ import torch
 from largegraph.core.errors import DatasetError
 from largegraph.data.dataset_format import (
     EDGE_CSV, HAS_LABEL_CSV, HAS_SPLIT_CSV, HETERO_TASK, META_FILE, NODE_YEAR, NUM_NODE_DICT_CSV, RAW_DIR,
-    RELATIONS_DIR, SPLIT_DICT, SPLITS, TRIPLETS_CSV, dataset_dir, official_dataset_dir, read_meta, relation_dir_name,
+    RELATIONS_DIR, SPLIT_DICT, TRIPLETS_CSV, dataset_dir, official_dataset_dir, read_meta, relation_dir_name,
     release_marker, split_dir,
 )
 from largegraph.data.ogb import _labels_to_int, _quiet_and_closed_stdin, dataset_lock, official_meta, read_with_ogb
