@@ -29,7 +29,7 @@ from largegraph.data.dataset_format import SPLITS, SOURCE_NODE, TARGET_NODE, TAR
 from largegraph.data.hetero import HeteroGraphData, HeteroLinkData, Relation, reverse_name
 from largegraph.data.hetero_cache import (LINK_TASK, NODE_TASK, cached_bytes, open_hetero_cached,
                                           write_hetero_cache)
-from largegraph.data.hetero_ogb import TypedGraph, TypedSource, read_typed
+from largegraph.data.hetero_ogb import TypedGraph, TypedSource, read_typed, relations_of
 from largegraph.data.prepare import normalize_features
 
 __all__ = ["load_hetero_node", "load_hetero_link", "prepare_hetero", "resolve_relation"]
@@ -72,8 +72,7 @@ def load_hetero_link(source: TypedSource, cfg: DataConfig) -> HeteroLinkData:
     """
     _refuse_self_loops(source.name, cfg)
     if cfg.relation is None:
-        # Which relation is only known from the graph; reading it for the message is worth it once.
-        relations = read_typed(source).graph.canonical_etypes
+        relations = relations_of(source)
         if len(relations) != 1:
             raise ConfigError(f"{source.name} has {len(relations)} relations; set data.relation to the one to predict "
                               f"({', '.join(':'.join(r) for r in relations)})")
