@@ -11,11 +11,10 @@ import torch
 
 from largegraph.config import DataConfig
 from largegraph.data import cache, footprint
-from largegraph.data.graph import GraphData
+from largegraph.data.graph import GraphData, check_split
 from largegraph.data.hetero import HeteroGraphData, HeteroLinkData
 from largegraph.data.hetero_load import load_hetero_link, load_hetero_node
 from largegraph.data.hetero_ogb import find_typed
-from largegraph.data.dataset_format import SPLITS
 from largegraph.data.link import LinkData, load_link_dataset
 from largegraph.data.ogb import load_ogb_node_dataset, resolve_dataset
 from largegraph.data.prepare import prepare
@@ -39,24 +38,7 @@ def validate(data: GraphData) -> None:
     if len(bad_rows):
         raise DatasetError(f"{data.name}: features of {len(bad_rows)} nodes contain NaN or inf "
                            f"(first: node {int(bad_rows[0])}); clean or impute them before training")
-    seen = torch.zeros(n, dtype=torch.bool)
-    for part in SPLITS:
-        idx = data.split.get(part)
-        if idx is None or len(idx) == 0:
-            raise DatasetError(f"{data.name}: the {part} split is empty; every split needs nodes")
-        if idx.min() < 0 or idx.max() >= n:
-            raise DatasetError(f"{data.name}: {part} split has node ids outside [0, {n}) "
-                               f"(min {int(idx.min())}, max {int(idx.max())})")
-        if seen[idx].any() or len(torch.unique(idx)) != len(idx):
-            raise DatasetError(f"{data.name}: {part} split overlaps another split (or repeats nodes); "
-                               f"splits must be disjoint")
-        seen[idx] = True
-        y = labels[idx]
-        bad = (y < 0) | (y >= data.num_classes)
-        if bad.any():
-            node = int(idx[bad.nonzero()[0, 0]])
-            raise DatasetError(f"{data.name}: label {int(labels[node])} of node {node} ({part} split) is out of "
-                               f"range [0, {data.num_classes}); fix the labels or num_classes")
+    check_split(data.name, data.split, labels, data.num_classes)
 
 
 def _check_sparse(name: str, sparse, n: int) -> torch.Tensor:

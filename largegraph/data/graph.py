@@ -8,8 +8,9 @@ import torch
 
 from largegraph.data.dataset_format import SPLITS  # re-exported: the node task imports it from here
 from largegraph.data.sparse import SparseFeatures
+from largegraph.core.errors import DatasetError
 
-__all__ = ["SPLITS", "GraphData", "Storage"]
+__all__ = ["SPLITS", "GraphData", "Storage", "check_split"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,30 @@ class GraphData:
             f"{self.feat_dim}-d {'sparse ' if self.sparse_feat is not None else ''}features, "
             f"{self.num_classes} classes, split {sizes}"
         )
+
+
+def check_split(name: str, split: dict[str, torch.Tensor], labels: torch.Tensor, num_classes: int) -> None:
+    """Every split part non-empty, within ``[0, len(labels))``, disjoint, and labelled in range.
+
+    Raises:
+        DatasetError: one line naming dataset ``name``, the part and the first offending node.
+    """
+    n = len(labels)
+    seen = torch.zeros(n, dtype=torch.bool)
+    for part in SPLITS:
+        idx = split.get(part)
+        if idx is None or len(idx) == 0:
+            raise DatasetError(f"{name}: the {part} split is empty; every split needs nodes")
+        if idx.min() < 0 or idx.max() >= n:
+            raise DatasetError(f"{name}: {part} split has node ids outside [0, {n}) "
+                               f"(min {int(idx.min())}, max {int(idx.max())})")
+        if seen[idx].any() or len(torch.unique(idx)) != len(idx):
+            raise DatasetError(f"{name}: {part} split overlaps another split (or repeats nodes); "
+                               f"splits must be disjoint")
+        seen[idx] = True
+        y = labels[idx]
+        bad = (y < 0) | (y >= num_classes)
+        if bad.any():
+            node = int(idx[bad.nonzero()[0, 0]])
+            raise DatasetError(f"{name}: label {int(labels[node])} of node {node} ({part} split) is out of "
+                               f"range [0, {num_classes}); fix the labels or num_classes")

@@ -12,9 +12,9 @@ import pandas as pd
 from largegraph.data.cache import cache_parent
 from largegraph.data.dataset_format import (
     GRAPH_CACHE_MANIFEST, GRAPH_CACHE_PREFIX, HAS_LABEL_CSV, NODE_FEAT_CSV, NODE_FEAT_DIR, NODE_YEAR, NUM_EDGES_CSV,
-    NUM_NODE_DICT_CSV, RAW_DIR, RELATIONS_DIR, TRIPLETS_CSV, relation_dir_name,
+    NUM_NODE_DICT_CSV, RAW_DIR, RELATIONS_DIR, relation_dir_name,
 )
-from largegraph.data.hetero_ogb import TypedSource
+from largegraph.data.hetero_ogb import TypedSource, relations_of
 
 __all__ = ["typed_summary", "describe_typed"]
 
@@ -39,7 +39,7 @@ def typed_summary(source: TypedSource) -> dict:
                     "labels": int(source.meta["num classes"]) if t in labelled else 0,
                     "year": (raw / NODE_FEAT_DIR / t / f"{NODE_YEAR}.csv.gz").exists()}
     relations = {}
-    for relation in map(tuple, pd.read_csv(raw / TRIPLETS_CSV, header=None, dtype=str).values.tolist()):
+    for relation in relations_of(source):
         folder = raw / RELATIONS_DIR / relation_dir_name(relation)
         relations[":".join(relation)] = int(_first_line(folder / NUM_EDGES_CSV))
     return {"name": source.name, "types": types, "relations": relations}

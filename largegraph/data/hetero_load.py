@@ -23,12 +23,13 @@ import torch
 from largegraph.config import DataConfig
 from largegraph.core.errors import ConfigError, DatasetError
 from largegraph.data.cache import ensure_cache
+from largegraph.data.graph import check_split
 from largegraph.data.footprint import Footprint, available_memory, check_fits, features_mode, local_workers
 from largegraph.data.dataset_format import SPLITS, SOURCE_NODE, TARGET_NODE, TARGET_NODE_NEG
 from largegraph.data.hetero import HeteroGraphData, HeteroLinkData, Relation, reverse_name
 from largegraph.data.hetero_cache import (LINK_TASK, NODE_TASK, cached_bytes, open_hetero_cached,
                                           write_hetero_cache)
-from largegraph.data.hetero_ogb import TypedGraph, TypedSource, read_typed
+from largegraph.data.hetero_ogb import TypedGraph, TypedSource, read_typed, relations_of
 from largegraph.data.prepare import normalize_features
 
 __all__ = ["load_hetero_node", "load_hetero_link", "prepare_hetero", "resolve_relation"]
@@ -53,7 +54,7 @@ def load_hetero_node(source: TypedSource, cfg: DataConfig) -> HeteroGraphData:
                                num_classes=typed.num_classes, split=typed.split,
                                evaluator_name=source.name if source.official else "ogbn-mag",
                                info={"dir": str(source.directory), "official": source.official})
-        _validate_split(data)
+        _validate(data)
         data.graph = prepare_hetero(data.graph, cfg, data.info)
         return data
 
@@ -71,8 +72,7 @@ def load_hetero_link(source: TypedSource, cfg: DataConfig) -> HeteroLinkData:
     """
     _refuse_self_loops(source.name, cfg)
     if cfg.relation is None:
-        # Which relation is only known from the graph; reading it for the message is worth it once.
-        relations = read_typed(source).graph.canonical_etypes
+        relations = relations_of(source)
         if len(relations) != 1:
             raise ConfigError(f"{source.name} has {len(relations)} relations; set data.relation to the one to predict "
                               f"({', '.join(':'.join(r) for r in relations)})")
@@ -139,23 +139,16 @@ def _refuse_self_loops(name: str, cfg: DataConfig) -> None:
                           f"self-connection per node type); set data.self_loops=false")
 
 
-def _validate_split(data: HeteroGraphData) -> None:
-    """Every split part non-empty, within the target type, disjoint, labelled in range."""
-    n, labels = data.num_nodes, data.graph.nodes[data.target].data["label"]
-    seen = torch.zeros(n, dtype=torch.bool)
-    for part in SPLITS:
-        idx = data.split.get(part)
-        if idx is None or len(idx) == 0:
-            raise DatasetError(f"{data.name}: the {part} split of {data.target} is empty; every split needs nodes")
-        if idx.min() < 0 or idx.max() >= n:
-            raise DatasetError(f"{data.name}: the {part} split holds {data.target} ids outside [0, {n})")
-        if seen[idx].any() or len(torch.unique(idx)) != len(idx):
-            raise DatasetError(f"{data.name}: the {part} split overlaps another split (or repeats nodes)")
-        seen[idx] = True
-        y = labels[idx]
-        if ((y < 0) | (y >= data.num_classes)).any():
-            raise DatasetError(f"{data.name}: the {part} split holds {data.target} nodes with labels outside "
-                               f"[0, {data.num_classes})")
+def _validate(data: HeteroGraphData) -> None:
+    """Finite features on every featured type; the target's split and labels (:func:`check_split`)."""
+    for t in data.graph.ntypes:
+        feat = data.graph.nodes[t].data.get("feat")
+        if feat is not None and not bool(torch.isfinite(feat).all()):
+            bad = int((~torch.isfinite(feat)).any(dim=1).nonzero()[0, 0])
+            raise DatasetError(f"{data.name}: features of node type {t} contain NaN or inf (first: node {bad}); "
+                               f"clean or impute them before training")
+    check_split(f"{data.name} ({data.target})", data.split, data.graph.nodes[data.target].data["label"],
+                data.num_classes)
 
 
 def _split_relation(typed: TypedGraph, relation: Relation) -> tuple[dgl.DGLHeteroGraph, dict]:

@@ -21,12 +21,12 @@ import torch
 from largegraph.core.errors import DatasetError
 from largegraph.data.dataset_format import (
     EDGE_CSV, HAS_LABEL_CSV, HAS_SPLIT_CSV, HETERO_TASK, META_FILE, NODE_YEAR, NUM_NODE_DICT_CSV, RAW_DIR,
-    RELATIONS_DIR, SPLIT_DICT, SPLITS, TRIPLETS_CSV, dataset_dir, official_dataset_dir, read_meta, relation_dir_name,
+    RELATIONS_DIR, SPLIT_DICT, TRIPLETS_CSV, dataset_dir, official_dataset_dir, read_meta, relation_dir_name,
     release_marker, split_dir,
 )
 from largegraph.data.ogb import _labels_to_int, _quiet_and_closed_stdin, dataset_lock, official_meta, read_with_ogb
 
-__all__ = ["TypedSource", "TypedGraph", "find_typed", "read_typed"]
+__all__ = ["TypedSource", "TypedGraph", "find_typed", "read_typed", "relations_of"]
 
 Relation = tuple[str, str, str]
 
@@ -104,8 +104,7 @@ def _require_files(source: TypedSource, how_to_get: str) -> None:
     if processed and not (raw / NUM_NODE_DICT_CSV).exists():
         return
     types = set(_csv_header(raw / NUM_NODE_DICT_CSV))
-    triplets = pd.read_csv(raw / TRIPLETS_CSV, header=None, dtype=str).values.tolist()
-    for relation in map(tuple, triplets):
+    for relation in relations_of(source):
         unknown = [t for t in (relation[0], relation[2]) if t not in types]
         if unknown:
             raise DatasetError(f"{source.name}: relation {':'.join(relation)} names node type {unknown[0]!r}, which "
@@ -121,6 +120,12 @@ def _require_files(source: TypedSource, how_to_get: str) -> None:
         folder = split_dir(source.directory, source.meta["split"])
         if not (folder / SPLIT_DICT).exists() and not (folder / HAS_SPLIT_CSV).exists():
             raise DatasetError(f"split file {folder / HAS_SPLIT_CSV} is missing; re-extract the dataset")
+
+
+def relations_of(source: TypedSource) -> list[Relation]:
+    """The dataset's relations from its small triplet file (its edges are not read)."""
+    triplets = pd.read_csv(source.directory / RAW_DIR / TRIPLETS_CSV, header=None, dtype=str).values.tolist()
+    return sorted(map(tuple, triplets))
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -165,7 +170,7 @@ def _diagnose(source: TypedSource) -> None:
     if not (raw / NUM_NODE_DICT_CSV).exists():
         return
     counts = pd.read_csv(raw / NUM_NODE_DICT_CSV).iloc[0].astype(np.int64).to_dict()
-    for relation in map(tuple, pd.read_csv(raw / TRIPLETS_CSV, header=None, dtype=str).values.tolist()):
+    for relation in relations_of(source):
         pairs = pd.read_csv(raw / RELATIONS_DIR / relation_dir_name(relation) / EDGE_CSV, header=None).values
         from largegraph.data.hetero_writer import check_relation_ids
 
