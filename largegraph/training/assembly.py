@@ -117,7 +117,7 @@ def assemble(cfg: JobConfig, backend: Backend, data: Dataset, run: RunDir, devic
     ck = cfg.checkpoint
     store = CheckpointStore(run.checkpoints, cfg.fingerprint(), run.run_id(), ck.keep_last, ck.keep_best)
     return Components(
-        model=model, train_model=distributed.wrap_model(model, dist, device), loader=loader, task=task,
+        model=model, train_model=distributed.wrap_model(model, dist, device, find_unused=is_typed(data)), loader=loader, task=task,
         optimizer=optimizer, schedule=Schedule(cfg.train, optimizer), average=WeightAverage(model, cfg.train.ema_decay),
         # a collective evaluation runs on every rank, so every rank must restore the same best weights
         tracker=EvalTracker(task.metric, cfg.train.early_stopping_patience, keep_weights=dist.is_main or task.collective),

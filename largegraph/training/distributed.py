@@ -112,16 +112,18 @@ def init(env: DistEnv, device: torch.device, backend: str = "auto", timeout_s: f
 _KEEP_ALIVE: list = []
 
 
-def wrap_model(model: nn.Module, env: DistEnv, device: torch.device) -> nn.Module:
+def wrap_model(model: nn.Module, env: DistEnv, device: torch.device, find_unused: bool = False) -> nn.Module:
     """DDP around ``model`` for more than one rank; the model itself otherwise.
 
     DDP broadcasts rank 0's parameters when it wraps, so all ranks start from the same weights
-    (and, after a resume, from the same checkpoint in any case).
+    (and, after a resume, from the same checkpoint in any case). ``find_unused``: some parameters
+    take no part in a step's loss (a typed model's last-layer weights of types the task does not
+    read), which DDP must look for after each forward.
     """
     if not env.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
     _KEEP_ALIVE.append(ddp)
     return ddp
 
