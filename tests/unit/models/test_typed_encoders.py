@@ -1,13 +1,14 @@
 """Typed encoders: layer-wise inference equals a full forward, bases share weights, featureless tables."""
 from __future__ import annotations
 
+import dgl
 import pytest
 import torch
 from typed_graphs import mag_toy
 
 from largegraph.core.errors import ConfigError
 from largegraph.models import EncoderSpec, build_typed_encoder
-from largegraph.models.hetero import RGCNLayer, TypedEncoder
+from largegraph.models.hetero import RGCNLayer, TypedEncoder, mean_message
 
 ARCHS = ["rgcn", "rgat", "hsage"]
 
@@ -57,3 +58,13 @@ def test_bases_over_different_input_widths_is_a_config_error():
 def test_rgat_hidden_must_divide_by_heads():
     with pytest.raises(ConfigError, match="divisible"):
         build_typed_encoder("rgat", EncoderSpec(num_layers=1, hidden=10, heads=4), mag_toy())
+
+
+@pytest.mark.parametrize("src_rows,dst_rows", [(500, 4), (4, 500)])
+def test_mean_message_is_the_same_whichever_order_it_picks(src_rows, dst_rows):
+    torch.manual_seed(0)
+    src, dst = torch.randint(0, src_rows, (300,)), torch.randint(0, dst_rows, (300,))
+    block = dgl.create_block((src, dst), num_src_nodes=src_rows, num_dst_nodes=dst_rows)
+    h, weight = torch.randn(src_rows, 16), torch.randn(16, 8)
+    expected = dgl.ops.copy_u_mean(block, h) @ weight
+    assert torch.allclose(mean_message(block, h, weight), expected, atol=1e-5)
